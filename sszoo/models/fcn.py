@@ -1,0 +1,56 @@
+"""FCN head (Long et al., CVPR 2015), as used for FCN decode heads and every auxiliary head."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .layers import ClassifierHead, ConvBNReLU
+
+
+@dataclass(frozen=True)
+class FCNHeadConfig:
+    in_channels: int = 2048
+    channels: int = 512
+    in_index: int = 3
+    num_convs: int = 2
+    concat_input: bool = True
+    kernel_size: int = 3
+    dilation: int = 1
+    dropout: float = 0.1
+    kind: str = "fcn"
+
+
+class FCNHead(ClassifierHead):
+    """``num_convs`` 3x3 ConvBNReLUs, optionally concatenated with the input and fused by one more."""
+
+    def __init__(self, in_channels: int, channels: int, num_classes: int, *, in_index: int = 3, num_convs: int = 2,
+                 concat_input: bool = True, kernel_size: int = 3, dilation: int = 1, dropout: float = 0.1,
+                 align_corners: bool = False) -> None:
+        super().__init__()
+        if num_convs == 0 and in_channels != channels:
+            raise ValueError("an FCN head without convs needs in_channels == channels")
+        # The classifier is registered first, as in the reference, so parameters enumerate in the same order.
+        self._init_classifier(channels, num_classes, dropout)
+        self.in_index = in_index
+        self.align_corners = align_corners
+        pad = (kernel_size // 2) * dilation
+        convs = [ConvBNReLU(in_channels if i == 0 else channels, channels, kernel_size, padding=pad, dilation=dilation)
+                 for i in range(num_convs)]
+        self.convs = nn.Sequential(*convs) if convs else nn.Identity()
+        self.conv_cat = (ConvBNReLU(in_channels + channels, channels, kernel_size, padding=kernel_size // 2)
+                         if concat_input else None)
+
+    @classmethod
+    def from_config(cls, cfg: FCNHeadConfig, num_classes: int, align_corners: bool) -> "FCNHead":
+        return cls(cfg.in_channels, cfg.channels, num_classes, in_index=cfg.in_index, num_convs=cfg.num_convs,
+                   concat_input=cfg.concat_input, kernel_size=cfg.kernel_size, dilation=cfg.dilation,
+                   dropout=cfg.dropout, align_corners=align_corners)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = features[self.in_index]
+        out = self.convs(x)
+        if self.conv_cat is not None:
+            out = self.conv_cat(torch.cat([x, out], dim=1))
+        return self.cls_seg(out)

@@ -1,0 +1,68 @@
+"""Small building blocks shared by the heads.
+
+Submodule names (``conv``, ``bn``, ``depthwise_conv``, ``pointwise_conv``) follow the key layout of
+MMSegmentation's published checkpoints, so those state dicts load without renaming.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class ConvBNReLU(nn.Module):
+    """Conv2d (no bias) -> BatchNorm2d -> ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, *, stride: int = 1,
+                 padding: int = 0, dilation: int = 1, groups: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                              dilation=dilation, groups=groups, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.activate = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.bn(self.conv(x)))
+
+
+class SeparableConvBNReLU(nn.Module):
+    """Depthwise k x k ConvBNReLU followed by a pointwise 1 x 1 ConvBNReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, *, padding: int = 1,
+                 dilation: int = 1) -> None:
+        super().__init__()
+        self.depthwise_conv = ConvBNReLU(in_channels, in_channels, kernel_size, padding=padding,
+                                         dilation=dilation, groups=in_channels)
+        self.pointwise_conv = ConvBNReLU(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise_conv(self.depthwise_conv(x))
+
+
+def resize(x: torch.Tensor, size: tuple[int, int] | torch.Size, align_corners: bool) -> torch.Tensor:
+    """Bilinear resize to ``size`` (H, W), the interpolation every head and the segmentor use."""
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=align_corners)
+
+
+class ClassifierHead(nn.Module):
+    """Base of the decode heads: ``forward`` computes features, ``cls_seg`` turns them into logits.
+
+    Subclasses set ``self.conv_seg`` through :meth:`_init_classifier`; keeping the classifier in one
+    place is what lets ``create_model(num_classes=...)`` replace it and nothing else.
+    """
+
+    conv_seg: nn.Conv2d
+
+    def _init_classifier(self, channels: int, num_classes: int, dropout: float) -> None:
+        self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+        self.conv_seg = nn.Conv2d(channels, num_classes, kernel_size=1)
+
+    def cls_seg(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.conv_seg(self.dropout(feat))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the final 1x1 classifier with a freshly initialised one of ``num_classes`` outputs."""
+        old = self.conv_seg
+        self.conv_seg = nn.Conv2d(old.in_channels, num_classes, kernel_size=1).to(old.weight.device, old.weight.dtype)
+        nn.init.normal_(self.conv_seg.weight, std=0.01)
+        nn.init.zeros_(self.conv_seg.bias)

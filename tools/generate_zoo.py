@@ -1,0 +1,299 @@
+"""Generate sszoo/registry/zoo.json from the reference tables in tools/reference/.
+
+    python tools/generate_zoo.py            # rewrite the table
+    python tools/generate_zoo.py --check    # exit 1 if the checked-in table is stale
+
+Inputs (facts collected from the public zoos; see tools/reference/README.md):
+  mmseg_zoo.csv, mmseg_fp16_legacy.csv, mmseg_model_settings.csv, ssseg_zoo.csv, seed_tables.csv,
+  mmseg_recipes.json (resolved recipes and class metadata, dumped from MMSegmentation 1.2.2 by
+  tools/oracle_dump_recipes.py).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import sys
+from collections import defaultdict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REF = os.path.join(HERE, "reference")
+OUT = os.path.join(HERE, os.pardir, "sszoo", "registry", "zoo.json")
+
+# dataset column -> (key, mmseg dataset class)
+DATASETS = {
+    "Cityscapes": ("cityscapes", "CityscapesDataset"),
+    "ADE20K": ("ade20k", "ADE20KDataset"),
+    "Pascal VOC 2012 + Aug": ("voc12aug", "PascalVOCDataset"),
+    "Pascal Context": ("pascal_context", "PascalContextDataset"),
+    "Pascal Context 59": ("pascal_context59", "PascalContextDataset59"),
+    "COCO-Stuff 10k": ("coco_stuff10k", "COCOStuffDataset"),
+    "COCO-Stuff 164k": ("coco_stuff164k", "COCOStuffDataset"),
+    "LoveDA": ("loveda", "LoveDADataset"),
+    "Potsdam": ("potsdam", "PotsdamDataset"),
+    "Vaihingen": ("vaihingen", "ISPRSDataset"),
+    "iSAID": ("isaid", "iSAIDDataset"),
+    "Mapillary Vistas v1.2": ("mapillary_v1", "MapillaryDataset_v1"),
+}
+SSSEG_DATASETS = {"PASCAL VOC": "Pascal VOC 2012 + Aug", "ADE20k": "ADE20K", "ADE20K": "ADE20K",
+                  "CityScapes": "Cityscapes", "Cityscapes": "Cityscapes", "PASCAL Context": "Pascal Context",
+                  "PASCAL Context 59": "Pascal Context 59"}
+REDUCE_ZERO = {"ade20k", "pascal_context59", "coco_stuff10k", "loveda", "potsdam", "vaihingen"}
+HEAD_KIND = {"FCNHead": "fcn", "PSPHead": "psp", "ASPPHead": "aspp", "DepthwiseSeparableASPPHead": "sep_aspp"}
+CITE = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": "zhao2017pyramid",
+        "deeplabv3": "chen2017rethinking", "deeplabv3plus": "deeplabv3plus2018"}
+MMSEG_CONFIG_URL = "https://github.com/open-mmlab/mmsegmentation/blob/v1.2.2/"
+MMSEG_0X_CONFIG_URL = "https://github.com/open-mmlab/mmsegmentation/blob/0.x/"
+
+
+def tup(s: str):
+    s = s.strip()
+    return list(int(v) for v in re.findall(r"-?\d+", s)) if s else None
+
+
+def num(s: str):
+    s = (s or "").strip().rstrip("%")
+    return None if s in ("", "-") else float(s)
+
+
+def backbone_slug(bb: str) -> str:
+    # "R-101-D16-MG124" -> "r101_d16_mg124", "R-50b-D8 rsb" -> "r50b_d8_rsb"
+    return re.sub(r"[^a-z0-9]+", "_", bb.lower().replace("r-", "r")).strip("_")
+
+
+def method_of(config_base: str, method: str) -> str:
+    return "fcn_d6" if config_base.startswith("fcn-d6") else method
+
+
+def tag_of(config_base: str, crop: str, legacy_fp16: bool) -> str:
+    """'pspnet_r101-d8_4xb2-amp-80k_cityscapes-512x1024' -> '512x1024_80k_amp'."""
+    if legacy_fp16:
+        sched = re.search(r"_(\d+k)_", config_base).group(1)
+        return f"{crop}_{sched}_fp16"
+    middle = next(t for t in config_base.split("_") if re.match(r"\d+xb\d+", t))  # '4xb2-amp-80k'
+    tokens = middle.split("-")
+    sched = next(t for t in tokens if re.fullmatch(r"\d+k", t))
+    extras = [t for t in tokens if t != sched and not re.fullmatch(r"\d+xb\d+", t)]
+    return "_".join([crop, sched] + extras)
+
+
+def arch_from_settings(s: dict) -> dict:
+    bb = dict(depth=int(s["depth"]), deep_stem=s["backbone_type"] == "ResNetV1c", strides=tup(s["strides"]),
+              dilations=tup(s["dilations"]), contract_dilation=s["contract_dilation"] == "True",
+              multi_grid=tup(s["multi_grid"]))
+    kind = HEAD_KIND[s["head"]]
+    extra = json.loads(s["head_extra"] or "{}")
+    head = dict(kind=kind, in_channels=int(s["head_in"]), channels=int(s["head_ch"]), in_index=3,
+                dropout=float(s["dropout"]))
+    if kind == "fcn":
+        head.update(num_convs=extra.get("num_convs", 2), concat_input=extra.get("concat_input", True),
+                    kernel_size=3, dilation=extra.get("dilation", 1))
+    elif kind == "psp":
+        head.update(pool_scales=extra["pool_scales"])
+    else:
+        head.update(dilations=extra["dilations"])
+        if kind == "sep_aspp":
+            head.update(c1_in_channels=extra["c1_in_channels"], c1_channels=extra["c1_channels"], c1_index=0)
+    aux = None
+    if s["aux"]:
+        ax = json.loads(s["aux_extra"] or "{}")
+        aux = dict(kind="fcn", in_channels=int(s["aux_in"]), channels=int(s["aux_ch"]), in_index=ax.get("in_index", 2),
+                   num_convs=ax.get("num_convs", 1), concat_input=ax.get("concat_input", False), kernel_size=3,
+                   dilation=ax.get("dilation", 1), dropout=float(s["dropout"]))
+    return dict(backbone=bb, decode_head=head, auxiliary_head=aux, num_classes=int(s["num_classes"]),
+                align_corners=s["align_corners"] == "True")
+
+
+def dataset_record(title: str, meta: dict, num_classes: int) -> dict:
+    key, cls = DATASETS[title]
+    m = meta[cls]
+    # Mapillary v1's metadata lists 66 names; the 65-class model drops the trailing 'Unlabeled'.
+    return dict(key=key, title=title, num_classes=num_classes, class_names=m["classes"][:num_classes],
+                palette=m["palette"][:num_classes], ignore_index=255, reduce_zero_label=key in REDUCE_ZERO)
+
+
+def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
+    settings = {r["config"]: r for r in csv.DictReader(open(os.path.join(REF, "mmseg_model_settings.csv")))}
+    rows = [(r, False) for r in csv.DictReader(open(os.path.join(REF, "mmseg_zoo.csv")))]
+    rows += [(r, True) for r in csv.DictReader(open(os.path.join(REF, "mmseg_fp16_legacy.csv")))]
+    out = []
+    for r, legacy in rows:
+        base = os.path.basename(r["config"]).removesuffix(".py")
+        if legacy:  # same network as the 1.x amp config of this model
+            amp = [c for c in settings if c.split("/")[-1].startswith(base.split("_")[0] + "_" + base.split("_")[1])
+                   and "-amp-" in c]
+            s = settings[amp[0]]
+        else:
+            s = settings[r["config"]]
+        rec = recipes[r["config"]]
+        method = method_of(base, r["method"].lower().replace("+", "plus"))
+        crop = r["crop"]
+        name = f"{method}_{backbone_slug(r['backbone'])}_{DATASETS[r['dataset']][0]}.{tag_of(base, crop, legacy)}"
+        arch = arch_from_settings(s)
+        test_resize = json.loads(s["test_resize"])
+        fp16 = legacy or rec["amp"]
+        ch, cw = (int(v) for v in crop.split("x"))
+        out.append(dict(
+            name=name, method=method, backbone=r["backbone"], arch=arch,
+            dataset=DATASETS[r["dataset"]][0],
+            test=dict(scale=test_resize["scale"], keep_ratio=test_resize["keep_ratio"], mode=s["test_mode"],
+                      crop=tup(s["test_crop"]), stride=tup(s["test_stride"]), align_corners=arch["align_corners"],
+                      mean=rec["mean"], std=rec["std"]),
+            recipe=dict(crop=[ch, cw], images_per_gpu=rec["images_per_gpu"],
+                        gpus=int(re.search(r"(\d+)xb\d+", base).group(1)) if re.search(r"(\d+)xb\d+", base) else 4,
+                        iters=rec["iters"], epochs=None, optimizer=rec["optimizer"].lower(), lr=rec["lr"],
+                        momentum=rec["momentum"] if rec["momentum"] is not None else 0.0,
+                        weight_decay=rec["weight_decay"],
+                        poly_power=rec["poly_power"] if rec["poly_power"] is not None else 1.0,
+                        min_lr=rec["min_lr"] if rec["min_lr"] is not None else 0.0,
+                        aux_loss_weight=rec["aux_loss_weight"], train_scale=rec["train_scale"],
+                        ratio_range=rec["ratio_range"], cat_max_ratio=rec["cat_max_ratio"],
+                        precision="fp16" if fp16 else "fp32", loss_scale=rec["loss_scale"] if fp16 else None,
+                        pretrained_backbone=s["pretrained"] or None),
+            reported=dict(miou=num(r["miou"]), miou_msflip=num(r["miou_msflip"]), mem_gb=num(r["mem_gb"]),
+                          fps=num(r["fps"]), hardware=r.get("device") or "V100",
+                          precision="fp16" if fp16 else "fp32"),
+            weights=dict(url=r["checkpoint_url"], sha256_prefix=re.search(r"-([0-9a-f]{8})\.pth$", r["checkpoint_url"]).group(1),
+                         format="mmseg", url_alt=r.get("checkpoint_url_alt") or None, license="Apache-2.0"),
+            source=dict(framework="mmsegmentation", config=r["config"],
+                        config_url=(MMSEG_0X_CONFIG_URL if legacy else MMSEG_CONFIG_URL) + r["config"],
+                        log_url=r["log_url"] or None, config_0x=r.get("config_0x") or None, notes=r.get("note", "")),
+            citations=[CITE[method]] + (["micikevicius2017mixed"] if fp16 else []) + ["mmseg2020"],
+            aliases=[base] + ([os.path.basename(r["config_0x"]).removesuffix(".py")] if r.get("config_0x") else []),
+            n_keys=int(s["n_keys"]), n_params=int(s["n_params"]),
+        ))
+    return out
+
+
+def ssseg_arch(method: str, os_: int, num_classes: int) -> dict:
+    strides, dilations = ((1, 2, 1, 1), (1, 1, 2, 4)) if os_ == 8 else ((1, 2, 2, 1), (1, 1, 1, 2))
+    rates = [1, 12, 24, 36] if os_ == 8 else [1, 6, 12, 18]
+    head = dict(in_channels=2048, channels=512, in_index=3, dropout=0.1)
+    if method == "fcn":  # sssegmentation's FCN: two 3x3 convs, no concatenation of the input
+        head.update(kind="fcn", num_convs=2, concat_input=False, kernel_size=3, dilation=1)
+    elif method == "pspnet":
+        head.update(kind="psp", pool_scales=[1, 2, 3, 6])
+    elif method == "deeplabv3":
+        head.update(kind="aspp", dilations=rates)
+    else:
+        head.update(kind="sep_aspp", dilations=rates, c1_in_channels=256, c1_channels=48, c1_index=0)
+    # sssegmentation's auxiliary decoder is 512 channels wide (MMSegmentation's is 256).
+    aux = dict(kind="fcn", in_channels=1024, channels=512, in_index=2, num_convs=1, concat_input=False,
+               kernel_size=3, dilation=1, dropout=0.1)
+    return dict(backbone=dict(depth=0, deep_stem=True, strides=list(strides), dilations=list(dilations),
+                              contract_dilation=True, multi_grid=None),
+                decode_head=head, auxiliary_head=aux, num_classes=num_classes, align_corners=False)
+
+
+SSSEG_TEST_SCALE = {"cityscapes": [2048, 1024], "ade20k": [2048, 512], "voc12aug": [2048, 512],
+                    "pascal_context": [2048, 520], "pascal_context59": [2048, 520]}
+SSSEG_NUM_CLASSES = {"cityscapes": 19, "ade20k": 150, "voc12aug": 21, "pascal_context": 60, "pascal_context59": 59}
+
+
+def ssseg_entry(method: str, backbone: str, title: str, crop: str, schedule: str, miou: float, url: str,
+                precision: str, log_url: str | None, config_url: str | None, notes: str) -> dict:
+    key = DATASETS[title][0]
+    depth, os_ = (int(v) for v in re.fullmatch(r"R-(\d+)-D(\d+)", backbone).groups())
+    arch = ssseg_arch(method, os_, SSSEG_NUM_CLASSES[key])
+    arch["backbone"]["depth"] = depth
+    lr, _, bs, epochs = re.search(r"([\d.]+)/poly/(\d+)/(\d+)", schedule).group(0).partition("/poly/")[0], None, \
+        *re.search(r"/poly/(\d+)/(\d+)", schedule).groups()
+    ch, cw = (int(v) for v in crop.split("x"))
+    fp16 = precision == "fp16"
+    tag = "ssseg_fp16" if fp16 else "ssseg"
+    return dict(
+        name=f"{method}_{backbone_slug(backbone)}_{key}.{tag}", method=method, backbone=backbone, arch=arch, dataset=key,
+        test=dict(scale=SSSEG_TEST_SCALE[key], keep_ratio=True, mode="whole", crop=None, stride=None,
+                  align_corners=False, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]),
+        recipe=dict(crop=[ch, cw], images_per_gpu=int(bs) // (4 if key != "cityscapes" else 4), gpus=4, iters=None,
+                    epochs=int(epochs), optimizer="sgd", lr=float(lr), momentum=0.9,
+                    weight_decay=1e-4 if key.startswith("pascal_context") else 5e-4, poly_power=0.9, min_lr=0.0,
+                    aux_loss_weight=0.4, train_scale=[2048, SSSEG_TEST_SCALE[key][1]], ratio_range=[0.5, 2.0],
+                    cat_max_ratio=0.75, precision=precision, loss_scale=None,
+                    pretrained_backbone=f"sssegmentation://resnet{depth}"),
+        reported=dict(miou=miou, miou_msflip=None, mem_gb=None, fps=None, hardware=None, precision=precision),
+        weights=dict(url=url, sha256_prefix=None, format="ssseg", url_alt=None, license="Apache-2.0"),
+        source=dict(framework="sssegmentation", config=None, config_url=config_url, log_url=log_url,
+                    config_0x=None, notes=notes),
+        citations=[CITE[method]] + (["micikevicius2017mixed"] if fp16 else []) + ["sssegmentation2020"],
+        aliases=[],
+    )
+
+
+def ssseg_entries() -> list[dict]:
+    seeds = list(csv.DictReader(open(os.path.join(REF, "seed_tables.csv"))))
+    # seed 003 is an older sssegmentation PSPNet table without links: its numbers are kept as notes
+    older = {(r["method"].lower(), r["backbone"], SSSEG_DATASETS[r["dataset"]]): r["metric_value"]
+             for r in seeds if r["source"] == "sssegmentation" and not r["checkpoint_url"]}
+    out = []
+    for r in csv.DictReader(open(os.path.join(REF, "ssseg_zoo.csv"))):
+        title = SSSEG_DATASETS[r["dataset"]]
+        k = (r["method"], r["backbone"], title)
+        notes = f"An earlier sssegmentation table (seed 003) reported {older[k]} mIoU." if k in older else ""
+        out.append(ssseg_entry(r["method"], r["backbone"], title, r["crop"], r["schedule"], num(r["miou"]), r["model"],
+                               "fp32", r["log"] or None, r["cfg"] or None, notes))
+    for r in seeds:
+        if r["source"] == "sssegmentation" and r["checkpoint_url"]:
+            method = r["method"].lower().replace("+", "plus")
+            sched = "LR/POLICY/BS/EPOCH: " + re.sub(r"LR ([\d.]+)/poly/BS (\d+)/(\d+) epochs", r"\1/poly/\2/\3", r["schedule"])
+            out.append(ssseg_entry(method, r["backbone"], SSSEG_DATASETS[r["dataset"]], r["crop"], sched,
+                                   float(r["metric_value"]), r["checkpoint_url"], "fp16",
+                                   r["checkpoint_url"].removesuffix(".pth") + ".log", None,
+                                   "Mixed-precision (apex) training, seed 000."))
+    return out
+
+
+def pick_defaults(entries: list[dict]) -> dict[str, str]:
+    """Bare name -> default tag: the best single-scale mIoU among checkpoints with a published hash
+    (MMSegmentation), else among all; the first listed on ties."""
+    groups = defaultdict(list)
+    for e in entries:
+        groups[e["name"].split(".")[0]].append(e)
+    out = {}
+    for arch, es in groups.items():
+        pool = [e for e in es if e["weights"]["sha256_prefix"]] or es
+        best = max(pool, key=lambda e: (e["reported"]["miou"] or 0.0))
+        out[arch] = best["name"]
+    return out
+
+
+def build() -> dict:
+    meta_all = json.load(open(os.path.join(REF, "mmseg_recipes.json")))
+    meta, recipes = meta_all["datasets"], meta_all["recipes"]
+    entries = mmseg_entries(meta, recipes) + ssseg_entries()
+    names = [e["name"] for e in entries]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise SystemExit(f"duplicate names: {sorted(dup)}")
+    datasets = {}
+    for e in entries:
+        title = next(t for t, (k, _) in DATASETS.items() if k == e["dataset"])
+        rec = dataset_record(title, meta, e["arch"]["num_classes"])
+        if e["dataset"] in datasets and datasets[e["dataset"]] != rec:
+            raise SystemExit(f"inconsistent dataset record for {e['dataset']}")
+        datasets[e["dataset"]] = rec
+    return dict(generated_by="tools/generate_zoo.py", mmseg_version=meta_all["mmseg_version"],
+                datasets=datasets, defaults=pick_defaults(entries), entries=entries)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="fail if the checked-in table differs")
+    a = ap.parse_args()
+    text = json.dumps(build(), indent=1, sort_keys=False) + "\n"
+    if a.check:
+        same = os.path.exists(OUT) and open(OUT).read() == text
+        print("zoo.json is up to date" if same else "zoo.json is stale: run python tools/generate_zoo.py")
+        return 0 if same else 1
+    tmp = OUT + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, OUT)
+    print(f"wrote {len(json.loads(text)['entries'])} entries to {os.path.relpath(OUT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Regenerate the model-parity golden files in tests/golden/parity/ with the MMSegmentation oracle.
+
+    ORACLE=/path/to/oracle/bin/python python tools/make_golden.py [CASE ...]
+
+For each case it runs ../shared/tools/mmseg_oracle_dump.py (MMSegmentation 1.2.2, seeded random
+weights with calibrated BatchNorm statistics), and keeps the input, the reference logits and what
+regenerates the weights (config, seed, calibration shape), never the weights themselves.
+tests/test_parity.py rebuilds the same weights in sszoo with the same seeded procedure and compares.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DUMP = os.environ.get("ORACLE_DUMP", os.path.join(ROOT, os.pardir, "shared", "tools", "mmseg_oracle_dump.py"))
+OUT = os.path.join(ROOT, "tests", "golden", "parity")
+
+# name: (mmseg config, extra dump arguments). Together they cover ResNetV1b/V1c x depth 18/50/101 x
+# output stride 8/16/32 and multi-grid x the four heads, align_corners on and off, several class counts,
+# odd input sizes, batch 2, and sliding-window inference.
+CASES = {
+    "fcn_r50_d8": ("fcn_r50-d8_4xb2-40k_cityscapes-512x1024", ["--height", "97", "--width", "131"]),
+    "fcn_r18b_d8": ("fcn_r18b-d8_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "81", "--batch", "2"]),
+    "fcn_d6_r101b_d16_ac": ("fcn-d6_r101b-d16_4xb2-80k_cityscapes-769x769", ["--height", "73", "--width", "89", "--num-classes", "7"]),
+    "fcn_r101_d8_ade": ("fcn_r101-d8_4xb4-80k_ade20k-512x512", ["--height", "41", "--width", "57"]),
+    "pspnet_r101_d8_ac": ("pspnet_r101-d8_4xb2-40k_cityscapes-769x769", ["--height", "97", "--width", "131", "--num-classes", "5"]),
+    "pspnet_r18_d8": ("pspnet_r18-d8_4xb2-80k_cityscapes-512x1024", ["--height", "64", "--width", "96"]),
+    "pspnet_r50b_d32": ("pspnet_r50b-d32_4xb2-80k_cityscapes-512x1024", ["--height", "99", "--width", "67", "--num-classes", "6"]),
+    "pspnet_r50_d32": ("pspnet_r50-d32_4xb2-80k_cityscapes-512x1024", ["--height", "66", "--width", "98", "--num-classes", "6"]),
+    "pspnet_r50b_d8_rsb": ("pspnet_r50-d8-rsb_4xb2-adamw-80k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "4"]),
+    "pspnet_r50_d8_voc": ("pspnet_r50-d8_4xb4-20k_voc12aug-512x512", ["--height", "61", "--width", "77"]),
+    "deeplabv3_r101_d16_mg124": ("deeplabv3_r101-d16-mg124_4xb2-40k_cityscapes-512x1024", ["--height", "97", "--width", "131", "--num-classes", "8"]),
+    "deeplabv3_r50b_d8_ac": ("deeplabv3_r50b-d8_4xb2-80k_cityscapes-769x769", ["--height", "69", "--width", "85", "--num-classes", "5"]),
+    "deeplabv3_r18_d8": ("deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024", ["--height", "63", "--width", "95"]),
+    "deeplabv3_r101_d8_context59": ("deeplabv3_r101-d8_4xb4-40k_pascal-context-59-480x480", ["--height", "47", "--width", "53"]),
+    "deeplabv3plus_r18b_d8": ("deeplabv3plus_r18b-d8_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
+    "deeplabv3plus_r101_d16_mg124": ("deeplabv3plus_r101-d16-mg124_4xb2-40k_cityscapes-512x1024", ["--height", "81", "--width", "113", "--num-classes", "6"]),
+    "deeplabv3plus_r101_d8_ac": ("deeplabv3plus_r101-d8_4xb2-40k_cityscapes-769x769", ["--height", "71", "--width", "93", "--num-classes", "5"]),
+    "deeplabv3plus_r50_d8_voc": ("deeplabv3plus_r50-d8_4xb4-20k_voc12aug-512x512", ["--height", "59", "--width", "75", "--batch", "2"]),
+    # sliding window (stride smaller than the window: overlapping windows, border windows shifted inside)
+    "slide_pspnet_r18_d8_ac": ("pspnet_r18-d8_4xb2-80k_cityscapes-769x769", ["--mode", "slide", "--height", "100", "--width", "150", "--crop", "65", "--stride", "43", "--num-classes", "5"]),
+    "slide_deeplabv3plus_r18_d8": ("deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024", ["--mode", "slide", "--height", "90", "--width", "121", "--crop", "64", "--stride", "40", "--num-classes", "4"]),
+}
+
+
+def make(case: str, python: str) -> None:
+    config, args = CASES[case]
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([python, DUMP, config, tmp, *args], check=True, stdout=subprocess.DEVNULL)
+        info = json.load(open(os.path.join(tmp, "info.json")))
+        x = torch.load(os.path.join(tmp, "input.pt"))
+        logits = torch.load(os.path.join(tmp, "logits.pt"))
+        info["calib_shape"] = [2, 3, max(info["height"], 64), max(info["width"], 64)]
+        os.makedirs(OUT, exist_ok=True)
+        tmp_out = os.path.join(OUT, case + ".pt.tmp")
+        torch.save({"input": x, "logits": logits, "info": json.dumps(info)}, tmp_out)
+        os.replace(tmp_out, os.path.join(OUT, case + ".pt"))
+        print(case, tuple(logits.shape), f"max|logit|={logits.abs().max():.3f}")
+
+
+def main() -> None:
+    python = os.environ.get("ORACLE", sys.executable)
+    for case in sys.argv[1:] or CASES:
+        make(case, python)
+
+
+if __name__ == "__main__":
+    main()
