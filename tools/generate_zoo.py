@@ -114,6 +114,16 @@ def dataset_record(title: str, meta: dict, num_classes: int) -> dict:
                 palette=m["palette"][:num_classes], ignore_index=255, reduce_zero_label=key in REDUCE_ZERO)
 
 
+def notes(r: dict, rec: dict) -> str:
+    out = [r["note"]] if r.get("note") else []
+    if rec["iters"] != int(r["schedule"]):
+        # upstream: some 1.x "80k" configs inherit a 40k base; the published run is the table's schedule
+        out.append(f"MMSegmentation 1.2.2's config resolves to {rec['iters']} iterations (it inherits a "
+                   f"{rec['iters'] // 1000}k base config); the published checkpoint was trained for "
+                   f"{int(r['schedule'])} as the result table and the 0.x config say.")
+    return " ".join(out)
+
+
 def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
     settings = {r["config"]: r for r in csv.DictReader(open(os.path.join(REF, "mmseg_model_settings.csv")))}
     rows = [(r, False) for r in csv.DictReader(open(os.path.join(REF, "mmseg_zoo.csv")))]
@@ -143,7 +153,7 @@ def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
                       mean=rec["mean"], std=rec["std"]),
             recipe=dict(crop=[ch, cw], images_per_gpu=rec["images_per_gpu"],
                         gpus=int(re.search(r"(\d+)xb\d+", base).group(1)) if re.search(r"(\d+)xb\d+", base) else 4,
-                        iters=rec["iters"], epochs=None, optimizer=rec["optimizer"].lower(), lr=rec["lr"],
+                        iters=int(r["schedule"]), epochs=None, optimizer=rec["optimizer"].lower(), lr=rec["lr"],
                         momentum=rec["momentum"] if rec["momentum"] is not None else 0.0,
                         weight_decay=rec["weight_decay"],
                         poly_power=rec["poly_power"] if rec["poly_power"] is not None else 1.0,

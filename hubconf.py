@@ -1,0 +1,34 @@
+"""torch.hub entry points: one per zoo architecture, plus ``create_model``.
+
+    torch.hub.list("<owner>/sszoo")                        # or a local checkout with source="local"
+    model = torch.hub.load("<owner>/sszoo", "pspnet_r101_d8_cityscapes", pretrained=True)
+    model = torch.hub.load(".", "pspnet_r101_d8_cityscapes", source="local", tag="769x769_80k")
+"""
+dependencies = ["torch", "torchvision", "safetensors", "huggingface_hub", "requests", "numpy", "PIL"]
+
+from sszoo import create_model  # noqa: E402  (torch.hub needs `dependencies` defined first)
+from sszoo.registry import get_entry, list_entries, list_models  # noqa: E402
+
+
+def _entry_point(bare: str):
+    def build(pretrained=False, tag: str | None = None, **kwargs):
+        return create_model(f"{bare}.{tag}" if tag else bare, pretrained=pretrained, **kwargs)
+
+    default = get_entry(bare)
+    tags = "\n".join(f"        {e.tag}: mIoU {e.reported.miou}"
+                     + (f" (ms+flip {e.reported.miou_msflip})" if e.reported.miou_msflip else "")
+                     + f", {e.source.framework}" for e in list_entries(bare))
+    build.__name__ = build.__qualname__ = bare
+    build.__doc__ = (
+        f"{default.method} with a {default.backbone} backbone on {default.dataset.title} "
+        f"({default.dataset.num_classes} classes).\n\n"
+        f"    Default tag {default.tag}: reported mIoU {default.reported.miou} on {default.dataset.title}.\n\n"
+        f"    Args:\n        pretrained: True for the published weights, or a checkpoint path/URL/hf-hub: spec.\n"
+        f"        tag: one of\n{tags}\n"
+        f"        **kwargs: passed to sszoo.create_model (num_classes, aux, ...).\n")
+    return build
+
+
+for _bare in list_models():
+    globals()[_bare] = _entry_point(_bare)
+del _bare

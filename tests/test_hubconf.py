@@ -1,0 +1,38 @@
+"""torch.hub through hubconf.py: list, help and load, offline."""
+import os
+import shutil
+
+import torch
+
+import sszoo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_hub_load_local():
+    model = torch.hub.load(ROOT, "fcn_r18_d8_cityscapes", source="local", trust_repo=True, verbose=False)
+    assert model.num_classes == 19
+    model = torch.hub.load(ROOT, "create_model", "pspnet_r18_d8_cityscapes", source="local", num_classes=5,
+                           trust_repo=True, verbose=False)
+    assert model.num_classes == 5
+    model = torch.hub.load(ROOT, "pspnet_r101_d8_cityscapes", source="local", tag="769x769_40k",
+                           trust_repo=True, verbose=False)
+    assert model.entry.name == "pspnet_r101_d8_cityscapes.769x769_40k" and model.align_corners
+
+
+def test_hub_list_and_help_from_cached_repo(tmp_path, monkeypatch):
+    # torch.hub.list/help take a GitHub repo; an already-fetched copy in the hub cache is used offline.
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path))
+    try:
+        repo = tmp_path / "someone_sszoo_main"
+        shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(".git", "tests", "model_cards", "benchmarks",
+                                                                  "__pycache__", "*.egg-info"))
+        names = torch.hub.list("someone/sszoo:main", trust_repo=True, skip_validation=True, verbose=False)
+        assert "create_model" in names
+        assert set(sszoo.list_models()) <= set(names)
+        doc = torch.hub.help("someone/sszoo:main", "pspnet_r101_d8_cityscapes", trust_repo=True,
+                             skip_validation=True)
+        assert "Cityscapes" in doc and "80.04" in doc or "mIoU" in doc
+    finally:
+        torch.hub.set_dir(old)
