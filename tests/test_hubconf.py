@@ -33,6 +33,8 @@ def test_hub_list_and_help_from_cached_repo(tmp_path, monkeypatch):
         assert set(sszoo.list_models()) <= set(names)
         doc = torch.hub.help("someone/sszoo:main", "pspnet_r101_d8_cityscapes", trust_repo=True,
                              skip_validation=True)
-        assert "Cityscapes" in doc and "80.04" in doc or "mIoU" in doc
+        entry = sszoo.get_entry("pspnet_r101_d8_cityscapes")
+        assert "Cityscapes" in doc and f"reported mIoU {entry.reported.miou}" in doc
+        assert "769x769_40k" in doc  # every tag is listed
     finally:
         torch.hub.set_dir(old)
