@@ -17,22 +17,98 @@ class CheckpointError(RuntimeError):
     """A checkpoint could not be read, is unsafe, or does not fit the model."""
 
 
+class _MetadataStandIn(dict):
+    """An inert stand-in for framework bookkeeping objects found in checkpoint metadata.
+
+    MMEngine-era checkpoints pickle objects such as ``HistoryBuffer`` (training-log statistics) and
+    ``ConfigDict`` beside the weights. Their real classes are never imported: this plain container
+    receives their items and state instead, so nothing of theirs can run.
+    """
+
+    def __setstate__(self, state: Any) -> None:
+        self.pickled_state = state
+
+
+# Plain-data globals that published checkpoints keep in their metadata (numpy scalars and arrays in
+# training logs). Each only rebuilds data; none can run code.
+_NUMPY_GLOBALS = ("dtype", "ndarray", "core.multiarray.scalar", "_core.multiarray.scalar",
+                  "core.multiarray._reconstruct", "_core.multiarray._reconstruct")
+_STAND_IN_NAMES = ("mmengine.logging.history_buffer.HistoryBuffer", "mmengine.config.config.ConfigDict",
+                   "mmcv.utils.config.ConfigDict", "addict.addict.Dict")
+
+
+def _metadata_globals() -> list:
+    """The allowlist (objects, or (object, qualified name) pairs where torch supports them)."""
+    import numpy as np
+    out: list = []
+    supports_pairs = _torch_supports_named_globals()
+    for dotted in _NUMPY_GLOBALS:
+        obj: Any = np
+        try:
+            for part in dotted.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        if supports_pairs:
+            out.append((obj, "numpy." + dotted))  # the name written in the file, whatever numpy calls it now
+        else:
+            out.append(obj)
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25 pickles dtypes by their class
+    if dtypes is not None:
+        out += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
+    if supports_pairs:
+        out += [(_MetadataStandIn, name) for name in _STAND_IN_NAMES]
+    return out
+
+
+def _torch_supports_named_globals() -> bool:
+    # torch >= 2.5 accepts (object, "module.name") pairs in its weights-only allowlist.
+    return hasattr(torch.serialization, "safe_globals")
+
+
+def _safe_torch_load(path: str) -> Any:
+    allow = _metadata_globals()
+    if hasattr(torch.serialization, "safe_globals"):
+        with torch.serialization.safe_globals(allow):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    if hasattr(torch.serialization, "add_safe_globals"):  # torch 2.4: no context manager
+        torch.serialization.add_safe_globals(allow)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def read_checkpoint(path: str | os.PathLike) -> Any:
-    """Load a ``.safetensors`` file or a pickled ``.pth`` without executing code."""
+    """Load a ``.safetensors`` file or a pickled ``.pth`` without executing code.
+
+    Pickles are read with ``torch.load(weights_only=True)`` plus a short allowlist of plain-data types
+    that published checkpoints keep in their metadata. Anything else (a function, an arbitrary class)
+    makes the load fail with :class:`CheckpointError` before it is called.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
-        return load_file(path)
+        try:
+            return load_file(path)
+        except Exception as e:  # safetensors raises its own error types for truncated/invalid headers
+            raise CheckpointError(f"could not read {path} as safetensors ({e}); is the file complete?") from e
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return _safe_torch_load(path)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
-            f"refused to load {path}: it contains objects that a safe load does not allow ({e}). "
-            "sszoo never unpickles code; convert the file to safetensors in a trusted environment.") from e
+            f"refused to load {path}: it contains objects that a safe load does not allow "
+            f"({_first_line_about_global(e)}). sszoo never unpickles code; if you trust the file, convert it "
+            "to safetensors in a trusted environment (python -m sszoo.hub convert).") from e
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"could not read {path} as a PyTorch checkpoint ({e}); is the file complete?") from e
+
+
+def _first_line_about_global(e: Exception) -> str:
+    text = str(e)
+    for line in text.splitlines():
+        if "global" in line.lower() and ("unsupported" in line.lower() or "not an allowed" in line.lower()):
+            return line.strip().split(". Please use")[0]
+    return text.splitlines()[0] if text else e.__class__.__name__
 
 
 def extract_state_dict(obj: Any) -> dict[str, torch.Tensor]:
