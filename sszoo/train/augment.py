@@ -1,0 +1,224 @@
+"""Training augmentation as in the reference recipes, on torch tensors.
+
+The order and ranges are those of MMSegmentation's training pipelines:
+
+1. random keep-ratio resize: a ratio r ~ U[0.5, 2.0) multiplies the base scale (w, h); the image is
+   rescaled (aspect ratio kept) to fit inside that scale; bilinear for images, nearest for labels;
+2. random crop to (h, w); when ``cat_max_ratio < 1`` the crop is re-drawn (up to 10 times) while a
+   single class covers at least that share of its labelled pixels or fewer than two classes show;
+3. horizontal flip with probability 0.5;
+4. photometric distortion, each step with probability 0.5: brightness (+U[-32, 32]), then contrast
+   (x U[0.5, 1.5]) either second or last (a coin decides), saturation (x U[0.5, 1.5]) and hue
+   (+randint[-18, 18) on OpenCV's 0-180 hue scale) in 8-bit HSV, each step clipping to uint8;
+5. padding to the crop at the bottom/right: 0 for the normalised image, ``ignore_index`` for labels
+   (done by :func:`collate` and :func:`normalize_batch`, so padded pixels are exactly 0 after
+   normalisation as in the reference).
+
+All randomness comes from a ``numpy.random.Generator`` passed in, so a sample is a pure function of
+(image, label, seed): data loader workers and resumed runs reproduce it exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop: tuple[int, int]                      # (h, w)
+    scale: tuple[int, int]                     # base scale (w, h) of the random resize
+    ratio_range: tuple[float, float] = (0.5, 2.0)
+    cat_max_ratio: float = 0.75
+    flip_prob: float = 0.5
+    photometric: bool = True
+    ignore_index: int = 255
+    brightness_delta: float = 32.0
+    contrast_range: tuple[float, float] = (0.5, 1.5)
+    saturation_range: tuple[float, float] = (0.5, 1.5)
+    hue_delta: int = 18
+
+
+# --------------------------------------------------------------------------------------------- resize
+def rescaled_size(h: int, w: int, scale: tuple[int, int]) -> tuple[int, int]:
+    """(new_h, new_w) of a keep-ratio resize of an h x w image to fit ``scale`` (long edge, short edge)."""
+    factor = min(max(scale) / max(h, w), min(scale) / min(h, w))
+    return int(h * factor + 0.5), int(w * factor + 0.5)
+
+
+def resize_image(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear (half-pixel centres, no antialiasing) resize of a uint8 3 x H x W image, rounded."""
+    if tuple(img.shape[1:]) == tuple(size):
+        return img
+    out = F.interpolate(img[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour resize of an H x W label map (source index floor(dst * src / dst_size))."""
+    h, w = label.shape
+    if (h, w) == tuple(size):
+        return label
+    rows = (torch.arange(size[0], dtype=torch.float64) * (h / size[0])).floor().long().clamp_(max=h - 1)
+    cols = (torch.arange(size[1], dtype=torch.float64) * (w / size[1])).floor().long().clamp_(max=w - 1)
+    return label[rows][:, cols]
+
+
+# ----------------------------------------------------------------------------------------------- crop
+def random_crop_box(label: torch.Tensor, crop: tuple[int, int], cat_max_ratio: float, ignore_index: int,
+                    rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """(y1, y2, x1, x2) of a random crop; re-drawn up to 10 times while one class dominates it."""
+    h, w = label.shape
+
+    def draw() -> tuple[int, int, int, int]:
+        y = int(rng.integers(0, max(h - crop[0], 0) + 1))
+        x = int(rng.integers(0, max(w - crop[1], 0) + 1))
+        return y, y + crop[0], x, x + crop[1]
+
+    box = draw()
+    if cat_max_ratio < 1.0:
+        for _ in range(10):
+            patch = label[box[0]:box[1], box[2]:box[3]]
+            counts = torch.bincount(patch.reshape(-1).long(), minlength=256)
+            if 0 <= ignore_index < counts.numel():
+                counts[ignore_index] = 0
+            counts = counts[counts > 0]
+            if counts.numel() > 1 and counts.max().item() / counts.sum().item() < cat_max_ratio:
+                break
+            box = draw()
+    return box
+
+
+# ---------------------------------------------------------------------------------------- photometric
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    # clip then truncate, as converting a clipped float array to uint8 does
+    return x.clamp(0, 255).to(torch.uint8)
+
+
+def rgb_to_hsv_u8(img: torch.Tensor) -> torch.Tensor:
+    """OpenCV's 8-bit RGB -> HSV (H in [0, 180), S and V in [0, 255]) with its fixed-point rounding."""
+    r, g, b = (c.to(torch.int32) for c in img)
+    v = torch.maximum(torch.maximum(r, g), b)
+    vmin = torch.minimum(torch.minimum(r, g), b)
+    diff = v - vmin
+    shift = 12
+    idx = torch.arange(256, dtype=torch.float64)
+    sdiv = torch.where(idx > 0, torch.round((255 << shift) / idx.clamp(min=1)), torch.zeros(())).to(torch.int64)
+    hdiv = torch.where(idx > 0, torch.round((180 << shift) / (6 * idx.clamp(min=1))), torch.zeros(())).to(torch.int64)
+    s = (diff.long() * sdiv[v.long()] + (1 << (shift - 1))) >> shift
+    # hue numerator: the max channel decides the sector (red wins ties, then green)
+    h = torch.where(v == r, g - b, torch.where(v == g, b - r + 2 * diff, r - g + 4 * diff)).long()
+    h = (h * hdiv[diff.long()] + (1 << (shift - 1))) >> shift
+    h = torch.where(h < 0, h + 180, h)
+    return torch.stack([h, s, v.long()]).to(torch.uint8)
+
+
+# Which of (v, v(1-s), v(1-s f), v(1-s(1-f))) each of r, g, b takes in hue sectors 0..5.
+_SECTOR_RGB = torch.tensor([[0, 3, 1], [2, 0, 1], [1, 0, 3], [1, 2, 0], [3, 1, 0], [0, 1, 2]])
+
+
+def hsv_to_rgb_u8(hsv: torch.Tensor) -> torch.Tensor:
+    """OpenCV's 8-bit HSV -> RGB: float arithmetic on H * 6/180, S/255, V/255, rounded back to uint8."""
+    h = hsv[0].float() * (6.0 / 180.0)
+    s = hsv[1].float() * (1.0 / 255.0)
+    v = hsv[2].float() * (1.0 / 255.0)
+    h = torch.remainder(h, 6.0)
+    sector = h.floor().long().clamp_(0, 5)
+    f = h - sector.float()
+    tab = torch.stack([v, v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f))])  # 4 x H x W
+    pick = _SECTOR_RGB[sector].permute(2, 0, 1)  # 3 x H x W
+    rgb = torch.gather(tab, 0, pick)
+    gray = s == 0
+    rgb = torch.where(gray[None], v[None].expand_as(rgb), rgb)
+    return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def photometric_distortion(img: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:
+    """The reference's PhotoMetricDistortion on a uint8 3 x H x W RGB image."""
+    if rng.integers(2):
+        img = _to_uint8(img.float() + rng.uniform(-cfg.brightness_delta, cfg.brightness_delta))
+    contrast_first = bool(rng.integers(2))
+
+    def contrast(x: torch.Tensor) -> torch.Tensor:
+        if rng.integers(2):
+            return _to_uint8(x.float() * rng.uniform(*cfg.contrast_range))
+        return x
+
+    if contrast_first:
+        img = contrast(img)
+    if rng.integers(2):
+        hsv = rgb_to_hsv_u8(img)
+        hsv[1] = _to_uint8(hsv[1].float() * rng.uniform(*cfg.saturation_range))
+        img = hsv_to_rgb_u8(hsv)
+    if rng.integers(2):
+        hsv = rgb_to_hsv_u8(img)
+        hsv[0] = ((hsv[0].long() + int(rng.integers(-cfg.hue_delta, cfg.hue_delta))) % 180).to(torch.uint8)
+        img = hsv_to_rgb_u8(hsv)
+    if not contrast_first:
+        img = contrast(img)
+    return img
+
+
+# -------------------------------------------------------------------------------------------- pipeline
+class TrainAugment:
+    """Callable ``(image, label, rng) -> (image, label)`` applying the reference training pipeline.
+
+    ``image`` is uint8 3 x H x W (RGB), ``label`` integer H x W (train ids, ``ignore_index`` ignored).
+    Outputs are at most ``crop`` in size (smaller when the resized image is smaller: padding is
+    done per batch by :func:`collate`).
+    """
+
+    def __init__(self, cfg: AugmentConfig) -> None:
+        self.cfg = cfg
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor,
+                 rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.cfg
+        lo, hi = cfg.ratio_range
+        ratio = rng.random() * (hi - lo) + lo
+        target = (int(cfg.scale[0] * ratio), int(cfg.scale[1] * ratio))
+        size = rescaled_size(image.shape[1], image.shape[2], target)
+        image, label = resize_image(image, size), resize_label(label, size)
+        y1, y2, x1, x2 = random_crop_box(label, cfg.crop, cfg.cat_max_ratio, cfg.ignore_index, rng)
+        image, label = image[:, y1:y2, x1:x2], label[y1:y2, x1:x2]
+        if rng.random() < cfg.flip_prob:
+            image, label = image.flip(-1), label.flip(-1)
+        if cfg.photometric:
+            image = photometric_distortion(image, rng, cfg)
+        return image.contiguous(), label.contiguous()
+
+
+def collate(samples: list[dict], crop: tuple[int, int], ignore_index: int = 255) -> dict[str, torch.Tensor]:
+    """Stack augmented samples, padding each at the bottom/right to ``crop``.
+
+    Returns ``image`` uint8 N x 3 x H x W (padding 0), ``label`` uint8 N x H x W (padding
+    ``ignore_index``) and ``valid`` int64 N x 2, the unpadded (h, w) of each sample, which
+    :func:`normalize_batch` uses to set the padding to exactly 0 after normalisation.
+    """
+    n = len(samples)
+    images = torch.zeros(n, 3, crop[0], crop[1], dtype=torch.uint8)
+    labels = torch.full((n, crop[0], crop[1]), ignore_index, dtype=torch.uint8)
+    valid = torch.zeros(n, 2, dtype=torch.int64)
+    for i, s in enumerate(samples):
+        h, w = s["label"].shape
+        images[i, :, :h, :w] = s["image"]
+        labels[i, :h, :w] = s["label"]
+        valid[i, 0], valid[i, 1] = h, w
+    return {"image": images, "label": labels, "valid": valid}
+
+
+def normalize_batch(images: torch.Tensor, valid: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],
+                    memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """uint8 N x 3 x H x W -> float (x - mean) / std, with the padded area set to 0 (on any device)."""
+    m = torch.tensor(mean, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+    x = (images.float() - m) / s
+    h, w = x.shape[2:]
+    if bool((valid[:, 0] < h).any() or (valid[:, 1] < w).any()):
+        rows = torch.arange(h, device=x.device).view(1, h, 1)
+        cols = torch.arange(w, device=x.device).view(1, 1, w)
+        keep = (rows < valid[:, 0].to(x.device).view(-1, 1, 1)) & (cols < valid[:, 1].to(x.device).view(-1, 1, 1))
+        x = x * keep[:, None].to(x.dtype)
+    return x.contiguous(memory_format=memory_format)

@@ -1,0 +1,123 @@
+"""Training checkpoints: atomic writes, safe reads, RNG state capture and the safetensors export.
+
+A training checkpoint is a ``torch.save`` file holding only tensors and plain Python values, so it
+loads with ``torch.load(weights_only=True)``:
+
+    {"format": "sszoo-train-v1", "model": state_dict, "optimizer": ..., "scaler": ... or None,
+     "iteration": int (iterations completed), "rng": {...}, "config": TrainConfig dict,
+     "best": {"mIoU": float, "iteration": int} or None}
+
+Files are written to a temporary name beside the target and renamed into place, so a run killed at
+any moment leaves either the old or the new checkpoint, never half of one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ..hub.checkpoint import CheckpointError
+
+FORMAT = "sszoo-train-v1"
+LAST_POINTER = "last_checkpoint"  # a text file in the work dir naming the newest checkpoint
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename it over ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(text: str, path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states (torch CPU and CUDA, numpy, Python) as weights-only-loadable values."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": json.dumps(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    py = json.loads(state["python"])
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def read_train_checkpoint(path: str) -> dict[str, Any]:
+    """Load a training checkpoint safely, checking that it is one."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint to resume from not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # an unsafe pickle or a truncated file
+        raise CheckpointError(f"could not read training checkpoint {path} safely ({e}); "
+                              "resume from another checkpoint of the work dir") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an sszoo training checkpoint (expected format {FORMAT!r}); "
+                              "to start from model weights use --init-from instead of --resume")
+    return ckpt
+
+
+def find_last_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest checkpoint of a work dir (named by its ``last_checkpoint`` file), or None."""
+    pointer = os.path.join(work_dir, LAST_POINTER)
+    if not os.path.isfile(pointer):
+        return None
+    with open(pointer) as f:
+        name = f.read().strip()
+    path = name if os.path.isabs(name) else os.path.join(work_dir, name)
+    return path if os.path.isfile(path) else None
+
+
+def export_safetensors(state_dict: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
+    """Write model weights in the zoo's safetensors format (sszoo = MMSegmentation key layout), atomically."""
+    from safetensors.torch import save_file
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={k: str(v) for k, v in metadata.items()})
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
