@@ -24,7 +24,7 @@ import json
 import math
 import os
 import sys
-import tempfile
+import uuid
 import warnings
 from typing import Optional, Sequence
 
@@ -160,8 +160,8 @@ def _atomic_target(path: str) -> tuple[str, str]:
     final = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(final)
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(final)[1], dir=folder)
-    os.close(fd)
+    # created by the writer with normal permissions (mkstemp would leave the final file private)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{os.path.splitext(final)[1]}")
     return tmp, final
 
 
