@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 import requests
 
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16  # small reads: a broken transfer loses at most this much of what arrived
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.(?:pth|pt|bin|safetensors)$")
 
 

@@ -1,0 +1,247 @@
+"""``python -m sszoo.hub``: download, list, verify, remove, convert and push pretrained weights.
+
+    python -m sszoo.hub download pspnet_r101_d8_cityscapes open-mmlab://resnet50_v1c
+    python -m sszoo.hub ls
+    python -m sszoo.hub verify
+    python -m sszoo.hub rm pspnet_r101_d8_cityscapes
+    python -m sszoo.hub convert ckpt.pth --name pspnet_r101_d8_cityscapes --out ./pspnet-hf
+    python -m sszoo.hub push pspnet_r101_d8_cityscapes --repo my-org/pspnet-r101-cityscapes
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from typing import Optional, Sequence
+
+from . import cache
+from .sources import BACKBONES, load_backbone_weights, load_pretrained
+
+
+def _key_for(name: str) -> str:
+    """The cache key of a zoo name, backbone spec or raw key."""
+    if name in BACKBONES:
+        return "backbone--" + name.replace("://", "-")
+    if os.path.isdir(cache.entry_dir(name)):
+        return name
+    from ..registry import resolve_name
+    return resolve_name(name)
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from ..registry import get_entry
+    progress = False if args.quiet else None
+    for name in args.names:
+        if name in BACKBONES:
+            load_backbone_weights(name, progress=progress)
+        else:
+            load_pretrained(get_entry(name), True, progress=progress)
+        key = _key_for(name)
+        prov = cache.lookup(key, verify=False)
+        state = "verified" if prov and prov.source_verified else "UNVERIFIED (no published hash)"
+        print(f"{key}: {os.path.join(cache.entry_dir(key), cache.WEIGHTS_FILE)} [{state}]")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    keys = cache.list_keys()
+    print(f"cache: {cache.hub_dir()}")
+    if not keys:
+        print("(empty)")
+    total = 0
+    for key in keys:
+        try:
+            prov = cache.lookup(key, verify=False)
+        except cache.CacheCorruptError as e:
+            print(f"  {key:60s} DAMAGED ({e})")
+            continue
+        if prov is None:
+            print(f"  {key:60s} incomplete (no weights or provenance)")
+            continue
+        total += prov.size
+        source = "verified" if prov.source_verified else "unverified"
+        print(f"  {key:60s} {_human(prov.size):>10s}  {source:10s}  {prov.source_format:11s} {prov.source_url or ''}")
+    parts = sorted(f for f in os.listdir(cache.downloads_dir())) if os.path.isdir(cache.downloads_dir()) else []
+    for f in parts:
+        print(f"  downloads/{f}  {_human(os.path.getsize(os.path.join(cache.downloads_dir(), f)))}"
+              + ("  (partial, resumes on next download)" if f.endswith(".part") else ""))
+    print(f"{len(keys)} entries, {_human(total)}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    keys = [_key_for(n) for n in args.names] if args.names else cache.list_keys()
+    bad = 0
+    for key in keys:
+        try:
+            prov = cache.lookup(key, verify=True)
+        except cache.CacheCorruptError as e:
+            bad += 1
+            print(f"CORRUPT  {key}: {e}")
+            if args.delete:
+                cache.remove(key)
+                print(f"         deleted; the next load downloads it again")
+            continue
+        if prov is None:
+            bad += 1
+            print(f"MISSING  {key}: not cached (or incomplete)")
+        else:
+            note = "" if prov.source_verified else " (source published no hash)"
+            print(f"OK       {key}: sha256 {prov.sha256[:16]}...{note}")
+    if bad and not args.delete:
+        print(f"{bad} problem(s); rerun with --delete to remove damaged entries, or `rm` them", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    keys = cache.list_keys() if args.all else [_key_for(n) for n in args.names]
+    if not keys and not args.all:
+        print("nothing to remove: give names or --all", file=sys.stderr)
+        return 2
+    missing = 0
+    for key in keys:
+        if cache.remove(key):
+            print(f"removed {key}")
+        else:
+            missing += 1
+            print(f"not cached: {key}", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def write_model_folder(name: str, source, out: str) -> str:
+    """Load ``source`` for zoo entry ``name`` strictly and write a Hugging Face-ready folder to ``out``.
+
+    The folder holds ``model.safetensors`` (sszoo's layout), ``config.json`` (entry, architecture, classes,
+    test protocol) and ``README.md`` (a model card). Returns ``out``.
+    """
+    from dataclasses import asdict
+
+    from safetensors.torch import save_file
+
+    from .. import __version__
+    from ..factory import create_model
+    from ..registry import get_entry
+    entry = get_entry(name)
+    model = create_model(entry.name, pretrained=source)  # strict load: the file must fit the architecture
+    os.makedirs(out, exist_ok=True)
+    tensors = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, os.path.join(out, cache.WEIGHTS_FILE), metadata={"format": "pt", "sszoo_entry": entry.name})
+    config = {
+        "sszoo_version": __version__, "entry": entry.name, "arch": model.config.to_dict(),
+        "num_classes": model.num_classes, "dataset": entry.dataset.key,
+        "class_names": list(entry.dataset.class_names), "palette": [list(c) for c in entry.dataset.palette],
+        "test": asdict(entry.test), "source_url": entry.weights.url,
+        "source": str(source) if source is not True else entry.weights.url,
+    }
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    with open(os.path.join(out, "README.md"), "w") as f:
+        f.write(_model_card(entry, model.num_classes))
+    return out
+
+
+def _model_card(entry, num_classes: int) -> str:
+    r = entry.reported
+    return f"""---
+license: {entry.weights.license.lower()}
+library_name: sszoo
+tags:
+- semantic-segmentation
+- {entry.method}
+- sszoo
+---
+
+# {entry.name}
+
+{entry.method} with a {entry.backbone} backbone trained on {entry.dataset.title} ({num_classes} classes), converted
+from the {entry.source.framework} checkpoint `{entry.weights.url}` by sszoo. The weights are unchanged; only
+the key names follow sszoo's (= MMSegmentation's) layout.
+
+| reported mIoU | multi-scale + flip | test protocol |
+| --- | --- | --- |
+| {r.miou} | {r.miou_msflip if r.miou_msflip is not None else '-'} | {entry.test.mode}, scale {list(entry.test.scale)} |
+
+```python
+import sszoo
+model = sszoo.create_model("{entry.name}", pretrained="hf-hub:<org>/<repo>")
+```
+
+Citations: {', '.join(entry.citations)} (see `sszoo.registry.citations`).
+"""
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    out = write_model_folder(args.name, args.src, args.out)
+    print(f"wrote {out}: {cache.WEIGHTS_FILE}, config.json, README.md")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from huggingface_hub import HfApi, get_token
+    token = args.token or get_token()
+    if not token:
+        print("push needs a Hugging Face token: run `huggingface-cli login` or set HF_TOKEN (or pass --token)",
+              file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        write_model_folder(args.name, args.src or True, tmp)
+        api = HfApi(token=token)
+        api.create_repo(args.repo, private=args.private, exist_ok=True)
+        info = api.upload_folder(repo_id=args.repo, folder_path=tmp, commit_message=f"sszoo: {args.name}")
+    print(f"pushed {args.name} to https://huggingface.co/{args.repo} ({info})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sszoo.hub", description="sszoo's pretrained-weight cache. Cache root: "
+                                "$SSZOO_HOME (default ~/.cache/sszoo); SSZOO_MIRROR, SSZOO_OFFLINE honoured.")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("download", help="download, verify and convert weights into the cache")
+    d.add_argument("names", nargs="+", help="zoo names (pspnet_r101_d8_cityscapes[.tag]) or backbone specs "
+                   "(open-mmlab://resnet50_v1c, torchvision://resnet50)")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=cmd_download)
+    ls = sub.add_parser("ls", help="list cached weights with sizes and whether their source was verified")
+    ls.set_defaults(func=cmd_ls)
+    v = sub.add_parser("verify", help="re-hash cached files against their recorded sha256")
+    v.add_argument("names", nargs="*", help="entries to check (default: all)")
+    v.add_argument("--delete", action="store_true", help="delete damaged entries (they are downloaded again on use)")
+    v.set_defaults(func=cmd_verify)
+    r = sub.add_parser("rm", help="remove cached weights")
+    r.add_argument("names", nargs="*")
+    r.add_argument("--all", action="store_true", help="remove every cached entry")
+    r.set_defaults(func=cmd_rm)
+    c = sub.add_parser("convert", help="write model.safetensors + config.json + README.md for a checkpoint")
+    c.add_argument("src", help="checkpoint: local .pth/.safetensors, http(s) URL or hf-hub:org/repo[@rev]")
+    c.add_argument("--name", required=True, help="the zoo entry the checkpoint belongs to")
+    c.add_argument("--out", required=True, help="output folder (created)")
+    c.set_defaults(func=cmd_convert)
+    u = sub.add_parser("push", help="upload an entry's converted weights to a Hugging Face repo (needs a token)")
+    u.add_argument("name")
+    u.add_argument("--repo", required=True, help="org/name on the Hugging Face Hub")
+    u.add_argument("--src", default=None, help="checkpoint to push (default: the entry's published weights)")
+    u.add_argument("--private", action="store_true")
+    u.add_argument("--token", default=None, help="Hugging Face token (default: the logged-in one or HF_TOKEN)")
+    u.set_defaults(func=cmd_push)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the hub CLI; returns the exit status (0 ok, 1 a problem was found, 2 bad usage)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, FileNotFoundError, ValueError, RuntimeError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return 1
