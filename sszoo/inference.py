@@ -1,0 +1,342 @@
+"""One inference helper for evaluation, prediction and benchmarks: the reference test protocol.
+
+The protocol is MMSegmentation's test pipeline: keep-ratio resize to the entry's test scale (mmcv's
+scale computation and rounding, bilinear), normalisation with the entry's mean/std, whole-image or
+sliding-window inference, logits resized back to the image's original size, argmax. ``tta=True`` adds
+the multi-scale + flip protocol behind the published "ms+flip" numbers (MMSegmentation 0.x
+``MultiScaleFlipAug``): ratios of the test scale, horizontal flip, softmax probabilities averaged.
+
+>>> model = sszoo.create_model("pspnet_r18_d8_cityscapes")
+>>> labels = sszoo.inference.infer(model, image_uint8_hwc)          # H x W int64 train ids
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+MSFLIP_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+OUTPUTS = ("labels", "logits", "probs")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How to run a model on an image, as the reference test pipeline does.
+
+    Attributes:
+        scale: the Resize scale; with ``keep_ratio`` a (long edge, short edge) bound as the reference writes
+            it, e.g. (2048, 1024); without, the exact output (width, height). ``None`` keeps the image size.
+        keep_ratio: resize keeping the aspect ratio (the reference's default for testing).
+        mode: ``"whole"`` (one forward pass per image) or ``"slide"`` (overlapping windows).
+        crop: sliding window (height, width); required in slide mode.
+        stride: sliding stride (height, width); required in slide mode.
+        align_corners: the model's ``align_corners``, used when resizing logits back to the image.
+        mean, std: RGB normalisation on the 0-255 scale.
+        msflip_ratios: the scale ratios of ``tta=True``.
+    """
+
+    scale: Optional[tuple[int, int]] = None
+    keep_ratio: bool = True
+    mode: str = "whole"
+    crop: Optional[tuple[int, int]] = None
+    stride: Optional[tuple[int, int]] = None
+    align_corners: bool = False
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    msflip_ratios: tuple[float, ...] = MSFLIP_RATIOS
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("whole", "slide"):
+            raise ValueError(f"protocol mode must be 'whole' or 'slide', got {self.mode!r}")
+        if self.mode == "slide":
+            if self.crop is None or self.stride is None:
+                raise ValueError("slide mode needs crop=(h, w) and stride=(h, w); e.g. "
+                                 "Protocol(mode='slide', crop=(769, 769), stride=(513, 513))")
+            if min(self.crop) < 1 or min(self.stride) < 1:
+                raise ValueError(f"crop and stride must be positive, got crop={self.crop} stride={self.stride}")
+        if self.scale is not None and (len(self.scale) != 2 or min(self.scale) < 1):
+            raise ValueError(f"scale must be two positive integers, got {self.scale!r}")
+
+    @classmethod
+    def from_entry(cls, entry: Any) -> "Protocol":
+        """The protocol a zoo entry's reported numbers were measured with."""
+        t = entry.test
+        return cls(scale=tuple(t.scale), keep_ratio=t.keep_ratio, mode=t.mode,
+                   crop=tuple(t.crop) if t.crop else None, stride=tuple(t.stride) if t.stride else None,
+                   align_corners=t.align_corners, mean=tuple(t.mean), std=tuple(t.std),
+                   msflip_ratios=tuple(getattr(t, "msflip_ratios", MSFLIP_RATIOS)))
+
+    def with_(self, **changes: Any) -> "Protocol":
+        """A copy with some fields changed, e.g. ``protocol.with_(mode="whole")``."""
+        return replace(self, **changes)
+
+    def resized_size(self, height: int, width: int, scale: Optional[tuple[int, int]] = None) -> tuple[int, int]:
+        """The (height, width) an image of this size is resized to before inference."""
+        return rescale_size(height, width, scale if scale is not None else self.scale, self.keep_ratio)
+
+
+def rescale_size(height: int, width: int, scale: Optional[Sequence[int]], keep_ratio: bool = True) -> tuple[int, int]:
+    """mmcv's resize arithmetic: factor = min(long_max / long_side, short_max / short_side), size = int(x*f + 0.5).
+
+    Returns (new_height, new_width).
+    """
+    if scale is None:
+        return height, width
+    if not keep_ratio:
+        return int(scale[1]), int(scale[0])
+    long_max, short_max = max(scale), min(scale)
+    f = min(long_max / max(height, width), short_max / min(height, width))
+    return int(height * f + 0.5), int(width * f + 0.5)
+
+
+def resize_image(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of a float N x 3 x H x W image on the 0-255 scale, rounded like an 8-bit resize.
+
+    The reference resizes the uint8 image with OpenCV (half-pixel centres, no antialiasing, result rounded
+    to uint8); this is the same interpolation in floating point followed by the same rounding, which
+    differs from OpenCV's fixed-point arithmetic by at most one grey level on a small share of pixels
+    (measured in docs/eval.md). Float inputs that are not 8-bit images are resized without rounding.
+    """
+    if tuple(img.shape[-2:]) == tuple(size):
+        return img  # OpenCV copies an image resized to its own size
+    out = F.interpolate(img, size=size, mode="bilinear", align_corners=False)
+    return out.add_(0.5).floor_().clamp_(0, 255)
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+
+ImageLike = Union[torch.Tensor, np.ndarray, "Any"]
+
+
+def _to_chw(img: Any, what: str) -> torch.Tensor:
+    """One image as a 3 x H x W tensor (uint8 or float), from CHW/HWC tensors, arrays or PIL images."""
+    if not isinstance(img, (torch.Tensor, np.ndarray)):
+        try:
+            from PIL import Image
+        except ImportError:  # pragma: no cover - pillow is a dependency
+            Image = None
+        if Image is not None and isinstance(img, Image.Image):
+            img = np.asarray(img.convert("RGB"))
+        else:
+            raise TypeError(f"{what}: expected a torch.Tensor, numpy array or PIL image, got {type(img).__name__}")
+    t = torch.from_numpy(np.ascontiguousarray(img)) if isinstance(img, np.ndarray) else img
+    if t.dim() != 3:
+        raise ValueError(f"{what}: expected an image of shape 3 x H x W or H x W x 3, got shape {tuple(t.shape)}")
+    if t.shape[0] != 3 and t.shape[-1] == 3:
+        t = t.permute(2, 0, 1)
+    if t.shape[0] != 3:
+        raise ValueError(f"{what}: expected 3 colour channels (RGB), got shape {tuple(t.shape)}")
+    if not (t.dtype == torch.uint8 or t.is_floating_point()):
+        raise TypeError(f"{what}: expected uint8 or float pixels on the 0-255 scale, got {t.dtype}")
+    return t
+
+
+def _as_list(images: Any) -> tuple[list[torch.Tensor], str]:
+    """Split the input into single images; also say how to shape the result ("single", "list", "batch")."""
+    if isinstance(images, (list, tuple)):
+        if not images:
+            raise ValueError("no images given (an empty list)")
+        return [_to_chw(im, f"image {i}") for i, im in enumerate(images)], "list"
+    if isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 4:
+        return [_to_chw(im, f"image {i}") for i, im in enumerate(images)], "batch"
+    return [_to_chw(images, "image")], "single"
+
+
+# ------------------------------------------------------------------------------------------- inference
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _forward(model: torch.nn.Module, x: torch.Tensor, precision: str) -> torch.Tensor:
+    if x.device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    with _autocast(x.device, precision):
+        out = model(x)
+    return out.float()
+
+
+def slide_windows(height: int, width: int, crop: tuple[int, int], stride: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """The reference's sliding windows (y1, y2, x1, x2): a regular grid whose last row/column is shifted
+    back inside the image; windows are cropped to the image when it is smaller than the crop."""
+    (hc, wc), (hs, ws) = crop, stride
+    rows = max(height - hc + hs - 1, 0) // hs + 1
+    cols = max(width - wc + ws - 1, 0) // ws + 1
+    out = []
+    for r in range(rows):
+        for c in range(cols):
+            y2, x2 = min(r * hs + hc, height), min(c * ws + wc, width)
+            out.append((max(y2 - hc, 0), y2, max(x2 - wc, 0), x2))
+    return out
+
+
+def _slide(model: torch.nn.Module, x: torch.Tensor, protocol: Protocol, precision: str,
+           num_classes: Optional[int], chunk: int) -> torch.Tensor:
+    """Sliding-window logits for a batch x (N x 3 x H x W): window logits summed, divided by the count."""
+    n, _, h, w = x.shape
+    windows = slide_windows(h, w, protocol.crop, protocol.stride)
+    total = None
+    count = torch.zeros((1, 1, h, w), device=x.device)
+    # every window has the same size, so windows of all images run together in chunks
+    crops = [(i, win) for win in windows for i in range(n)]
+    for s in range(0, len(crops), chunk):
+        part = crops[s:s + chunk]
+        batch = torch.cat([x[i:i + 1, :, y1:y2, x1:x2] for i, (y1, y2, x1, x2) in part])
+        logits = _forward(model, batch, precision)
+        if total is None:
+            total = torch.zeros((n, logits.shape[1], h, w), device=x.device)
+        for k, (i, (y1, y2, x1, x2)) in enumerate(part):
+            total[i, :, y1:y2, x1:x2] += logits[k]
+    for (y1, y2, x1, x2) in windows:
+        count[:, :, y1:y2, x1:x2] += 1
+    return total / count
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def infer(model: torch.nn.Module, images: Any, protocol: Optional[Protocol] = None, *, output: str = "labels",
+          precision: str = "fp32", tta: bool = False, device: Union[str, torch.device, None] = None,
+          batch_size: int = 8) -> Union[torch.Tensor, list[torch.Tensor]]:
+    """Run ``model`` on raw images with the reference test protocol.
+
+    Args:
+        model: a segmentor mapping a normalised N x 3 x H x W float tensor to logits at the input size
+            (any :class:`sszoo.models.Segmentor`). It is put in eval mode.
+        images: one image (3 x H x W or H x W x 3 tensor/array, or a PIL image), a list of them (any sizes),
+            or a batch N x 3 x H x W / N x H x W x 3. Pixels are uint8, or floats on the 0-255 scale, RGB.
+        protocol: the test protocol; default ``Protocol.from_entry(model.entry)`` for zoo models, otherwise
+            no resize and whole-image inference with ImageNet mean/std.
+        output: ``"labels"`` (H x W int64 argmax), ``"logits"`` (K x H x W float32) or ``"probs"`` (softmax).
+            With ``tta`` the averaged probabilities are returned for both ``"logits"`` and ``"probs"``.
+        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` (``torch.autocast``; outputs are float32).
+        tta: multi-scale + flip testing (``protocol.msflip_ratios`` of the test scale, horizontal flip).
+        device: where to run; default the model's device. A different device moves the model there.
+        batch_size: images (or sliding windows) per forward pass; images are batched when their resized
+            sizes are equal.
+
+    Returns:
+        one tensor for one image, a list for a list, a stacked tensor for a batch input. Every result has
+        its image's original height and width.
+    """
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    if protocol is None:
+        entry = getattr(model, "entry", None)
+        protocol = Protocol.from_entry(entry) if entry is not None else \
+            Protocol(align_corners=bool(getattr(model, "align_corners", False)))
+    dev = torch.device(device) if device is not None else _model_device(model)
+    if device is not None and _model_device(model) != dev:
+        model.to(dev)
+    model.eval()
+    imgs, kind = _as_list(images)
+    for im in imgs:
+        if im.is_floating_point() and im.numel() and float(im.max()) <= 1.0:
+            warnings.warn("float image with values <= 1.0: sszoo expects pixels on the 0-255 scale "
+                          "(multiply by 255)", stacklevel=2)
+            break
+
+    mean = torch.tensor(protocol.mean, device=dev).view(1, 3, 1, 1)
+    std = torch.tensor(protocol.std, device=dev).view(1, 3, 1, 1)
+    results: list[Optional[torch.Tensor]] = [None] * len(imgs)
+    with torch.inference_mode():
+        if tta:
+            for i, im in enumerate(imgs):
+                results[i] = _tta_one(model, im, protocol, mean, std, precision, dev, batch_size)
+        else:
+            for idx, batch_logits in _run_batches(model, imgs, protocol, mean, std, precision, dev, batch_size):
+                for i, lg in zip(idx, batch_logits):
+                    results[i] = lg
+    outs = []
+    for r in results:
+        assert r is not None
+        if output == "labels":
+            outs.append(r.argmax(dim=0))
+        elif output == "probs" and not tta:
+            outs.append(r.softmax(dim=0))
+        else:
+            outs.append(r)
+    if kind == "single":
+        return outs[0]
+    if kind == "batch":
+        return torch.stack(outs)
+    return outs
+
+
+def _prepare(im: torch.Tensor, size: tuple[int, int], dev: torch.device, mean: torch.Tensor,
+             std: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    x = im.to(dev, non_blocking=True).unsqueeze(0).float()
+    x = resize_image(x, size) if im.dtype == torch.uint8 else \
+        (x if tuple(x.shape[-2:]) == size else F.interpolate(x, size=size, mode="bilinear", align_corners=False))
+    if flip:
+        x = x.flip(-1)
+    return (x - mean) / std
+
+
+def _logits(model, x, protocol, precision, batch_size) -> torch.Tensor:
+    if protocol.mode == "slide":
+        return _slide(model, x, protocol, precision, None, batch_size)
+    return _forward(model, x, precision)
+
+
+def _run_batches(model, imgs, protocol, mean, std, precision, dev, batch_size) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
+    """Group images by resized size, run them batched, yield logits at each image's original size."""
+    groups: dict[tuple[int, int, int, int], list[int]] = {}
+    for i, im in enumerate(imgs):
+        h, w = im.shape[1:]
+        groups.setdefault((*protocol.resized_size(h, w), h, w), []).append(i)
+    for (rh, rw, h, w), idx in groups.items():
+        for s in range(0, len(idx), batch_size):
+            part = idx[s:s + batch_size]
+            x = torch.cat([_prepare(imgs[i], (rh, rw), dev, mean, std) for i in part])
+            logits = _logits(model, x, protocol, precision, batch_size)
+            logits = _to_size(logits, (h, w), protocol.align_corners)
+            yield part, list(logits)
+
+
+def _to_size(logits: torch.Tensor, size: tuple[int, int], align_corners: bool) -> torch.Tensor:
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=align_corners)
+
+
+def _tta_one(model, im, protocol, mean, std, precision, dev, batch_size) -> torch.Tensor:
+    """Average softmax probabilities over scales x {no flip, flip}, each resized back to the image."""
+    h, w = im.shape[1:]
+    base = protocol.scale if protocol.scale is not None else (max(h, w), min(h, w))
+    total = None
+    n = 0
+    for r in protocol.msflip_ratios:
+        scale = (int(base[0] * r), int(base[1] * r))  # MultiScaleFlipAug: ratio x test scale, truncated
+        size = rescale_size(h, w, scale, protocol.keep_ratio)
+        for flip in (False, True):
+            x = _prepare(im, size, dev, mean, std, flip=flip)
+            logits = _to_size(_logits(model, x, protocol, precision, batch_size), (h, w), protocol.align_corners)
+            p = logits.softmax(dim=1)[0]
+            if flip:
+                p = p.flip(-1)
+            total = p if total is None else total + p
+            n += 1
+    assert total is not None
+    return total / n
