@@ -80,6 +80,7 @@ def fold_conv_bn(conv: nn.Conv2d, bn: _BN) -> nn.Conv2d:
     with torch.no_grad():
         fused.weight.copy_(w * scale.view(-1, 1, 1, 1))
         fused.bias.copy_(shift)
+    fused.requires_grad_(conv.weight.requires_grad)
     if conv.weight.is_contiguous(memory_format=torch.channels_last):
         fused.to(memory_format=torch.channels_last)
     return fused
@@ -218,9 +219,10 @@ def prepare_for_inference(model: nn.Module, *, channels_last: bool = True, fold_
         raise ValueError(f"dtype must be a floating torch.dtype such as torch.float16, got {dtype!r}")
     if not inplace:
         model = copy.deepcopy(model)
-    model.eval().requires_grad_(False)
+    model.eval()
     if fold_bn:
         _fold_bn(model, inplace=True)
+    model.requires_grad_(False)
     if device is not None or dtype is not None:
         model.to(device=device, dtype=dtype)
     if channels_last:
