@@ -1,0 +1,342 @@
+"""Generate model_cards/: one markdown card per zoo entry plus a README table, from the registry only.
+
+    python tools/generate_model_cards.py            # rewrite model_cards/ (removes stale cards)
+    python tools/generate_model_cards.py --check    # exit 1 when model_cards/ differs from the registry
+
+The cards are never edited by hand: change the registry (tools/generate_zoo.py) or this script and
+regenerate. tests/test_cards.py fails when the checked-in cards are out of date.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Iterable, Optional, Sequence
+
+import torch
+
+from sszoo.models import (ASPPHead, ASPPHeadConfig, FCNHead, FCNHeadConfig, PSPHead, PSPHeadConfig, ResNet,
+                          SepASPPHead, SepASPPHeadConfig)
+from sszoo.registry import ZooEntry, list_entries
+from sszoo.registry.citations import CITATIONS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CARDS_DIR = os.path.join(ROOT, "model_cards")
+
+METHOD_TITLE = {"fcn": "FCN", "fcn_d6": "FCN (D6)", "pspnet": "PSPNet", "deeplabv3": "DeepLabV3",
+                "deeplabv3plus": "DeepLabV3+"}
+PAPER = {
+    "fcn": "Long et al., \"Fully Convolutional Networks for Semantic Segmentation\", CVPR 2015",
+    "fcn_d6": "Long et al., \"Fully Convolutional Networks for Semantic Segmentation\", CVPR 2015 "
+              "(MMSegmentation's D6 variant: dilation 6 in the head)",
+    "pspnet": "Zhao et al., \"Pyramid Scene Parsing Network\", CVPR 2017",
+    "deeplabv3": "Chen et al., \"Rethinking Atrous Convolution for Semantic Image Segmentation\", arXiv 2017",
+    "deeplabv3plus": "Chen et al., \"Encoder-Decoder with Atrous Separable Convolution for Semantic Image "
+                     "Segmentation\", ECCV 2018",
+}
+FRAMEWORK = {"mmsegmentation": ("MMSegmentation", "https://github.com/open-mmlab/mmsegmentation"),
+             "sssegmentation": ("sssegmentation", "https://github.com/SegmentationBLWX/sssegmentation")}
+# The split the reported numbers were measured on (the test pipelines of the source configs).
+EVAL_SPLIT = {"cityscapes": "val", "ade20k": "validation", "voc12aug": "val", "pascal_context": "val",
+              "pascal_context59": "val", "coco_stuff10k": "test", "coco_stuff164k": "val", "loveda": "val",
+              "potsdam": "val", "vaihingen": "val", "isaid": "val", "mapillary_v1": "validation"}
+HEAD_CLASS = {FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead}
+HF_LICENSE = {"Apache-2.0": "apache-2.0", "MIT": "mit", "BSD-3-Clause": "bsd-3-clause"}
+FORMAT_TEXT = {
+    "mmseg": "MMSegmentation checkpoint (`{'meta', 'state_dict'}`, keys already in sszoo's layout)",
+    "ssseg": "sssegmentation checkpoint (`{'model': ...}`, keys `backbone_net.*`, `ppm_net.*`, ...; "
+             "converted to sszoo's layout on load)",
+}
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+def _yaml_str(value: str) -> str:
+    """A YAML double-quoted scalar (JSON strings are valid YAML)."""
+    return json.dumps(value)
+
+
+def _num(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def _numel(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _params(entries: Iterable[ZooEntry]) -> dict[str, tuple[int, int]]:
+    """(total, without auxiliary head) parameter counts per entry, counted on the meta device.
+
+    Backbones and heads are built once per distinct config with one class; the classifiers (1 x 1 convs:
+    K x C weights + K biases) are added per entry. tests/test_cards.py checks the totals against the
+    counts MMSegmentation reports for its configs.
+    """
+    cache: dict = {}
+
+    def count(kind: str, cfg) -> int:
+        if (kind, cfg) not in cache:
+            with torch.device("meta"):
+                module = ResNet.from_config(cfg) if kind == "backbone" else \
+                    HEAD_CLASS[type(cfg)].from_config(cfg, 1, False)
+            cache[(kind, cfg)] = _numel(module)
+        return cache[(kind, cfg)]
+
+    out = {}
+    for e in entries:
+        a, k = e.arch, e.num_classes
+        decode = count("head", a.decode_head) + (k - 1) * (a.decode_head.channels + 1)
+        aux = count("head", a.auxiliary_head) + (k - 1) * (a.auxiliary_head.channels + 1) if a.auxiliary_head else 0
+        body = count("backbone", a.backbone) + decode
+        out[e.name] = (body + aux, body)
+    return out
+
+
+def _backbone_text(e: ZooEntry) -> list[str]:
+    b = e.arch.backbone
+    stem = "V1c: deep stem of three 3x3 convs" if b.deep_stem else "V1b: one 7x7 stem conv"
+    lines = [f"- Backbone: ResNet-{b.depth} ({stem}), output stride {b.output_stride} "
+             f"(stage strides {list(b.strides)}, dilations {list(b.dilations)}"
+             + (f", multi-grid {list(b.multi_grid)}" if b.multi_grid else "")
+             + (", first block of a dilated stage at half its dilation" if b.contract_dilation else "") + ")"]
+    return lines
+
+
+def _head_text(e: ZooEntry) -> list[str]:
+    h = e.arch.decode_head
+    if h.kind == "fcn":
+        desc = (f"FCN head: {h.num_convs} x {h.kernel_size}x{h.kernel_size} conv, {h.channels} channels, "
+                f"dilation {h.dilation}" + (", input concatenated before the classifier" if h.concat_input else ""))
+    elif h.kind == "psp":
+        desc = f"pyramid pooling module, bins {list(h.pool_scales)}, {h.channels} channels"
+    elif h.kind == "aspp":
+        desc = f"ASPP with image pooling, dilations {list(h.dilations)}, {h.channels} channels"
+    else:
+        desc = (f"ASPP with depthwise-separable convs, dilations {list(h.dilations)}, {h.channels} channels; "
+                f"decoder fuses stage-{h.c1_index + 1} features ({h.c1_in_channels} -> {h.c1_channels} channels)")
+    lines = [f"- Decode head: {desc}, dropout {h.dropout:g}, on stage {h.in_index + 1} ({h.in_channels} channels)"]
+    a = e.arch.auxiliary_head
+    if a is not None:
+        lines.append(f"- Auxiliary head (training loss only, weight {e.recipe.aux_loss_weight:g}): FCN, "
+                     f"{a.num_convs} conv, {a.channels} channels, on stage {a.in_index + 1} ({a.in_channels} channels)")
+    return lines
+
+
+def _citation_keys(e: ZooEntry) -> list[str]:
+    keys = list(e.citations)
+    fp16 = e.recipe.precision == "fp16" or e.reported.precision == "fp16"
+    if fp16 and "micikevicius2017mixed" not in keys:
+        keys.insert(1, "micikevicius2017mixed")
+    return keys
+
+
+# ------------------------------------------------------------------------------------------------ card
+
+def front_matter(e: ZooEntry) -> str:
+    """YAML front matter in the Hugging Face model-index form."""
+    fw_name, fw_url = FRAMEWORK[e.source.framework]
+    source_url = e.source.config_url or fw_url
+    lic = HF_LICENSE.get(e.weights.license)
+    lines = ["---"]
+    lines += [f"license: {lic}"] if lic else ["license: other", f"license_name: {_yaml_str(e.weights.license)}"]
+    lines += ["library_name: sszoo", "pipeline_tag: image-segmentation", "tags:", "- semantic-segmentation",
+              f"- {e.method}", f"- resnet{e.arch.backbone.depth}", f"- {e.source.framework}"]
+    if e.recipe.precision == "fp16":
+        lines.append("- mixed-precision")
+    lines += ["datasets:", f"- {e.dataset.key}", "model-index:", f"- name: {_yaml_str(e.name)}", "  results:",
+              "  - task:", "      type: semantic-segmentation", "      name: Semantic Segmentation",
+              "    dataset:", f"      type: {e.dataset.key}", f"      name: {_yaml_str(e.dataset.title)}",
+              f"      split: {EVAL_SPLIT.get(e.dataset.key, 'val')}", "    metrics:"]
+    metrics = [("mIoU", e.reported.miou), ("mIoU (ms+flip)", e.reported.miou_msflip)]
+    for name, value in metrics:
+        if value is not None:
+            lines += ["    - type: mIoU", f"      value: {value:g}", f"      name: {_yaml_str(name)}",
+                      "      verified: false"]
+    lines += ["    source:", f"      name: {_yaml_str(fw_name)}", f"      url: {_yaml_str(source_url)}", "---"]
+    return "\n".join(lines) + "\n"
+
+
+def render_card(e: ZooEntry, params: tuple[int, int]) -> str:
+    """The markdown of one entry's card."""
+    fw_name, fw_url = FRAMEWORK[e.source.framework]
+    method = METHOD_TITLE.get(e.method, e.method)
+    r, t, w, rc = e.reported, e.test, e.weights, e.recipe
+    ms = f" ({_num(r.miou_msflip)} with multi-scale + flip)" if r.miou_msflip is not None else ""
+    out = [front_matter(e), f"# {e.name}", "",
+           f"{method} with a {e.backbone} backbone for semantic segmentation of {e.dataset.title} "
+           f"({e.dataset.num_classes} classes), trained and published by [{fw_name}]({fw_url}). "
+           f"Reported mIoU {_num(r.miou)}{ms} on the {EVAL_SPLIT.get(e.dataset.key, 'val')} split.", ""]
+    if e.aliases:
+        out += ["Also known as: " + ", ".join(f"`{a}`" for a in e.aliases), ""]
+
+    out += ["## Architecture", "", f"- Method: {method}: {PAPER.get(e.method, e.method)}"]
+    out += _backbone_text(e) + _head_text(e)
+    out += [f"- Classes: {e.dataset.num_classes}; logits resized with align_corners={e.arch.align_corners}",
+            f"- Parameters: {params[0]:,} ({params[1]:,} without the auxiliary head, as used for inference)", ""]
+
+    batch = f"{rc.batch_size} ({rc.images_per_gpu} per GPU x {rc.gpus} GPUs)"
+    schedule = f"{rc.iters:,} iterations" if rc.iters else f"{rc.epochs} epochs"
+    prec = rc.precision + (f", static loss scale {rc.loss_scale:g}" if rc.loss_scale else
+                           (", dynamic loss scaling" if rc.precision == "fp16" else ""))
+    out += ["## Training recipe", "", "| setting | value |", "| --- | --- |",
+            f"| crop (h x w) | {rc.crop[0]} x {rc.crop[1]} |", f"| batch | {batch} |", f"| schedule | {schedule} |",
+            f"| optimizer | {rc.optimizer.upper() if rc.optimizer == 'sgd' else rc.optimizer}, lr {rc.lr:g}, "
+            f"momentum {rc.momentum:g}, weight decay {rc.weight_decay:g} |",
+            f"| lr schedule | poly, power {rc.poly_power:g}, down to {rc.min_lr:g} |",
+            f"| augmentation | random resize of ({rc.train_scale[0]}, {rc.train_scale[1]}) x "
+            f"[{rc.ratio_range[0]:g}, {rc.ratio_range[1]:g}], random crop (cat_max_ratio {rc.cat_max_ratio:g}), "
+            f"horizontal flip |",
+            f"| auxiliary loss weight | {rc.aux_loss_weight:g} |", f"| precision | {prec} |",
+            f"| pretrained backbone | {rc.pretrained_backbone or '-'} |", "",
+            f"Train it again with `python -m sszoo.train --model {e.name} --data DATA_ROOT` "
+            "(see docs/train.md).", ""]
+
+    mode = (f"sliding window, crop {t.crop[0]} x {t.crop[1]}, stride {t.stride[0]} x {t.stride[1]}"
+            if t.mode == "slide" else "whole image")
+    resize = (f"keep-ratio resize to fit ({t.scale[0]}, {t.scale[1]})" if t.keep_ratio
+              else f"resize to {t.scale[0]} x {t.scale[1]}")
+    out += ["## Test protocol", "", f"- {resize}, bilinear", f"- inference: {mode}",
+            f"- normalisation (RGB, 0-255 scale): mean {list(t.mean)}, std {list(t.std)}",
+            f"- logits resized to the label size with align_corners={t.align_corners}, then argmax",
+            f"- multi-scale + flip: ratios {list(t.msflip_ratios)} of the test scale, horizontal flip, "
+            "softmax probabilities averaged", f"- label space: {e.dataset.num_classes} classes, ignore index "
+            f"{e.dataset.ignore_index}" + (", reduce_zero_label (label 0 ignored, others shifted down)"
+                                            if e.dataset.reduce_zero_label else ""), ""]
+
+    verified = (f"yes: sszoo checks the download's sha256 against `{w.sha256_prefix}`" if w.verified else
+                "no: the source publishes no hash, so the download cannot be verified (sszoo warns)")
+    out += ["## Weights", "", f"- URL: {w.url}"]
+    if w.url_alt:
+        out.append(f"- Alternative URL: {w.url_alt}")
+    out += [f"- sha256: `{w.sha256_prefix}` (the first 8 hex digits, from the published file name)"
+            if w.sha256_prefix else "- sha256: not published", f"- Verified: {verified}",
+            f"- Format: {FORMAT_TEXT.get(w.format, w.format)}", f"- License: {w.license}"]
+    if e.source.config_url:
+        out.append(f"- Config: {e.source.config_url}")
+    if e.source.log_url:
+        out.append(f"- Training log: {e.source.log_url}")
+    out.append("")
+
+    out += ["## Reported results", "", "As published by the source (not measured by sszoo); memory is the "
+            "training memory per GPU, fps the inference speed at batch 1 on whole images.", "",
+            "| mIoU | mIoU (ms+flip) | memory (GB) | fps | hardware | precision |",
+            "| ---: | ---: | ---: | ---: | --- | --- |",
+            f"| {_num(r.miou)} | {_num(r.miou_msflip)} | {_num(r.mem_gb)} | {_num(r.fps)} | {r.hardware or '-'} "
+            f"| {r.precision} |", ""]
+    if e.source.notes:
+        out += [f"Note: {e.source.notes.strip().rstrip(';')}", ""]
+
+    bare, tag = e.arch_name, e.tag
+    key = e.dataset.key
+    out += ["## How to use", "", "```python", "import sszoo", "from sszoo.predict import predict", "",
+            f"model = sszoo.create_model(\"{e.name}\", pretrained=True)",
+            "labels = predict(model, \"image.jpg\")   # H x W class ids", "```", "",
+            "With torch.hub, inside a clone of the sszoo repository:", "", "```python", "import torch", "",
+            f"model = torch.hub.load(\".\", \"{bare}\", source=\"local\", tag=\"{tag}\", pretrained=True)", "```",
+            "", "Evaluate, predict and export from the command line:", "", "```bash",
+            f"python -m sszoo.eval --model {e.name} --data data/{key}",
+            f"python -m sszoo.predict images/ --model {e.name} --out predictions",
+            f"python -m sszoo.export --model {e.name} --format onnx --out {bare}.onnx "
+            f"--height {rc.crop[0]} --width {rc.crop[1]}", "```", ""]
+
+    out += ["## Citation", "", "```bibtex"]
+    out += ["\n\n".join(CITATIONS[k] for k in _citation_keys(e))]
+    out += ["```", "", "## License", "",
+            f"The weights are distributed by {fw_name} under the {w.license} license; sszoo's code is "
+            "Apache-2.0. The dataset's own terms apply to the training data.", "",
+            "<!-- generated by tools/generate_model_cards.py from sszoo/registry/zoo.json; do not edit -->", ""]
+    return "\n".join(out)
+
+
+def render_index(entries: Sequence[ZooEntry]) -> str:
+    """model_cards/README.md: every entry in one table per dataset."""
+    by_dataset: dict[str, list[ZooEntry]] = {}
+    for e in entries:
+        by_dataset.setdefault(e.dataset.key, []).append(e)
+    out = ["# sszoo model cards", "",
+           f"{len(entries)} checkpoints, one card each, generated from the registry by "
+           "`tools/generate_model_cards.py` (do not edit by hand). mIoU as reported by the source; "
+           "\"verified\" means the download is checked against a published sha256.", ""]
+    out += [f"- [{entries_[0].dataset.title}](#{_anchor(entries_[0].dataset.title)}) ({len(entries_)})"
+            for entries_ in by_dataset.values()]
+    out.append("")
+    for group in by_dataset.values():
+        d = group[0].dataset
+        out += [f"## {d.title}", "", f"{d.num_classes} classes, {len(group)} checkpoints.", "",
+                "| model | method | backbone | crop | schedule | mIoU | ms+flip | source | verified |",
+                "| --- | --- | --- | --- | --- | ---: | ---: | --- | --- |"]
+        for e in group:
+            rc = e.recipe
+            sched = f"{rc.iters // 1000}k it" if rc.iters else f"{rc.epochs} ep"
+            if rc.precision == "fp16":
+                sched += ", fp16"
+            out.append(f"| [{e.name}]({e.name}.md) | {METHOD_TITLE.get(e.method, e.method)} | {e.backbone} | "
+                       f"{rc.crop[0]}x{rc.crop[1]} | {sched} | {_num(e.reported.miou)} | "
+                       f"{_num(e.reported.miou_msflip)} | {FRAMEWORK[e.source.framework][0]} | "
+                       f"{'yes' if e.weights.verified else 'no'} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def _anchor(title: str) -> str:
+    keep = "".join(c for c in title.lower() if c.isalnum() or c in " -")
+    return keep.replace(" ", "-")
+
+
+def render_all() -> dict[str, str]:
+    """Every file of model_cards/ (name -> text)."""
+    entries = list_entries()
+    params = _params(entries)
+    files = {f"{e.name}.md": render_card(e, params[e.name]) for e in entries}
+    files["README.md"] = render_index(entries)
+    return files
+
+
+def diff(files: dict[str, str], folder: str) -> list[str]:
+    """What differs between ``files`` and the markdown files in ``folder`` (empty when in sync)."""
+    have = {f for f in os.listdir(folder) if f.endswith(".md")} if os.path.isdir(folder) else set()
+    problems = [f"missing: {n}" for n in sorted(set(files) - have)]
+    problems += [f"stale (no registry entry): {n}" for n in sorted(have - set(files))]
+    for n in sorted(set(files) & have):
+        with open(os.path.join(folder, n), encoding="utf-8") as f:
+            if f.read() != files[n]:
+                problems.append(f"out of date: {n}")
+    return problems
+
+
+def write(files: dict[str, str], folder: str) -> None:
+    """Write the cards (each through a temporary file) and remove cards without a registry entry."""
+    os.makedirs(folder, exist_ok=True)
+    for name, text in files.items():
+        path = os.path.join(folder, name)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    for name in os.listdir(folder):
+        if name.endswith(".md") and name not in files:
+            os.remove(os.path.join(folder, name))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=CARDS_DIR, help="folder of the cards (default model_cards/)")
+    ap.add_argument("--check", action="store_true", help="only compare; exit 1 when the folder is out of date")
+    args = ap.parse_args(argv)
+    files = render_all()
+    if args.check:
+        problems = diff(files, args.out)
+        for p in problems[:20]:
+            print(p)
+        if problems:
+            print(f"{len(problems)} card file(s) differ; run python tools/generate_model_cards.py")
+            return 1
+        print(f"{len(files)} card files in sync")
+        return 0
+    write(files, args.out)
+    print(f"wrote {len(files)} files to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
