@@ -31,8 +31,7 @@ class _MetadataStandIn(dict):
 
 # Plain-data globals that published checkpoints keep in their metadata (numpy scalars and arrays in
 # training logs). Each only rebuilds data; none can run code.
-_NUMPY_GLOBALS = ("dtype", "ndarray", "core.multiarray.scalar", "_core.multiarray.scalar",
-                  "core.multiarray._reconstruct", "_core.multiarray._reconstruct")
+_NUMPY_GLOBALS = ("multiarray.scalar", "multiarray._reconstruct")  # under numpy.core (< 2.0) / numpy._core
 _STAND_IN_NAMES = ("mmengine.logging.history_buffer.HistoryBuffer", "mmengine.config.config.ConfigDict",
                    "mmcv.utils.config.ConfigDict", "addict.addict.Dict")
 
@@ -40,23 +39,20 @@ _STAND_IN_NAMES = ("mmengine.logging.history_buffer.HistoryBuffer", "mmengine.co
 def _metadata_globals() -> list:
     """The allowlist (objects, or (object, qualified name) pairs where torch supports them)."""
     import numpy as np
-    out: list = []
-    supports_pairs = _torch_supports_named_globals()
+    core = getattr(np, "_core", None) or np.core  # numpy 2 renamed numpy.core to numpy._core
+    out: list = [np.dtype, np.ndarray]
+    pairs = _torch_supports_named_globals()
     for dotted in _NUMPY_GLOBALS:
-        obj: Any = np
-        try:
-            for part in dotted.split("."):
-                obj = getattr(obj, part)
-        except AttributeError:
-            continue
-        if supports_pairs:
-            out.append((obj, "numpy." + dotted))  # the name written in the file, whatever numpy calls it now
+        module_name, attr = dotted.split(".")
+        obj = getattr(getattr(core, module_name), attr)
+        if pairs:  # files name them as written by the numpy that saved them
+            out += [(obj, f"numpy.core.{dotted}"), (obj, f"numpy._core.{dotted}")]
         else:
             out.append(obj)
     dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25 pickles dtypes by their class
     if dtypes is not None:
         out += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
-    if supports_pairs:
+    if pairs:
         out += [(_MetadataStandIn, name) for name in _STAND_IN_NAMES]
     return out
 
