@@ -5,7 +5,7 @@ auxiliary head; cross-entropy of each head's logits resized (bilinear, the head'
 to the label size, averaged over *all* label pixels (ignored pixels count in the denominator, as
 MMSegmentation's ``CrossEntropyLoss`` with ``avg_non_ignore=False``); total = decode + 0.4 x aux;
 SGD with momentum and weight decay on every parameter; the learning rate follows the poly schedule
-``(lr - min_lr) * (1 - it / iters) ** power + min_lr`` set before step ``it``.
+``(lr - min_lr) * (1 - it / (iters - 1)) ** power + min_lr`` set before step ``it``.
 """
 from __future__ import annotations
 
@@ -80,8 +80,15 @@ def compute_losses(outputs: tuple[torch.Tensor, Optional[torch.Tensor]], label: 
 
 # -------------------------------------------------------------------------------------- optimiser, lr
 def poly_lr(base_lr: float, iteration: int, total: int, power: float, min_lr: float) -> float:
-    """The poly learning rate used before update ``iteration`` (0-based) of ``total``."""
-    frac = min(iteration, total) / total
+    """The poly learning rate used for update ``iteration`` (0-based) of ``total``.
+
+    As the reference's ``PolyLR(begin=0, end=total)``, which decays over ``total - 1`` steps, the last
+    update uses exactly ``min_lr``: ``(base_lr - min_lr) * (1 - iteration / (total - 1)) ** power + min_lr``.
+    """
+    span = total - 1
+    if span <= 0:
+        return base_lr
+    frac = min(iteration, span) / span
     return (base_lr - min_lr) * (1.0 - frac) ** power + min_lr
 
 
