@@ -1,9 +1,13 @@
 """Shared pieces of the hub tests: a served MMSegmentation checkpoint with a matching zoo entry."""
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import functools
 import hashlib
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 import pytest
@@ -29,12 +33,20 @@ class Source:
     state_dict: dict
 
 
-@pytest.fixture(scope="session")
-def oracle_source(tmp_path_factory) -> Source:
-    local = str(tmp_path_factory.mktemp("oracle") / "source.pth")
+@functools.lru_cache(maxsize=1)
+def _oracle_source_once() -> Source:
+    # one per test session, shared by every module that imports the fixture (a 51 MB R-18 checkpoint)
+    folder = tempfile.mkdtemp(prefix="sszoo-hub-oracle-")
+    atexit.register(shutil.rmtree, folder, True)
+    local = os.path.join(folder, "source.pth")
     x, ref, info = oracle_checkpoint(CASE, local)
     sd = torch.load(local, map_location="cpu", weights_only=True)["state_dict"]
     return Source(local, open(local, "rb").read(), x, ref, info, sd)
+
+
+@pytest.fixture
+def oracle_source() -> Source:
+    return _oracle_source_once()
 
 
 @pytest.fixture(scope="session")
