@@ -198,7 +198,9 @@ def ssseg_arch(method: str, os_: int, num_classes: int) -> dict:
 
 
 SSSEG_TEST_SCALE = {"cityscapes": [2048, 1024], "ade20k": [2048, 512], "voc12aug": [2048, 512],
-                    "pascal_context": [2048, 520], "pascal_context59": [2048, 520]}
+                    "pascal_context": [520, 520], "pascal_context59": [520, 520]}
+# sssegmentation tests Pascal Context with 480x480 windows at stride 320 (its configs, checked by the hub stream)
+SSSEG_SLIDE = {"pascal_context": ([480, 480], [320, 320]), "pascal_context59": ([480, 480], [320, 320])}
 SSSEG_NUM_CLASSES = {"cityscapes": 19, "ade20k": 150, "voc12aug": 21, "pascal_context": 60, "pascal_context59": 59}
 
 
@@ -215,7 +217,8 @@ def ssseg_entry(method: str, backbone: str, title: str, crop: str, schedule: str
     tag = "ssseg_fp16" if fp16 else "ssseg"
     return dict(
         name=f"{method}_{backbone_slug(backbone)}_{key}.{tag}", method=method, backbone=backbone, arch=arch, dataset=key,
-        test=dict(scale=SSSEG_TEST_SCALE[key], keep_ratio=True, mode="whole", crop=None, stride=None,
+        test=dict(scale=SSSEG_TEST_SCALE[key], keep_ratio=True, mode="slide" if key in SSSEG_SLIDE else "whole",
+                  crop=SSSEG_SLIDE.get(key, (None, None))[0], stride=SSSEG_SLIDE.get(key, (None, None))[1],
                   align_corners=False, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375]),
         recipe=dict(crop=[ch, cw], images_per_gpu=int(bs) // (4 if key != "cityscapes" else 4), gpus=4, iters=None,
                     epochs=int(epochs), optimizer="sgd", lr=float(lr), momentum=0.9,
@@ -242,6 +245,9 @@ def ssseg_entries() -> list[dict]:
         title = SSSEG_DATASETS[r["dataset"]]
         k = (r["method"], r["backbone"], title)
         notes = f"An earlier sssegmentation table (seed 003) reported {older[k]} mIoU." if k in older else ""
+        if title.startswith("Pascal Context"):
+            notes = (notes + " " if notes else "") + ("sssegmentation averages window probabilities before "
+                                                      "resizing (use_probs_before_resize); sszoo averages logits.")
         out.append(ssseg_entry(r["method"], r["backbone"], title, r["crop"], r["schedule"], num(r["miou"]), r["model"],
                                "fp32", r["log"] or None, r["cfg"] or None, notes))
     for r in seeds:
