@@ -1,0 +1,103 @@
+"""The inference helper: sliding window vs the reference's logits, whole vs slide, precision, inputs."""
+import numpy as np
+import pytest
+import torch
+
+from oracle_weights import cases, oracle_checkpoint
+import sszoo
+from sszoo.inference import Protocol, infer, rescale_size, resize_uint8_like_opencv, slide_windows
+
+RAW = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))  # golden inputs are already normalised
+
+
+@pytest.mark.parametrize("case", cases("slide_"))
+def test_slide_matches_reference_logits(case, tmp_path):
+    ckpt = tmp_path / "c.pth"
+    x, ref, info = oracle_checkpoint(case, str(ckpt))
+    model = sszoo.create_model(info["config"], pretrained=str(ckpt), num_classes=info["num_classes"])
+    p = Protocol(mode="slide", crop=(info["crop"],) * 2, stride=(info["stride"],) * 2,
+                 align_corners=info["align_corners"], **RAW)
+    out = infer(model, x[0], p, output="logits", batch_size=4)
+    assert out.shape == ref[0].shape
+    tol = 1e-4 * max(1.0, ref.abs().max().item())
+    assert (out - ref[0]).abs().max().item() <= tol
+
+
+def test_slide_windows_shift_inside_and_cover():
+    wins = slide_windows(90, 121, (64, 64), (40, 40))
+    assert len(wins) == 2 * 3
+    assert all(y2 - y1 == 64 and x2 - x1 == 64 and y2 <= 90 and x2 <= 121 for y1, y2, x1, x2 in wins)
+    assert wins[-1] == (26, 90, 57, 121)
+    assert slide_windows(30, 50, (64, 64), (40, 40)) == [(0, 30, 0, 50)]   # image smaller than the crop
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    model = sszoo.create_model("fcn_r18_d8_cityscapes", aux=False, num_classes=5)
+    g = torch.Generator().manual_seed(1)
+    img = torch.randint(0, 256, (3, 45, 67), dtype=torch.uint8, generator=g)
+    return model, img
+
+
+def test_whole_equals_slide_when_one_window_covers_the_image(small):
+    model, img = small
+    p = Protocol(scale=(80, 50), align_corners=False)
+    size = p.resized_size(45, 67)
+    whole = infer(model, img, p, output="logits")
+    slide = infer(model, img, p.with_(mode="slide", crop=size, stride=(8, 8)), output="logits")
+    assert torch.equal(whole, slide)
+
+
+def test_low_precision_close_to_fp32(small):
+    model, img = small
+    p = Protocol(scale=(80, 50))
+    ref = infer(model, img, p, output="labels")
+    for precision in ("bf16", "fp16"):
+        lab = infer(model, img, p, output="labels", precision=precision)
+        assert (lab == ref).float().mean() > 0.9, precision
+
+
+def test_inputs_and_outputs(small):
+    model, img = small
+    p = Protocol(scale=(80, 50))
+    hwc = img.permute(1, 2, 0).numpy()
+    one = infer(model, img, p)
+    assert one.shape == (45, 67) and one.dtype == torch.int64
+    assert torch.equal(infer(model, hwc, p), one)                   # numpy H x W x 3
+    from PIL import Image
+    assert torch.equal(infer(model, Image.fromarray(hwc), p), one)  # PIL
+    other = torch.randint(0, 256, (3, 30, 41), dtype=torch.uint8)
+    outs = infer(model, [img, other, img.float()], p, batch_size=2)  # float 0-255 too
+    assert [o.shape for o in outs] == [(45, 67), (30, 41), (45, 67)] and torch.equal(outs[2], one)
+    batch = infer(model, torch.stack([img, img]), p, output="probs")
+    assert batch.shape == (2, 5, 45, 67) and torch.allclose(batch.sum(1), torch.ones(2, 45, 67), atol=1e-5)
+    tta = infer(model, img, p.with_(msflip_ratios=(0.5, 1.0)), tta=True, output="probs")
+    assert tta.shape == (5, 45, 67) and torch.allclose(tta.sum(0), torch.ones(45, 67), atol=1e-5)
+    with pytest.raises(ValueError, match="3 colour channels"):
+        infer(model, torch.zeros(4, 10, 10), p)
+    with pytest.raises(ValueError, match="output must be"):
+        infer(model, img, p, output="mask")
+    with pytest.raises(ValueError, match="precision"):
+        infer(model, img, p, precision="int8")
+    with pytest.raises(ValueError, match="slide mode needs crop"):
+        Protocol(mode="slide")
+
+
+def test_rescale_size_is_mmcv_arithmetic():
+    # factor = min(2048 / 500, 512 / 375) = 1.36533..; 500 * f + 0.5 -> 683, 375 * f + 0.5 -> 512
+    assert rescale_size(375, 500, (2048, 512)) == (512, 683)
+    assert rescale_size(1024, 2048, (2048, 1024)) == (1024, 2048)
+    assert rescale_size(97, 131, (2049, 1025)) == (1025, 1384)
+    assert rescale_size(10, 20, (30, 40), keep_ratio=False) == (40, 30)
+
+
+def test_uint8_resize_matches_opencv_hand_computed():
+    # 2 -> 3 pixels: OpenCV's half-pixel positions -0.1667 (clamped), 0.5, 1.1667 (clamped)
+    img = torch.tensor([[[[10, 200]]]])
+    out = resize_uint8_like_opencv(img, (1, 3))
+    # middle pixel: weights 1024/1024, horizontal 10*1024+200*1024=215040; vertical ((215040>>4)*2048>>16 + 2)>>2
+    assert out.flatten().tolist() == [10.0, 105.0, 200.0]
+    # an exact 2x downscale is a rounded 2x2 average, as OpenCV's INTER_AREA fast path
+    img = torch.tensor([[[[1, 2], [3, 5]]]])
+    assert resize_uint8_like_opencv(img, (1, 1)).item() == 3.0
