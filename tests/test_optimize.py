@@ -131,22 +131,26 @@ def test_low_precision_folded_matches_reference(dtype, rel_tol, min_agree, golde
     assert agree >= min_agree, f"{dtype}: only {agree:.1%} of pixels keep their label"
 
 
-def test_forward_has_no_graph_breaks(tmp_path):
+@pytest.mark.parametrize("case", ["pspnet_r18_d8", "deeplabv3plus_r18b_d8"])
+def test_forward_has_no_graph_breaks(case, tmp_path, golden_psp):
     ok, why = compile_support("cpu")
     if not ok:
         pytest.skip(why)
-    model, x, _ = _golden_model("deeplabv3plus_r18b_d8", tmp_path)
+    model, x, _ = golden_psp if case == "pspnet_r18_d8" else _golden_model(case, tmp_path)
     explanation = torch._dynamo.explain(model)(x)
     assert explanation.graph_break_count == 0, explanation.break_reasons
     assert explanation.graph_count == 1
 
 
-def test_compiled_folded_model_matches_reference(golden_psp):
-    """One real inductor compile (the slowest test here): fullgraph, BN folded, channels_last."""
+def test_compiled_folded_model_matches_reference(tmp_path):
+    """One real inductor compile (the slowest test here): fullgraph, BN folded, channels_last.
+
+    FCN R-18b is the zoo model with the fewest distinct kernels, which keeps the C++ compilation short.
+    """
     ok, why = compile_support("cpu")
     if not ok:
         pytest.skip(why)
-    model, x, ref = golden_psp
+    model, x, ref = _golden_model("fcn_r18b_d8", tmp_path)
     fast = prepare_for_inference(model, compile=True)
     with torch.no_grad():
         out = fast(x.contiguous(memory_format=torch.channels_last))

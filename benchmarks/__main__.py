@@ -1,0 +1,4 @@
+"""``python -m benchmarks`` is ``python -m benchmarks.run``."""
+from .run import main
+
+main()
