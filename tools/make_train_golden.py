@@ -12,6 +12,9 @@ runs STEPS iterations of the reference's step on one fixed, already-augmented ba
 (power 0.9, eta_min 1e-4, end ITERS). Dropout draws from torch's global generator, seeded before
 each step with ``DROPOUT_SEED + step``.
 
+Also writes tests/golden/train/photometric.pth: OpenCV's 8-bit HSV conversions and the reference's
+PhotoMetricDistortion with scripted random draws, for tests/test_train_augment.py.
+
 Written to tests/golden/train/<case>.pt (small: input, labels, per-step losses and learning rates,
 norms of every updated parameter/buffer and of every parameter's change, and a few full tensors).
 No weights are stored: tests/test_train_parity.py regenerates them with tests/oracle_weights.py.
@@ -136,8 +139,66 @@ def make_case(name: str) -> dict:
             "delta_norms": json.dumps(delta_norms), "tensors": {kk: final[kk] for kk in FULL_TENSORS}}
 
 
+class _Scripted:
+    """Stands in for numpy.random inside the reference's PhotoMetricDistortion: returns scripted draws."""
+
+    def __init__(self, draws: list) -> None:
+        self.draws = list(draws)
+
+    def randint(self, *args):
+        return self.draws.pop(0)
+
+    def uniform(self, *args):
+        return self.draws.pop(0)
+
+
+# (draws in the order the reference makes them, the same order sszoo's photometric_distortion uses)
+PHOTO_SCRIPTS = {
+    # brightness +20.5, contrast first (mode 1) x1.3, saturation x0.6, hue +7
+    "contrast_first": [1, 20.5, 1, 1, 1.3, 1, 0.6, 1, 7],
+    # brightness -25, contrast last (mode 0): saturation x1.4, hue -15, contrast x0.7
+    "contrast_last": [1, -25.0, 0, 1, 1.4, 1, -15, 1, 0.7],
+    # only hue -18 (the lower end) and contrast skipped
+    "hue_only": [0, 1, 0, 0, 1, -18, 0],
+}
+
+
+def make_photometric() -> dict:
+    """The reference's 8-bit HSV conversions and PhotoMetricDistortion on a random image (RGB stored)."""
+    import cv2
+    import numpy as np
+    import mmseg.datasets.transforms.transforms as T
+
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    rgb[0, :8] = [[v, v, v] for v in range(0, 256, 32)]      # greys (saturation 0)
+    rgb[1, :6] = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255]]
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
+    hsv_in = np.stack([rng.integers(0, 180, (24, 40)), rng.integers(0, 256, (24, 40)),
+                       rng.integers(0, 256, (24, 40))], -1).astype(np.uint8)
+    back = cv2.cvtColor(hsv_in, cv2.COLOR_HSV2BGR)[..., ::-1]
+    out = {"rgb": torch.from_numpy(rgb.copy()), "hsv": torch.from_numpy(hsv), "hsv_in": torch.from_numpy(hsv_in),
+           "hsv_to_rgb": torch.from_numpy(np.ascontiguousarray(back)), "scripts": json.dumps(PHOTO_SCRIPTS)}
+    saved = T.random
+    try:
+        for name, draws in PHOTO_SCRIPTS.items():
+            T.random = _Scripted(draws)
+            res = T.PhotoMetricDistortion().transform({"img": bgr.copy()})
+            out["photo_" + name] = torch.from_numpy(np.ascontiguousarray(res["img"][..., ::-1]))
+    finally:
+        T.random = saved
+    return out
+
+
 def main(argv: list[str]) -> None:
     os.makedirs(OUT, exist_ok=True)
+    if not argv or "photometric" in argv:
+        torch.save(make_photometric(), os.path.join(OUT, "photometric.pth"))
+        print("photometric golden written")
+        argv = [a for a in argv if a != "photometric"]
+        if not argv and "photometric" in sys.argv[1:]:
+            return
     for name in argv or list(CASES):
         golden = make_case(name)
         path = os.path.join(OUT, name + ".pt")

@@ -120,19 +120,21 @@ _SECTOR_RGB = torch.tensor([[0, 3, 1], [2, 0, 1], [1, 0, 3], [1, 2, 0], [3, 1, 0
 
 
 def hsv_to_rgb_u8(hsv: torch.Tensor) -> torch.Tensor:
-    """OpenCV's 8-bit HSV -> RGB: float arithmetic on H * 6/180, S/255, V/255, rounded back to uint8."""
-    h = hsv[0].float() * (6.0 / 180.0)
-    s = hsv[1].float() * (1.0 / 255.0)
-    v = hsv[2].float() * (1.0 / 255.0)
-    h = torch.remainder(h, 6.0)
-    sector = h.floor().long().clamp_(0, 5)
-    f = h - sector.float()
-    tab = torch.stack([v, v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f))])  # 4 x H x W
+    """OpenCV's 8-bit HSV -> RGB as its vectorised path computes it: float32 arithmetic on H * (6/180),
+    S/255 and V/255, then x255 and truncation to uint8 (OpenCV's scalar tail rounds instead, so a few
+    pixels at the end of a row may differ by one level)."""
+    f32 = torch.float32
+    h = hsv[0].to(f32) * torch.tensor(6.0 / 180.0, dtype=f32)
+    s = hsv[1].to(f32) * torch.tensor(1.0 / 255.0, dtype=f32)
+    v = hsv[2].to(f32) * torch.tensor(1.0 / 255.0, dtype=f32)
+    pre = torch.trunc(h)
+    f = h - pre
+    sector = (pre - torch.trunc(pre * torch.tensor(1.0 / 6.0, dtype=f32)) * 6.0).long().clamp_(0, 5)
+    one = torch.ones((), dtype=f32)
+    tab = torch.stack([v, v * (one - s), v * (one - s * f), v * (one - s * (one - f))])  # 4 x H x W
     pick = _SECTOR_RGB[sector].permute(2, 0, 1)  # 3 x H x W
-    rgb = torch.gather(tab, 0, pick)
-    gray = s == 0
-    rgb = torch.where(gray[None], v[None].expand_as(rgb), rgb)
-    return (rgb * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+    rgb = torch.gather(tab, 0, pick) * torch.tensor(255.0, dtype=f32)
+    return torch.trunc(rgb).clamp_(0, 255).to(torch.uint8)
 
 
 def photometric_distortion(img: torch.Tensor, rng: np.random.Generator, cfg: AugmentConfig) -> torch.Tensor:

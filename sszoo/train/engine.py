@@ -205,6 +205,11 @@ class Trainer:
             except Exception as e:  # no val split: train without evaluation, say so
                 self.log.info(f"evaluation disabled: no usable val split ({str(e).splitlines()[0]})")
                 val_set = None
+        info = getattr(val_set, "info", None)
+        if info is not None and info.num_classes != self.cfg.num_classes:
+            self.log.info(f"evaluation disabled: the model has {self.cfg.num_classes} classes but the val set "
+                          f"({info.key}) has {info.num_classes}")
+            val_set = None
         return train_set, val_set
 
     def _protocol(self):
@@ -212,7 +217,8 @@ class Trainer:
 
         from ..inference import Protocol
         proto = Protocol.from_entry(self.entry)
-        return dataclasses.replace(proto, scale=tuple(self.cfg.test_scale))
+        return dataclasses.replace(proto, scale=tuple(self.cfg.test_scale), mean=tuple(self.cfg.mean),
+                                   std=tuple(self.cfg.std))
 
     def run(self) -> dict[str, Any]:
         try:
@@ -361,28 +367,23 @@ class Trainer:
 
     # ---- evaluation, checkpoints, export
     def _evaluate(self, model: Segmentor, val_set, done: int, state: "_LoopState") -> Optional[dict]:
-        try:
-            from ..eval import evaluate
-        except ImportError as e:
-            self.log.info(f"evaluation skipped at iter {done}: sszoo.eval is not available ({e})")
-            return None
-        cfg, info = self.cfg, self.dist
-        results = None
-        if info.is_main:
-            model.eval()
-            precision = {"off": "fp32"}.get(cfg.amp, cfg.amp)
-            with torch.no_grad():
-                results = evaluate(model, val_set, self._protocol(), precision=precision, device=self.device,
-                                   progress=False)
-            model.train()
-            miou = float(results["mIoU"])
-            self.log.info(f"eval at iter {done}: mIoU {miou:.2f}  mAcc {float(results['mAcc']):.2f}  "
-                          f"aAcc {float(results['aAcc']):.2f}")
-            self.log.record("eval", done, {k: float(results[k]) for k in ("mIoU", "mAcc", "aAcc")})
-            if state.best is None or miou > state.best["mIoU"]:
-                state.best = {"mIoU": miou, "iteration": done}
-                state.best_is_new = True
-        barrier(info)
+        """Evaluate with :func:`sszoo.eval.evaluate` (every process takes its share of the images)."""
+        from ..eval import evaluate
+
+        cfg = self.cfg
+        model.eval()
+        precision = {"off": "fp32"}.get(cfg.amp, cfg.amp)
+        with torch.no_grad():
+            results = evaluate(model, val_set, self._protocol(), precision=precision, device=self.device,
+                               progress=False)
+        model.train()
+        miou = float(results["mIoU"])
+        self.log.info(f"eval at iter {done}: mIoU {miou:.2f}  mAcc {float(results['mAcc']):.2f}  "
+                      f"aAcc {float(results['aAcc']):.2f}  ({results.get('num_images', '?')} images)")
+        self.log.record("eval", done, {k: float(results[k]) for k in ("mIoU", "mAcc", "aAcc")})
+        if state.best is None or miou > state.best["mIoU"]:
+            state.best = {"mIoU": miou, "iteration": done}
+            state.best_is_new = True
         return results
 
     def _checkpoint(self, model, optimizer, scaler, done: int, state: "_LoopState") -> dict:
