@@ -286,6 +286,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             CacheCorruptError) as e:
         _fail(str(e))
     protocol = Protocol.from_entry(model.entry)
+    if args.mode == "slide" and protocol.crop is None:
+        _fail(f"--mode slide needs a crop size, and {model.entry.name} is tested whole-image; use --mode whole")
     if args.scale is not None:
         try:
             protocol = protocol.with_(scale=_parse_scale(args.scale))
@@ -293,8 +295,6 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             _fail(f"--scale: {e}")
     if args.mode is not None:
         protocol = protocol.with_(mode=args.mode)
-    if protocol.mode == "slide" and protocol.crop is None:
-        _fail(f"--mode slide needs a crop size, and {model.entry.name} is tested whole-image; use --mode whole")
     names, palette = class_names_and_palette(model)
     results = []
     for path, stem in zip(paths, _unique_stems(paths)):
