@@ -74,9 +74,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     (folder), ``overlays`` (list of files), ``mIoU``, ``seconds`` (per step).
     """
     args = build_parser().parse_args(argv)
-    from . import eval as sszoo_eval
-    from . import predict as sszoo_predict
-    from . import train as sszoo_train
+    # import the functions, not the modules: sszoo.predict may be re-exported as the predict() function
+    from .eval import main as eval_main
+    from .predict import main as predict_main
+    from .train import main as train_main
     from .data import synthetic
     from .registry import get_entry
 
@@ -112,7 +113,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     _banner(2, f"training {entry.arch_name} from scratch: {s.iters} iterations of {s.batch_size} crops "
                f"{s.crop[0]}x{s.crop[1]} on {args.device}")
     t = time.perf_counter()
-    trained = sszoo_train.main([
+    trained = train_main([
         "--model", entry.name, "--data", data, "--work-dir", work, "--iters", str(s.iters),
         "--batch-size", str(s.batch_size), "--crop", f"{s.crop[0]}x{s.crop[1]}", "--scale", size,
         "--test-scale", size, "--eval-interval", "0", "--workers", "0", "--device", args.device,
@@ -122,14 +123,14 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
     _banner(3, "evaluating the trained weights on the val split (python -m sszoo.eval)")
     t = time.perf_counter()
-    results = sszoo_eval.main(["--model", entry.name, "--data", data, "--weights", weights, "--scale", size,
+    results = eval_main(["--model", entry.name, "--data", data, "--weights", weights, "--scale", size,
                                "--mode", "whole", "--workers", "0", "--device", args.device, "--out", eval_json, "--quiet"])
     seconds["eval"] = time.perf_counter() - t
 
     _banner(4, "predicting the val images and writing colour overlays (python -m sszoo.predict)")
     t = time.perf_counter()
     val_images = sorted(glob.glob(os.path.join(data, "leftImg8bit", "val", "*", "*.png")))
-    predicted = sszoo_predict.main([*val_images, "--model", entry.name, "--weights", weights, "--out", pred_dir,
+    predicted = predict_main([*val_images, "--model", entry.name, "--weights", weights, "--out", pred_dir,
                                     "--scale", size, "--mode", "whole", "--device", args.device])
     seconds["predict"] = time.perf_counter() - t
 

@@ -349,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     """CLI entry point; returns the :class:`ExportReport` as a dict. Exits with status 2 on bad input."""
     args = build_parser().parse_args(argv)
+    from .hub import CacheCorruptError, CheckpointError, DownloadError
     from .predict import load_model  # one place that turns --model/--weights into a network
 
     if args.format not in FORMATS:
@@ -361,7 +362,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         report = export(model, args.out, format=args.format, height=args.height, width=args.width,
                         dynamic=args.dynamic, check=not args.no_check, atol=args.atol,
                         **({"opset": args.opset} if args.format == "onnx" else {}))
-    except (ExportError, KeyError, ValueError, OSError) as e:
+    except (ExportError, KeyError, ValueError, OSError, ImportError, CheckpointError, DownloadError,
+            CacheCorruptError) as e:
         _fail(str(e))
     diff = "not checked" if report.max_abs_diff is None else f"max |diff| {report.max_abs_diff:.2e} vs PyTorch"
     print(f"wrote {report.path} ({report.format}, input {'x'.join(map(str, report.input_shape))}"

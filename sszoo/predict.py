@@ -2,8 +2,9 @@
 
 Python::
 
+    from sszoo.predict import predict
     model = sszoo.create_model("pspnet_r101_d8_cityscapes", pretrained=True)
-    labels = sszoo.predict.predict(model, "street.jpg")       # H x W int64 tensor of class ids
+    labels = predict(model, "street.jpg")       # H x W int64 tensor of class ids
 
 Command line (files, folders and globs; images of any size)::
 
