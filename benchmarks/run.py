@@ -33,15 +33,16 @@ from .measure import Timing, count_flops, environment, forward_flops, matmul_pea
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 ARCHS = ("fcn", "pspnet", "deeplabv3", "deeplabv3plus")
+VARIANTS = ["eager", "opt", "compile", "graphs", "helper"]
 PRESETS = {
     # Small enough for a 2-core CPU in a few minutes, big enough that convolutions dominate.
     "cpu": dict(device="cpu", models=[f"{a}_r50_d8_cityscapes" for a in ARCHS], train_models=["fcn_r50_d8_cityscapes"],
                 precision=["fp32"], variants=["eager", "opt"], size="128x256", iters=3, warmup=1,
-                throughput_batch=0, train_size="128x256", train_batch=2, train_iters=2, train_warmup=1,
+                throughput_batch=0, train_size="64x128", train_batch=2, train_iters=3, train_warmup=1,
                 max_batch=False, tag="cpu"),
     # Issue 6's GPU table: R-50-D8 and R-101-D8 of the four methods, fp16 and bf16.
     "gpu": dict(device="cuda", models=[f"{a}_r{d}_d8_cityscapes" for d in (50, 101) for a in ARCHS], train_models=None,
-                precision=["fp16", "bf16"], variants=["eager", "opt", "compile", "graphs"], size="1024x2048",
+                precision=["fp16", "bf16"], variants=["eager", "opt", "compile", "graphs", "helper"], size="1024x2048",
                 iters=200, warmup=5, throughput_batch=4, train_size="512x1024", train_batch=2, train_iters=20,
                 train_warmup=5, max_batch=True, tag=None),
 }
@@ -66,9 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--train-models", nargs="*", help="models to train-benchmark (default: --models; none: no training)")
     ap.add_argument("--device", help="cpu or cuda[:N] (default: cuda when available)")
     ap.add_argument("--precision", nargs="+", choices=sorted(DTYPES), help="fp32 runs as is; fp16/bf16 under autocast")
-    ap.add_argument("--variants", nargs="+", choices=["eager", "opt", "compile", "graphs"],
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS,
                     help="sszoo inference variants: eager; opt = BN folded + channels_last; compile = opt + "
-                         "torch.compile; graphs = opt replayed from a CUDA graph")
+                         "torch.compile; graphs = opt replayed from a CUDA graph; helper = opt called through "
+                         "sszoo.inference.infer on a uint8 image (normalisation and copy included)")
     ap.add_argument("--peers", nargs="*", choices=["torchvision", "mmseg"], default=None,
                     help="peers to run in the same process (default both; give none to skip)")
     ap.add_argument("--size", type=parse_size, help="inference input HxW (reference: 1024x2048)")
@@ -109,7 +111,7 @@ def resolve_args(argv: Optional[list[str]]) -> argparse.Namespace:
     if cuda and not torch.cuda.is_available():
         ap.error("--device cuda was asked for but CUDA is not available; use --device cpu or --preset cpu")
     args.precision = args.precision or (["fp16", "bf16"] if cuda else ["fp32"])
-    args.variants = args.variants or (["eager", "opt", "compile", "graphs"] if cuda else ["eager", "opt"])
+    args.variants = args.variants or (VARIANTS if cuda else ["eager", "opt"])
     if not cuda and "graphs" in args.variants:
         ap.error("--variants graphs needs a CUDA device")
     args.size = args.size or ((1024, 2048) if cuda else (128, 256))
@@ -175,6 +177,8 @@ def bench_inference(name: str, args, device: torch.device, sz, tv, mm, notes: li
     rows = []
     cands = []
     for v in args.variants:
+        if v == "helper":
+            continue  # timed through sszoo.inference below
         if v == "compile":
             ok, why = compile_support(device)
             if not ok:
@@ -208,6 +212,10 @@ def bench_inference(name: str, args, device: torch.device, sz, tv, mm, notes: li
                     fns[(c.impl, c.variant)] = inference_step(c, x, device, precision)
                 except Exception as e:  # one candidate failing (e.g. a compile error) must not sink the run
                     notes.append(f"{name}: {c.impl}/{c.variant} {precision} b{batch} failed: {type(e).__name__}: {e}")
+            if "helper" in args.variants:
+                helper = _helper_step(sz, entry, device, precision, batch, (h, w), notes)
+                if helper is not None:
+                    fns[("sszoo", "helper")] = helper
             if device.type == "cuda":
                 torch.cuda.synchronize()
             timings = time_interleaved(fns, device, iters=args.iters, warmup=args.warmup)
@@ -215,6 +223,21 @@ def bench_inference(name: str, args, device: torch.device, sz, tv, mm, notes: li
                 rows.append(_row(name, entry, "infer", impl, variant, precision, batch, (h, w), t,
                                  flops[impl] * batch, args.peaks.get(precision)))
     return rows
+
+
+def _helper_step(sz, entry, device, precision, batch, size, notes) -> Optional[Callable[[], object]]:
+    """The user's path: ``sszoo.inference.infer`` on uint8 images in host memory (as decoded), labels out."""
+    try:
+        from sszoo.inference import Protocol, infer
+    except ImportError as e:
+        notes.append(f"variant helper skipped: sszoo.inference is not importable ({e})")
+        return None
+    model = P.sszoo_inference(sz, "opt", device).model
+    protocol = Protocol.from_entry(entry).with_(scale=None, mode="whole", crop=None, stride=None)
+    g = torch.Generator().manual_seed(4)
+    images = torch.randint(0, 256, (batch, 3, *size), dtype=torch.uint8, generator=g)
+    images = images[0] if batch == 1 else images
+    return lambda: infer(model, images, protocol, output="labels", precision=precision, batch_size=batch)
 
 
 # --------------------------------------------------------------------------------------- training

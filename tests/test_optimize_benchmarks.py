@@ -99,6 +99,7 @@ def test_end_to_end_cpu_run_with_torchvision_peer(tmp_path):
     report = R.main(["--models", "fcn_r50_d8_cityscapes", "--train-models", "fcn_r18_d8_cityscapes",
                      "--device", "cpu", "--size", "32x64", "--iters", "1", "--warmup", "0", "--train-size", "32x32",
                      "--train-iters", "1", "--train-warmup", "0", "--peers", "torchvision",
+                     "--variants", "eager", "opt", "helper",
                      "--out", str(tmp_path), "--tag", "tiny"])
     saved = json.loads((tmp_path / "tiny.json").read_text())
     md = (tmp_path / "tiny.md").read_text()
@@ -106,7 +107,7 @@ def test_end_to_end_cpu_run_with_torchvision_peer(tmp_path):
     for key in ("date", "device_name", "torch", "torchvision", "sszoo"):
         assert saved["environment"][key]
     infer = {(r["impl"], r["variant"]): r for r in saved["results"] if r["task"] == "infer"}
-    assert set(infer) == {("sszoo", "eager"), ("sszoo", "opt"), ("torchvision", "eager")}
+    assert set(infer) == {("sszoo", "eager"), ("sszoo", "opt"), ("sszoo", "helper"), ("torchvision", "eager")}
     assert infer[("sszoo", "eager")]["time_ratio"]["torchvision"] == pytest.approx(
         infer[("sszoo", "eager")]["median_s"] / infer[("torchvision", "eager")]["median_s"])
     # the published work per image scales with the pixels: 3.16 TFLOP at 1024x2048 -> /1024 at 32x64
