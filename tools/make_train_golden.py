@@ -10,7 +10,8 @@ runs STEPS iterations of the reference's step on one fixed, already-augmented ba
 ``model.loss`` (decode + 0.4 x auxiliary CrossEntropyLoss, ignore 255) -> ``parse_losses`` ->
 ``OptimWrapper.update_params`` (SGD lr 0.01, momentum 0.9, weight decay 5e-4) -> ``PolyLR.step``
 (power 0.9, eta_min 1e-4, end ITERS). Dropout draws from torch's global generator, seeded before
-each step with ``DROPOUT_SEED + step``.
+each step with ``DROPOUT_SEED + step``. Runs on one CPU thread (so does the test) to fix the order of
+floating-point sums.
 
 Also writes tests/golden/train/photometric.pth: OpenCV's 8-bit HSV conversions and the reference's
 PhotoMetricDistortion with scripted random draws, for tests/test_train_augment.py.
@@ -192,6 +193,8 @@ def make_photometric() -> dict:
 
 
 def main(argv: list[str]) -> None:
+    # one thread: the summation order of the CPU kernels is then fixed, as in the test (which also uses one)
+    torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
     if not argv or "photometric" in argv:
         torch.save(make_photometric(), os.path.join(OUT, "photometric.pth"))
