@@ -100,14 +100,14 @@ def test_miou_rises_far_above_chance(tmp_path):
 
 # ----------------------------------------------------------------------------------- kill/resume
 def test_sigkill_and_resume_gives_identical_weights(tiny_data, tmp_path):
-    common = TINY + ["--data", tiny_data, "--iters", "6", "--ckpt-interval", "2", "--seed", "5"]
+    common = TINY + ["--data", tiny_data, "--iters", "4", "--ckpt-interval", "2", "--seed", "5"]
     full_dir, killed_dir = str(tmp_path / "full"), str(tmp_path / "killed")
     full = _run_cli(common + ["--work-dir", full_dir])
     victim = _run_cli(common + ["--work-dir", killed_dir])
     pointer = os.path.join(killed_dir, "last_checkpoint")
     deadline = time.time() + 240
     while time.time() < deadline and victim.poll() is None:
-        if os.path.isfile(pointer) and open(pointer).read().strip() in ("iter_2.pth", "iter_4.pth"):
+        if os.path.isfile(pointer) and open(pointer).read().strip() == "iter_2.pth":
             victim.send_signal(signal.SIGKILL)
             break
         time.sleep(0.02)
@@ -125,8 +125,8 @@ def test_sigkill_and_resume_gives_identical_weights(tiny_data, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    ca = torch.load(os.path.join(full_dir, "iter_6.pth"), weights_only=True)
-    cb = torch.load(os.path.join(killed_dir, "iter_6.pth"), weights_only=True)
+    ca = torch.load(os.path.join(full_dir, "iter_4.pth"), weights_only=True)
+    cb = torch.load(os.path.join(killed_dir, "iter_4.pth"), weights_only=True)
     for k, v in ca["optimizer"]["state"].items():
         assert torch.equal(v["momentum_buffer"], cb["optimizer"]["state"][k]["momentum_buffer"])
 
@@ -152,7 +152,7 @@ def test_torchrun_two_processes_gloo(tiny_data, tmp_path):
 # ------------------------------------------------------------------------------ mixed precision
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_amp_on_cpu(tiny_data, tmp_path, amp):
-    res = main(TINY + ["--data", tiny_data, "--iters", "2", "--amp", amp, "--work-dir", str(tmp_path)])
+    res = main(TINY + ["--data", tiny_data, "--iters", "1", "--amp", amp, "--work-dir", str(tmp_path)])
     state = _final_weights(str(tmp_path))
     assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())  # fp32 master weights
     records = [json.loads(line) for line in open(os.path.join(tmp_path, "log.jsonl"))]
