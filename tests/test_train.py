@@ -235,3 +235,31 @@ def test_bad_options_are_clear(tiny_data, tmp_path):
         main(TINY + ["--data", tiny_data, "--iters", "0"])
     with pytest.raises(SystemExit, match="recipe is given in epochs"):
         main(["--model", "deeplabv3_r101_d8_ade20k.ssseg", "--data", tiny_data, "--print-recipe"])
+
+
+# ----------------------------------------------------------------------------------- initialisation
+def test_pretrained_backbone_and_init_from(tiny_data, tmp_path):
+    """--pretrained-backbone PATH loads ImageNet-style backbone weights (through sszoo.hub); --init-from PATH
+    starts the whole model from an exported file, re-initialising a classifier of another class count."""
+    donor = sszoo.create_model(MODEL)
+    torch.nn.init.normal_(donor.backbone.stem[0].weight)           # recognisable weights
+    backbone_file = str(tmp_path / "backbone.pth")
+    torch.save({"state_dict": donor.backbone.state_dict()}, backbone_file)
+    still = ["--lr", "1e-9", "--min-lr", "0", "--iters", "1", "--data", tiny_data]   # the weights hardly move
+    res = main(TINY + still + ["--work-dir", str(tmp_path / "a"), "--pretrained-backbone", backbone_file])
+    got = _final_weights(str(tmp_path / "a"))
+    for k, v in donor.backbone.state_dict().items():
+        if k.endswith("weight") and v.dim() == 4:
+            torch.testing.assert_close(got["backbone." + k], v, rtol=0, atol=1e-6)
+    # fine-tune from that file with 14 classes: everything but the classifiers comes from the file
+    res = main(TINY + still + ["--work-dir", str(tmp_path / "b"), "--init-from", res["exported"],
+                               "--num-classes", "14"])
+    tuned = _final_weights(str(tmp_path / "b"))
+    assert tuned["decode_head.conv_seg.weight"].shape[0] == 14 and tuned["auxiliary_head.conv_seg.weight"].shape[0] == 14
+    torch.testing.assert_close(tuned["decode_head.convs.0.conv.weight"], got["decode_head.convs.0.conv.weight"],
+                               rtol=0, atol=1e-6)
+    model = sszoo.create_model(MODEL, pretrained=res["exported"], num_classes=14)
+    assert model.num_classes == 14
+    # labels beyond the class count are refused with a hint
+    with pytest.raises(SystemExit, match=r"label values \[8, 10, 11, 13\] are outside the 7 classes"):
+        main(TINY + still + ["--work-dir", str(tmp_path / "c"), "--num-classes", "7"])
