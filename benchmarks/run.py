@@ -37,7 +37,7 @@ VARIANTS = ["eager", "opt", "compile", "graphs", "helper"]
 PRESETS = {
     # Small enough for a 2-core CPU in a few minutes, big enough that convolutions dominate.
     "cpu": dict(device="cpu", models=[f"{a}_r50_d8_cityscapes" for a in ARCHS], train_models=["fcn_r50_d8_cityscapes"],
-                precision=["fp32"], variants=["eager", "opt"], size="128x256", iters=3, warmup=1,
+                precision=["fp32"], variants=["eager", "opt"], size="128x256", iters=4, warmup=1,
                 throughput_batch=0, train_size="64x128", train_batch=2, train_iters=3, train_warmup=1,
                 max_batch=False, tag="cpu"),
     # Issue 6's GPU table: R-50-D8 and R-101-D8 of the four methods, fp16 and bf16.
@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--train-warmup", type=int)
     ap.add_argument("--max-batch", action=argparse.BooleanOptionalAction, default=None,
                     help="also find and time the largest training batch that fits (CUDA only)")
+    ap.add_argument("--stat", choices=["median", "min"],
+                    help="statistic behind fps, s/iter and the ratios (default: median on CUDA; min on CPU, "
+                         "where other processes only ever add time, so the minimum is the least disturbed)")
     ap.add_argument("--cudnn-benchmark", action=argparse.BooleanOptionalAction, default=True,
                     help="let cuDNN pick the fastest kernels for the fixed shapes (default on)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"), help="results folder")
@@ -111,6 +114,7 @@ def resolve_args(argv: Optional[list[str]]) -> argparse.Namespace:
     if cuda and not torch.cuda.is_available():
         ap.error("--device cuda was asked for but CUDA is not available; use --device cpu or --preset cpu")
     args.precision = args.precision or (["fp16", "bf16"] if cuda else ["fp32"])
+    args.stat = args.stat or ("median" if cuda else "min")
     args.variants = args.variants or (VARIANTS if cuda else ["eager", "opt"])
     if not cuda and "graphs" in args.variants:
         ap.error("--variants graphs needs a CUDA device")
@@ -221,7 +225,7 @@ def bench_inference(name: str, args, device: torch.device, sz, tv, mm, notes: li
             timings = time_interleaved(fns, device, iters=args.iters, warmup=args.warmup)
             for (impl, variant), t in timings.items():
                 rows.append(_row(name, entry, "infer", impl, variant, precision, batch, (h, w), t,
-                                 flops[impl] * batch, args.peaks.get(precision)))
+                                 flops[impl] * batch, args.peaks.get(precision), args.stat))
     return rows
 
 
@@ -260,21 +264,21 @@ def _train_step(model: torch.nn.Module, loss_fn, x, y, device, precision) -> Cal
 
 
 def _train_candidates(name, entry, args, device, sz, tv, mm, notes) -> list[tuple[str, str, torch.nn.Module, Callable]]:
-    """(impl, variant, model, loss_fn) for every model that trains in this run, each its own copy."""
+    """(impl, variant, model, loss_fn) for every model that trains in this run, each its own copy (on the CPU)."""
     out = []
-    s_eager = copy.deepcopy(sz).to(device).train()
+    s_eager = copy.deepcopy(sz).train()
     out.append(("sszoo", "eager", s_eager, P.sszoo_train_loss(s_eager)))
     if device.type == "cuda" or "opt" in args.variants:
-        s_cl = copy.deepcopy(sz).to(device).train().to(memory_format=torch.channels_last)
+        s_cl = copy.deepcopy(sz).train().to(memory_format=torch.channels_last)
         out.append(("sszoo", "channels_last", s_cl, P.sszoo_train_loss(s_cl)))
     if "compile" in args.variants and compile_support(device)[0]:
-        s_c = copy.deepcopy(sz).to(device).train().to(memory_format=torch.channels_last)
+        s_c = copy.deepcopy(sz).train().to(memory_format=torch.channels_last)
         out.append(("sszoo", "compile", s_c, torch.compile(P.sszoo_train_loss(s_c), fullgraph=True)))
     if tv is not None:
-        t = copy.deepcopy(tv).to(device).train()
+        t = copy.deepcopy(tv).train()
         out.append(("torchvision", "eager", t, P.torchvision_train_loss(t)))
     if mm is not None:
-        m = copy.deepcopy(mm).to(device).train()
+        m = copy.deepcopy(mm).train()
         out.append(("mmseg", "eager", m, P.mmseg_train_loss(m)))
     return out
 
@@ -330,23 +334,38 @@ def bench_training(name: str, args, device: torch.device, sz, tv, mm, notes: lis
     xm = torch.empty(batch, 3, *size, device="meta")
     ym = torch.zeros(batch, *size, dtype=torch.long, device="meta")
     train_flops = count_flops(lambda: P.sszoo_train_loss(meta_model)(xm, ym).backward())
+    flops_of = {"sszoo": train_flops, "mmseg": train_flops}  # MMSegmentation's is the same network
+    if tv is not None:
+        meta_tv = copy.deepcopy(tv).to("meta").train()
+        flops_of["torchvision"] = count_flops(lambda: P.torchvision_train_loss(meta_tv)(xm, ym).backward())
+        del meta_tv
     del meta_model
     for precision in args.precision:
         cands = _train_candidates(name, entry, args, device, sz, tv, mm, notes)
         x, y = _train_data(batch, size, entry.num_classes, device)
-        mems = {}
-        fns = {}
+        mems, fns = {}, {}
+        # Peak memory of each model alone on the device (Module.to moves in place; the loss closures follow).
         for impl, variant, model, loss_fn in cands:
             xin = x.contiguous(memory_format=torch.channels_last) if variant != "eager" else x
             try:
+                model.to(device)
                 mems[(impl, variant)] = _peak_memory(model, loss_fn, xin, y, device, precision)
-                fns[(impl, variant)] = _train_step(model, loss_fn, xin, y, device, precision)
             except Exception as e:
                 notes.append(f"{name}: training {impl}/{variant} {precision} failed: {type(e).__name__}: {e}")
+            finally:
+                model.zero_grad(set_to_none=True)
+                model.to("cpu" if device.type == "cuda" else device)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        # Then all of them resident, timed round-robin.
+        for impl, variant, model, loss_fn in cands:
+            if (impl, variant) in mems:
+                xin = x.contiguous(memory_format=torch.channels_last) if variant != "eager" else x
+                fns[(impl, variant)] = _train_step(model.to(device), loss_fn, xin, y, device, precision)
         timings = time_interleaved(fns, device, iters=args.train_iters, warmup=args.train_warmup)
         for (impl, variant), t in timings.items():
-            flops = train_flops if impl != "torchvision" else None
-            row = _row(name, entry, "train", impl, variant, precision, batch, size, t, flops, args.peaks.get(precision))
+            row = _row(name, entry, "train", impl, variant, precision, batch, size, t, flops_of[impl],
+                       args.peaks.get(precision), args.stat)
             row["peak_mem_gb"] = mems.get((impl, variant))
             rows.append(row)
         del cands, fns
@@ -354,17 +373,17 @@ def bench_training(name: str, args, device: torch.device, sz, tv, mm, notes: lis
             b, t, mem = _largest_batch(sz, size, entry.num_classes, device, precision)
             if t is not None:
                 row = _row(name, entry, "train", "sszoo", "channels_last", precision, b, size, t,
-                           train_flops * b // batch, args.peaks.get(precision))
+                           train_flops * b // batch, args.peaks.get(precision), args.stat)
                 row["peak_mem_gb"], row["largest_batch"] = mem, True
                 rows.append(row)
     return rows
 
 
 # ---------------------------------------------------------------------------------------- reports
-def _row(name, entry, task, impl, variant, precision, batch, size, t: Timing, flops, peak) -> dict:
-    sec = t.median
+def _row(name, entry, task, impl, variant, precision, batch, size, t: Timing, flops, peak, stat: str = "median") -> dict:
+    sec = t.min if stat == "min" else t.median
     row = {"model": name, "arch": f"{entry.method} {entry.backbone}", "task": task, "impl": impl, "variant": variant,
-           "precision": precision, "batch": batch, "size": list(size), **t.to_dict()}
+           "precision": precision, "batch": batch, "size": list(size), **t.to_dict(), "stat": stat, "seconds": sec}
     if task == "infer":
         row["fps"] = batch / sec
     else:
@@ -377,7 +396,7 @@ def _row(name, entry, task, impl, variant, precision, batch, size, t: Timing, fl
 
 
 def add_ratios(rows: list[dict]) -> None:
-    """For every sszoo row: its median time divided by each peer's in the same measurement (<1: sszoo faster)."""
+    """For every sszoo row: its time (``seconds``, the chosen statistic) divided by each peer's in the same measurement (<1: sszoo faster)."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if not r.get("largest_batch"):
@@ -386,7 +405,7 @@ def add_ratios(rows: list[dict]) -> None:
         peers_ = {r["impl"]: r for r in group if r["impl"] != "sszoo"}
         for r in group:
             if r["impl"] == "sszoo":
-                r["time_ratio"] = {p: r["median_s"] / pr["median_s"] for p, pr in peers_.items()}
+                r["time_ratio"] = {p: r["seconds"] / pr["seconds"] for p, pr in peers_.items()}
 
 
 def _fmt(v, spec: str) -> str:
@@ -404,7 +423,8 @@ def markdown(report: dict) -> str:
              f"cuDNN {env.get('cudnn')}, cudnn.benchmark {report['config']['cudnn_benchmark']}",
              "- matmul peak measured in this run: " + ", ".join(f"{k} {v / 1e12:.2f} TFLOP/s"
                                                               for k, v in report["matmul_peak_flops"].items()),
-             "- times are medians of round-robin calls; ratio = sszoo time / peer time (below 1: sszoo faster)", ""]
+             f"- times are the {report['config'].get('stat', 'median')} of round-robin calls; "
+             "ratio = sszoo time / peer time (below 1: sszoo faster)", ""]
     for task, title in (("infer", "Inference (forward + resize + argmax)"), ("train", "Training step (SGD)")):
         sel = [r for r in rows if r["task"] == task]
         if not sel:
@@ -419,7 +439,7 @@ def markdown(report: dict) -> str:
         for r in sel:
             ratio = r.get("time_ratio", {})
             cells = [r["model"], r["impl"], r["variant"] + (" (largest batch)" if r.get("largest_batch") else ""),
-                     r["precision"], str(r["batch"]), "x".join(map(str, r["size"])), _fmt(r["median_s"] * 1e3, ".1f")]
+                     r["precision"], str(r["batch"]), "x".join(map(str, r["size"])), _fmt(r["seconds"] * 1e3, ".1f")]
             if task == "infer":
                 cells += [_fmt(r["fps"], ".2f")]
             else:
