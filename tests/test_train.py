@@ -152,7 +152,8 @@ def test_torchrun_two_processes_gloo(tiny_data, tmp_path):
 # ------------------------------------------------------------------------------ mixed precision
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_amp_on_cpu(tiny_data, tmp_path, amp):
-    res = main(TINY + ["--data", tiny_data, "--iters", "1", "--amp", amp, "--work-dir", str(tmp_path)])
+    extra = ["--channels-last"] if amp == "bf16" else []
+    res = main(TINY + extra + ["--data", tiny_data, "--iters", "1", "--amp", amp, "--work-dir", str(tmp_path)])
     state = _final_weights(str(tmp_path))
     assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())  # fp32 master weights
     records = [json.loads(line) for line in open(os.path.join(tmp_path, "log.jsonl"))]
@@ -185,10 +186,33 @@ def test_label_size_mismatch_names_the_file(tmp_path):
     assert os.path.basename(lab) in msg and "size" in msg
 
 
+def test_fp16_overflow_skips_the_step_and_logs_it(tiny_data, tmp_path):
+    cfg = config_from_entry(sszoo.get_entry(MODEL), data=tiny_data, work_dir=str(tmp_path), iters=2, batch_size=2,
+                            crop=(32, 64), scale=(96, 48), workers=0, amp="fp16", log_interval=1, tensorboard=False)
+    model = sszoo.create_model(MODEL)
+    calls = {"n": 0}
+
+    def overflow_first(grad):  # the first backward pass overflows
+        calls["n"] += 1
+        return grad * float("inf") if calls["n"] == 1 else grad
+
+    model.decode_head.conv_seg.weight.register_hook(overflow_first)
+    before = model.decode_head.conv_seg.weight.detach().clone()
+    train(cfg, model=model)
+    records = [json.loads(line) for line in open(os.path.join(tmp_path, "log.jsonl"))]
+    overflow = [r for r in records if r["kind"] == "overflow"]
+    assert len(overflow) == 1 and overflow[0]["iter"] == 1
+    assert overflow[0]["scale_after"] == overflow[0]["scale_before"] / 2
+    scales = [r["grad_scale"] for r in records if r["kind"] == "train"]
+    assert scales == [overflow[0]["scale_after"]] * 2
+    assert not torch.equal(model.decode_head.conv_seg.weight.detach().cpu(), before)  # the 2nd step applied
+
+
 def test_crop_larger_than_images_is_padded(tiny_data, tmp_path):
-    # 96x48 images resized around 96x48: a 96x160 crop is always padded (0 image, 255 labels)
-    res = main([a if a != "32x64" else "96x160" for a in TINY] + ["--data", tiny_data, "--iters", "2",
-                                                                   "--work-dir", str(tmp_path)])
+    # 96x48 images resized around 96x48: a 96x160 crop is always padded (0 image, 255 labels). TensorBoard
+    # stays on here: without the tensorboard package the run goes on without it.
+    res = main([a if a != "32x64" else "96x160" for a in TINY if a != "--no-tensorboard"]
+               + ["--data", tiny_data, "--iters", "2", "--work-dir", str(tmp_path)])
     records = [json.loads(line) for line in open(os.path.join(tmp_path, "log.jsonl"))]
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records if r["kind"] == "train")
     assert res["exported"]
