@@ -149,5 +149,15 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             "predictions": pred_dir, "overlays": overlays, "mIoU": results["mIoU"], "seconds": seconds}
 
 
+def cli() -> int:
+    """Console-script entry point (``sszoo-demo``): runs :func:`main` and returns exit status 0.
+
+    ``main`` returns a dict for Python callers; a console script would pass that to ``sys.exit`` and
+    exit with status 1, so the script points here instead.
+    """
+    main()
+    return 0
+
+
 if __name__ == "__main__":
     main()

@@ -376,5 +376,15 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
+def cli() -> int:
+    """Console-script entry point (``sszoo-export``): runs :func:`main` and returns exit status 0.
+
+    ``main`` returns a dict for Python callers; a console script would pass that to ``sys.exit`` and
+    exit with status 1, so the script points here instead.
+    """
+    main()
+    return 0
+
+
 if __name__ == "__main__":
     main()
