@@ -114,8 +114,21 @@ def dataset_record(title: str, meta: dict, num_classes: int) -> dict:
                 palette=m["palette"][:num_classes], ignore_index=255, reduce_zero_label=key in REDUCE_ZERO)
 
 
+def seed_001() -> dict[str, dict]:
+    """Seed 001's table (the old configs/fp16 README), keyed by checkpoint file name's hash suffix."""
+    out = {}
+    for r in csv.DictReader(open(os.path.join(REF, "seed_tables.csv"))):
+        if r["seed"] == "001":
+            out[r["checkpoint_url"].rsplit("-", 1)[-1]] = r
+    return out
+
+
 def notes(r: dict, rec: dict) -> str:
     out = [r["note"]] if r.get("note") else []
+    seed = seed_001().get(r["checkpoint_url"].rsplit("-", 1)[-1])
+    if seed and (seed["mem_gb"], seed["fps"]) != (r["mem_gb"], r["fps"]):
+        out.append(f"Seed 001's copy of the fp16 table lists {seed['mem_gb']} GB and {seed['fps']} fps; the "
+                   f"values here ({r['mem_gb']} GB, {r['fps']} fps) are those of the reference table.")
     if rec["iters"] != int(r["schedule"]):
         # upstream: some 1.x "80k" configs inherit a 40k base; the published run is the table's schedule
         out.append(f"MMSegmentation 1.2.2's config resolves to {rec['iters']} iterations (it inherits a "
@@ -169,7 +182,7 @@ def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
                          format="mmseg", url_alt=r.get("checkpoint_url_alt") or None, license="Apache-2.0"),
             source=dict(framework="mmsegmentation", config=r["config"],
                         config_url=(MMSEG_0X_CONFIG_URL if legacy else MMSEG_CONFIG_URL) + r["config"],
-                        log_url=r["log_url"] or None, config_0x=r.get("config_0x") or None, notes=r.get("note", "")),
+                        log_url=r["log_url"] or None, config_0x=r.get("config_0x") or None, notes=notes(r, rec)),
             citations=[CITE[method]] + (["micikevicius2017mixed"] if fp16 else []) + ["mmseg2020"],
             aliases=[base] + ([os.path.basename(r["config_0x"]).removesuffix(".py")] if r.get("config_0x") else []),
             n_keys=int(s["n_keys"]), n_params=int(s["n_params"]),
