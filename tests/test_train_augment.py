@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from sszoo.train.augment import (AugmentConfig, TrainAugment, collate, hsv_to_rgb_u8, normalize_batch,
-                                 photometric_distortion, random_crop_box, rescaled_size, resize_label, rgb_to_hsv_u8)
+                                 photometric_distortion, random_crop_box, rescaled_size, resize_image_window,
+                                 resize_label, rgb_to_hsv_u8)
 from sszoo.train.sampling import AugmentedDataset, StepBatchSampler
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "train", "photometric.pth")
@@ -163,3 +164,21 @@ def test_augmented_dataset_names_a_size_mismatch():
     aug = AugmentedDataset(ds, TrainAugment(AugmentConfig(crop=(4, 4), scale=(12, 10))))
     with pytest.raises(ValueError, match=r"img_7.png: the label is \(11, 10\)"):
         aug[(0, 1)]
+
+
+@pytest.mark.parametrize("size", [(20, 29), (74, 106), (50, 61), (91, 140), (37, 53)])
+def test_image_resize_equals_opencv_and_windows_agree(photo, size):
+    src = photo["resize_src"].permute(2, 0, 1).contiguous()
+    full = resize_image_window(src, size)
+    ref = photo[f"resize_{size[0]}x{size[1]}"].permute(2, 0, 1)
+    diff = (full.int() - ref.int()).abs()
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01
+    # any window of the resize is the same window of the full resize
+    h, w = size
+    for box in [(0, h // 2, 0, w // 2), (h // 3, h, w // 4, w - 1), (5, 9, 7, w)]:
+        assert torch.equal(resize_image_window(src, size, box), full[:, box[0]:box[1], box[2]:box[3]])
+    # an exact 2x reduction is a rounded 2 x 2 mean
+    big = torch.randint(0, 256, (3, 8, 10), dtype=torch.uint8)
+    half = resize_image_window(big, (4, 5))
+    mean = (big.int().view(3, 4, 2, 5, 2).sum(dim=(2, 4)) + 2) // 4
+    assert torch.equal(half.int(), mean)

@@ -164,6 +164,9 @@ PHOTO_SCRIPTS = {
 }
 
 
+RESIZE_SIZES = ((20, 29), (74, 106), (50, 61), (91, 140), (37, 53))
+
+
 def make_photometric() -> dict:
     """The reference's 8-bit HSV conversions and PhotoMetricDistortion on a random image (RGB stored)."""
     import cv2
@@ -181,6 +184,11 @@ def make_photometric() -> dict:
     back = cv2.cvtColor(hsv_in, cv2.COLOR_HSV2BGR)[..., ::-1]
     out = {"rgb": torch.from_numpy(rgb.copy()), "hsv": torch.from_numpy(hsv), "hsv_in": torch.from_numpy(hsv_in),
            "hsv_to_rgb": torch.from_numpy(np.ascontiguousarray(back)), "scripts": json.dumps(PHOTO_SCRIPTS)}
+    # the reference's image resize: cv2 INTER_LINEAR on uint8 (up, down, odd factors, exact 2x down)
+    src = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    out["resize_src"] = torch.from_numpy(src.copy())
+    for h, w in RESIZE_SIZES:
+        out[f"resize_{h}x{w}"] = torch.from_numpy(cv2.resize(src, (w, h), interpolation=cv2.INTER_LINEAR))
     saved = T.random
     try:
         for name, draws in PHOTO_SCRIPTS.items():
