@@ -287,3 +287,23 @@ def test_pretrained_backbone_and_init_from(tiny_data, tmp_path):
     # labels beyond the class count are refused with a hint
     with pytest.raises(SystemExit, match=r"label values \[8, 10, 11, 13\] are outside the 7 classes"):
         main(TINY + still + ["--work-dir", str(tmp_path / "c"), "--num-classes", "7"])
+
+
+def test_best_checkpoint_is_kept_between_checkpoints(tmp_path):
+    root = str(tmp_path / "cityscapes")
+    generate(root, "cityscapes", 4, size=(96, 48), seed=7, split="train")
+    generate(root, "cityscapes", 2, size=(96, 48), seed=8, split="val")
+    work = str(tmp_path / "w")
+    res = main(TINY + ["--data", root, "--iters", "3", "--eval-interval", "1", "--ckpt-interval", "0",
+                       "--lr", "0.05", "--work-dir", work])
+    evals = [json.loads(line) for line in open(os.path.join(work, "log.jsonl"))]
+    evals = [r for r in evals if r["kind"] == "eval"]
+    assert [r["iter"] for r in evals] == [1, 2, 3]
+    best = max(evals, key=lambda r: (r["mIoU"], -r["iter"]))
+    assert res["best"] == {"mIoU": pytest.approx(best["mIoU"]), "iteration": best["iter"]}
+    ckpt = torch.load(res["best_checkpoint"], weights_only=True)
+    assert ckpt["iteration"] == best["iter"]                 # saved at its evaluation, not at a checkpoint
+    assert sorted(f for f in os.listdir(work) if f.startswith("iter_")) == ["iter_3.pth"]
+    from safetensors.torch import load_file
+    exported = load_file(res["best_exported"])
+    assert all(torch.equal(exported[k], v) for k, v in ckpt["model"].items())

@@ -361,6 +361,8 @@ class Trainer:
                 t_window = time.perf_counter()
             if (cfg.ckpt_interval and done % cfg.ckpt_interval == 0) or is_last:
                 self._save(model, optimizer, scaler, done, state)
+            if state.best_is_new:
+                self._save_best(model, optimizer, scaler, done, state)
 
         result = self._finish(model, state, last_eval, start)
         return result
@@ -405,10 +407,16 @@ class Trainer:
                 old = state.saved.pop(0)
                 if os.path.exists(old):
                     os.unlink(old)
-            if state.best_is_new and state.best is not None and state.best["iteration"] == done:
-                atomic_save(ckpt, os.path.join(cfg.work_dir, "best.pth"))
-                state.best_is_new = False
             self.log.info(f"checkpoint: {state.last_ckpt}")
+        barrier(self.dist)
+
+    def _save_best(self, model, optimizer, scaler, done: int, state: "_LoopState") -> None:
+        """``best.pth``: the full checkpoint of the evaluation with the best mIoU so far."""
+        if self.dist.is_main:
+            atomic_save(self._checkpoint(model, optimizer, scaler, done, state),
+                        os.path.join(self.cfg.work_dir, "best.pth"))
+            self.log.info(f"best mIoU so far ({state.best['mIoU']:.2f}): {self.cfg.work_dir}/best.pth")
+        state.best_is_new = False
         barrier(self.dist)
 
     def _finish(self, model: Segmentor, state: "_LoopState", last_eval: Optional[dict], start: int) -> dict[str, Any]:
