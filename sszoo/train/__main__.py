@@ -1,4 +1,6 @@
 """``python -m sszoo.train`` (see :mod:`sszoo.train.cli`)."""
-from .cli import _cli
+import sys
 
-_cli()
+from .cli import console_main
+
+sys.exit(console_main())

@@ -143,12 +143,16 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         raise SystemExit(f"sszoo.train: error: {msg}") from e
 
 
-def _cli() -> None:
+def console_main() -> int:
+    """Console-script entry (``sszoo-train``): runs :func:`main`, prints the summary as JSON, returns 0.
+
+    (``main`` returns a dict, which a console-script wrapper would turn into exit status 1.)
+    """
     result = main(sys.argv[1:])
-    if "config" in result:  # --print-recipe
-        return
-    print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=1, default=str))
+    if "config" not in result:  # --print-recipe printed the recipe already
+        print(json.dumps(result, indent=1, default=str))
+    return 0
 
 
 if __name__ == "__main__":
-    _cli()
+    sys.exit(console_main())
