@@ -58,8 +58,9 @@ def _linear_taps(src: int, dst: int) -> tuple[torch.Tensor, torch.Tensor, torch.
     frac = torch.where((i0 < 0) | (i0 >= src - 1), torch.zeros_like(frac), frac)
     i0 = i0.clamp(0, src - 1)
     i1 = (i0 + 1).clamp(max=src - 1)
-    w1 = torch.round(frac * 2048).long()
-    w0 = torch.round((1 - frac) * 2048).long()
+    # int32 is enough (8-bit x 2048 x 2048 < 2**31) and about twice as fast as int64 on CPU
+    w1 = torch.round(frac * 2048).to(torch.int32)
+    w0 = torch.round((1 - frac) * 2048).to(torch.int32)
     return i0, i1, w0, w1
 
 
@@ -78,7 +79,7 @@ def resize_image_window(img: torch.Tensor, size: tuple[int, int],
     y2, x2 = min(y2, h), min(x2, w)
     if (H, W) == (h, w):
         return img[:, y1:y2, x1:x2]
-    x = img.to(torch.int64)
+    x = img.to(torch.int32)
     if H == 2 * h and W == 2 * w:
         q = x[:, 2 * y1:2 * y2, 2 * x1:2 * x2]
         return ((q[:, 0::2, 0::2] + q[:, 0::2, 1::2] + q[:, 1::2, 0::2] + q[:, 1::2, 1::2] + 2) >> 2).to(torch.uint8)
@@ -155,14 +156,15 @@ def rgb_to_hsv_u8(img: torch.Tensor) -> torch.Tensor:
     diff = v - vmin
     shift = 12
     idx = torch.arange(256, dtype=torch.float64)
-    sdiv = torch.where(idx > 0, torch.round((255 << shift) / idx.clamp(min=1)), torch.zeros(())).to(torch.int64)
-    hdiv = torch.where(idx > 0, torch.round((180 << shift) / (6 * idx.clamp(min=1))), torch.zeros(())).to(torch.int64)
-    s = (diff.long() * sdiv[v.long()] + (1 << (shift - 1))) >> shift
+    # int32 suffices: 255 * (255 << 12) and 1020 * (180 << 12) / 6 are below 2**31
+    sdiv = torch.where(idx > 0, torch.round((255 << shift) / idx.clamp(min=1)), torch.zeros(())).to(torch.int32)
+    hdiv = torch.where(idx > 0, torch.round((180 << shift) / (6 * idx.clamp(min=1))), torch.zeros(())).to(torch.int32)
+    s = (diff * sdiv[v.long()] + (1 << (shift - 1))) >> shift
     # hue numerator: the max channel decides the sector (red wins ties, then green)
-    h = torch.where(v == r, g - b, torch.where(v == g, b - r + 2 * diff, r - g + 4 * diff)).long()
+    h = torch.where(v == r, g - b, torch.where(v == g, b - r + 2 * diff, r - g + 4 * diff))
     h = (h * hdiv[diff.long()] + (1 << (shift - 1))) >> shift
     h = torch.where(h < 0, h + 180, h)
-    return torch.stack([h, s, v.long()]).to(torch.uint8)
+    return torch.stack([h, s, v]).to(torch.uint8)
 
 
 # Which of (v, v(1-s), v(1-s f), v(1-s(1-f))) each of r, g, b takes in hue sectors 0..5.
