@@ -280,7 +280,8 @@ def test_pretrained_backbone_and_init_from(tiny_data, tmp_path):
     res = main(TINY + still + ["--work-dir", str(tmp_path / "b"), "--init-from", res["exported"],
                                "--num-classes", "14"])
     tuned = _final_weights(str(tmp_path / "b"))
-    assert tuned["decode_head.conv_seg.weight"].shape[0] == 14 and tuned["auxiliary_head.conv_seg.weight"].shape[0] == 14
+    assert tuned["decode_head.conv_seg.weight"].shape[0] == 14
+    assert tuned["auxiliary_head.conv_seg.weight"].shape[0] == 14
     torch.testing.assert_close(tuned["decode_head.convs.0.conv.weight"], got["decode_head.convs.0.conv.weight"],
                                rtol=0, atol=1e-6)
     model = sszoo.create_model(MODEL, pretrained=res["exported"], num_classes=14)

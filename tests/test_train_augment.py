@@ -133,8 +133,8 @@ def test_pipeline_keeps_image_and_label_aligned_and_pads():
         assert err.max() < 8 and (err == 0).float().mean() > 0.8  # a misaligned crop/flip is off by >= 16
         flips += int(lab[0, 0] > lab[0, -1])
     assert 5 < flips < 25  # flipped about half of the time
-    batch = collate([{"image": torch.full((3, 5, 7), 200, dtype=torch.uint8), "label": torch.ones(5, 7, dtype=torch.long)}],
-                    crop=(8, 10))
+    sample = {"image": torch.full((3, 5, 7), 200, dtype=torch.uint8), "label": torch.ones(5, 7, dtype=torch.long)}
+    batch = collate([sample], crop=(8, 10))
     assert batch["label"][0, 5:].eq(255).all() and batch["label"][0, :, 7:].eq(255).all()
     assert batch["label"][0, :5, :7].eq(1).all()
     x = normalize_batch(batch["image"], batch["valid"], (123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
@@ -149,7 +149,8 @@ def test_sampler_is_a_pure_function_of_seed_and_iteration():
     # resuming at iteration 4 gives the same batches as the uninterrupted sampler
     assert list(StepBatchSampler(10, 4, 7, seed=3, start=4)) == batches[4:]
     # two ranks split every global batch
-    r0, r1 = StepBatchSampler(10, 4, 7, seed=3, rank=0, world_size=2), StepBatchSampler(10, 4, 7, seed=3, rank=1, world_size=2)
+    r0 = StepBatchSampler(10, 4, 7, seed=3, rank=0, world_size=2)
+    r1 = StepBatchSampler(10, 4, 7, seed=3, rank=1, world_size=2)
     assert [a + b for a, b in zip(r0, r1)] == batches
     # each epoch (10 consecutive samples) visits every image once
     flat = [i for b in batches for i, _ in b]
