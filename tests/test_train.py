@@ -258,8 +258,12 @@ def test_bad_options_are_clear(tiny_data, tmp_path):
         main(["--model", "fcn_r18_d8_nowhere", "--data", tiny_data])
     with pytest.raises(SystemExit, match="iters must be >= 1"):
         main(TINY + ["--data", tiny_data, "--iters", "0"])
-    with pytest.raises(SystemExit, match="recipe is given in epochs"):
+    with pytest.raises(SystemExit, match=r"recipe is given in epochs \(130\) and the training set could not be"):
         main(["--model", "deeplabv3_r101_d8_ade20k.ssseg", "--data", tiny_data, "--print-recipe"])
+    # with a training set, epochs become iterations: 130 epochs x ceil(6 images / 4 per step)
+    res = main(["--model", "deeplabv3_r101_d8_ade20k.ssseg", "--data", tiny_data, "--dataset", "cityscapes",
+                "--batch-size", "4", "--print-recipe"])
+    assert res["config"]["iters"] == 130 * 2
 
 
 # ----------------------------------------------------------------------------------- initialisation

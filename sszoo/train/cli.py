@@ -20,7 +20,7 @@ from ..registry import get_entry
 from ..registry import UnknownModelError
 from .checkpoint import find_last_checkpoint
 from .engine import TrainingError, train
-from .recipe import config_from_entry, format_config
+from .recipe import config_from_entry, format_config, iterations_of
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: cuda when available)")
     p.add_argument("--no-photometric", action="store_true", help="turn the photometric distortion off")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic GPU kernels (slower; CPU runs are deterministic already)")
     p.add_argument("--print-recipe", action="store_true", help="print the effective recipe and exit")
     return p
 
@@ -96,6 +98,8 @@ def config_from_args(args: argparse.Namespace):
         if not pretrained:
             raise ValueError(f"{entry.name} has no pretrained backbone in its recipe; pass --pretrained-backbone SPEC")
     iters = args.iters
+    if iters is None and not entry.recipe.iters:
+        iters = _iters_from_epochs(entry, args)
     eval_interval = args.eval_interval
     if eval_interval is None and (iters or entry.recipe.iters):
         eval_interval = max((iters or entry.recipe.iters) // 8, 1)
@@ -112,7 +116,19 @@ def config_from_args(args: argparse.Namespace):
         log_interval=log_interval, keep_checkpoints=args.keep_checkpoints, seed=args.seed,
         pretrained_backbone=pretrained, init_from=args.init_from, num_classes=args.num_classes,
         workers=args.workers, device=args.device, photometric=False if args.no_photometric else None,
-        tensorboard=False if args.no_tensorboard else None)
+        tensorboard=False if args.no_tensorboard else None, deterministic=args.deterministic or None)
+
+
+def _iters_from_epochs(entry, args: argparse.Namespace) -> int:
+    """sssegmentation recipes count epochs: convert with the size of the training set under --data."""
+    from ..data import build_dataset
+
+    try:
+        n = len(build_dataset(args.dataset or entry.dataset.key, args.data, "train"))
+    except Exception as e:
+        raise ValueError(f"{entry.name}: the recipe is given in epochs ({entry.recipe.epochs}) and the training set "
+                         f"could not be counted ({str(e).splitlines()[0]}); pass --iters N") from e
+    return iterations_of(entry, n, args.batch_size)
 
 
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:

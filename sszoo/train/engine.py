@@ -237,6 +237,13 @@ class Trainer:
                 f"effective recipe:\n{format_config(cfg)}\n"
                 f"device {dev}, {info.world_size} process(es), {cfg.batch_size // info.world_size} images each")
         train_set, val_set = self._datasets()
+        if dev.type == "cuda":
+            # cuDNN autotuning picks the fastest kernels; deterministic mode pins reproducible ones instead
+            torch.backends.cudnn.benchmark = not cfg.deterministic
+            torch.backends.cudnn.deterministic = cfg.deterministic
+        if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(cfg.seed)  # model initialisation is seeded too
         model = self._model_arg if self._model_arg is not None else build_train_model(cfg, log)
         model.train()

@@ -57,6 +57,7 @@ class TrainConfig:
     init_from: Optional[str] = None          # a zoo name or checkpoint path to start the whole model from
     device: Optional[str] = None             # None: cuda if available, else cpu
     tensorboard: bool = True
+    deterministic: bool = False              # deterministic GPU kernels (CPU runs are deterministic anyway)
     mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)
 
@@ -106,14 +107,16 @@ class TrainConfig:
         return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}
 
 
-def iterations_of(entry: ZooEntry, dataset_len: int | None = None) -> int:
-    """The schedule length in iterations (sssegmentation recipes are in epochs of the training set)."""
+def iterations_of(entry: ZooEntry, dataset_len: int | None = None, batch_size: int | None = None) -> int:
+    """The schedule length in iterations. sssegmentation recipes are in epochs of the training set:
+    ``epochs x ceil(dataset_len / batch_size)``."""
     r = entry.recipe
     if r.iters:
         return int(r.iters)
     if r.epochs and dataset_len:
-        return int(r.epochs) * -(-dataset_len // r.batch_size)
-    raise ValueError(f"{entry.name}: the recipe is given in epochs ({r.epochs}); pass --iters N")
+        return int(r.epochs) * -(-dataset_len // (batch_size or r.batch_size))
+    raise ValueError(f"{entry.name}: the recipe is given in epochs ({r.epochs}) and the training set could not be "
+                     "counted; pass --iters N")
 
 
 def config_from_entry(entry: ZooEntry, data: str, work_dir: str, **overrides: Any) -> TrainConfig:
