@@ -103,7 +103,9 @@ def test_miou_rises_far_above_chance(tmp_path):
 def test_sigkill_and_resume_gives_identical_weights(tiny_data, tmp_path):
     common = TINY + ["--data", tiny_data, "--iters", "4", "--ckpt-interval", "2", "--seed", "5"]
     full_dir, killed_dir = str(tmp_path / "full"), str(tmp_path / "killed")
-    full = _run_cli(common + ["--work-dir", full_dir])
+    # the uninterrupted run loads data in a worker process, the killed one in the main process: the
+    # batches (and so the weights) must not depend on that either
+    full = _run_cli(common + ["--work-dir", full_dir, "--workers", "1"])
     victim = _run_cli(common + ["--work-dir", killed_dir])
     pointer = os.path.join(killed_dir, "last_checkpoint")
     deadline = time.time() + 240
