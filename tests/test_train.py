@@ -293,7 +293,7 @@ def test_pretrained_backbone_and_init_from(tiny_data, tmp_path):
     model = sszoo.create_model(MODEL, pretrained=res["exported"], num_classes=14)
     assert model.num_classes == 14
     # labels beyond the class count are refused with a hint
-    with pytest.raises(SystemExit, match=r"label values \[8, 10, 11, 13\] are outside the 7 classes"):
+    with pytest.raises(SystemExit, match=r"_leftImg8bit\.png: label values \[8, 10, 11, 13\] are outside the 7 classes"):
         main(TINY + still + ["--work-dir", str(tmp_path / "c"), "--num-classes", "7"])
 
 

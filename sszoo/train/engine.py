@@ -285,7 +285,8 @@ class Trainer:
         sampler = StepBatchSampler(len(train_set), cfg.batch_size, cfg.iters, seed=cfg.seed, start=start,
                                    rank=info.rank, world_size=info.world_size)
         loader = torch.utils.data.DataLoader(
-            AugmentedDataset(train_set, aug), batch_sampler=sampler, num_workers=cfg.workers,
+            AugmentedDataset(train_set, aug, num_classes=model.num_classes), batch_sampler=sampler,
+            num_workers=cfg.workers,
             collate_fn=functools.partial(collate, crop=tuple(cfg.crop), ignore_index=cfg.ignore_index),
             pin_memory=dev.type == "cuda", persistent_workers=False)
 
@@ -305,7 +306,6 @@ class Trainer:
             x = normalize_batch(batch["image"].to(dev, non_blocking=True), batch["valid"], cfg.mean, cfg.std,
                                 memory_format)
             label = batch["label"].to(dev, non_blocking=True).long()
-            _check_labels(label, model.num_classes, cfg.ignore_index, it)
             ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
             with ctx:
                 outputs = forward(x)
@@ -471,14 +471,6 @@ def _make_scaler(amp: str, device: torch.device):
         return torch.amp.GradScaler(device.type)
     except (AttributeError, TypeError):  # torch < 2.3 has only the CUDA scaler
         return torch.cuda.amp.GradScaler()
-
-
-def _check_labels(label: torch.Tensor, num_classes: int, ignore_index: int, it: int) -> None:
-    bad = (label >= num_classes) & (label != ignore_index)
-    if bool(bad.any()):
-        values = sorted(set(label[bad].unique().tolist()))[:8]
-        raise TrainingError(f"iteration {it + 1}: label values {values} are outside the {num_classes} classes "
-                            f"(0..{num_classes - 1}, {ignore_index} = ignore); pass --num-classes or fix the labels")
 
 
 def train(cfg: TrainConfig, *, resume: Optional[str] = None, model: Optional[Segmentor] = None,

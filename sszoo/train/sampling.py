@@ -64,9 +64,10 @@ class StepBatchSampler(Sampler):
 class AugmentedDataset(Dataset):
     """Wraps a dataset of ``{"image", "label", "path"}`` items; ``ds[(index, seed)]`` is one augmented sample."""
 
-    def __init__(self, dataset: Dataset, augment: TrainAugment) -> None:
+    def __init__(self, dataset: Dataset, augment: TrainAugment, num_classes: int | None = None) -> None:
         self.dataset = dataset
         self.augment = augment
+        self.num_classes = num_classes  # when given, label values are checked (here, not on the GPU)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -82,6 +83,13 @@ class AugmentedDataset(Dataset):
             raise ValueError(f"{path}: the label is {tuple(label.shape)[::-1]} (w x h) but the image is "
                              f"{tuple(image.shape[1:])[::-1]}; every label map must have its image's size. "
                              "Fix or remove this pair.")
+        if self.num_classes is not None:
+            ignore = self.augment.cfg.ignore_index
+            bad = (label >= self.num_classes) & (label != ignore) | (label < 0)
+            if bool(bad.any()):
+                values = sorted(set(label[bad].unique().tolist()))[:8]
+                raise ValueError(f"{path}: label values {values} are outside the {self.num_classes} classes "
+                                 f"(0..{self.num_classes - 1}, {ignore} = ignore); pass --num-classes or fix the labels")
         rng = np.random.default_rng(seed)
         image, label = self.augment(image, label, rng)
         return {"image": image, "label": label}
