@@ -149,7 +149,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             "predictions": pred_dir, "overlays": overlays, "mIoU": results["mIoU"], "seconds": seconds}
 
 
-def cli() -> int:
+def console_main() -> int:
     """Console-script entry point (``sszoo-demo``): runs :func:`main` and returns exit status 0.
 
     ``main`` returns a dict for Python callers; a console script would pass that to ``sys.exit`` and

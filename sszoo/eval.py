@@ -256,5 +256,15 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         dist_utils.cleanup()
 
 
+def console_main() -> int:
+    """Console-script entry point (``sszoo-eval``): runs :func:`main` and returns exit status 0.
+
+    ``main`` returns the results dict for Python callers; a console script would pass that to
+    ``sys.exit`` and exit with status 1, so the script points here instead.
+    """
+    main()
+    return 0
+
+
 if __name__ == "__main__":
     main()

@@ -376,7 +376,7 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def cli() -> int:
+def console_main() -> int:
     """Console-script entry point (``sszoo-export``): runs :func:`main` and returns exit status 0.
 
     ``main`` returns a dict for Python callers; a console script would pass that to ``sys.exit`` and

@@ -309,7 +309,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     return {"model": model.entry.name, "out": os.path.abspath(args.out), "predictions": results}
 
 
-def cli() -> int:
+def console_main() -> int:
     """Console-script entry point (``sszoo-predict``): runs :func:`main` and returns exit status 0.
 
     ``main`` returns a dict for Python callers; a console script would pass that to ``sys.exit`` and

@@ -98,8 +98,10 @@ class Segmentor(nn.Module):
         """Decode and auxiliary logits at feature resolution (the training loss resizes them to the labels)."""
         self._check_input(x)
         feats = self.backbone(x)
+        # decode head first, as the reference: the heads' dropout layers then draw random numbers in its order
+        decode = self.decode_head(feats)
         aux = self.auxiliary_head(feats) if self.auxiliary_head is not None else None
-        return self.decode_head(feats), aux
+        return decode, aux
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
