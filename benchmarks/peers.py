@@ -69,13 +69,16 @@ def build_sszoo(name: str, calib: torch.Tensor, *, seed: int = 0) -> nn.Module:
 
 
 def sszoo_inference(model: nn.Module, variant: str, device: torch.device) -> Candidate:
-    """Inference candidates: ``eager`` (as built), ``opt`` (BN folded + channels_last), ``compile``
+    """Inference candidates: ``eager`` (as built), ``fold`` (BN folded), ``opt`` (BN folded + channels_last), ``compile``
     (``opt`` + torch.compile) and ``graphs`` (``opt`` replayed from a CUDA graph, set up by the runner)."""
     base = copy.deepcopy(model).drop_auxiliary_head().to(device).eval()
     if variant == "eager":
         return Candidate("sszoo", variant, base, base, arch=type(base.decode_head).__name__)
+    if variant == "fold":  # BN folding alone, NCHW: separates the gain of folding from that of the layout
+        fast = prepare_for_inference(base, channels_last=False, fold_bn=True, inplace=True)
+        return Candidate("sszoo", variant, fast, fast, arch=type(base.decode_head).__name__)
     if variant not in ("opt", "compile", "graphs"):
-        raise ValueError(f"unknown sszoo variant {variant!r}; use eager, opt, compile or graphs")
+        raise ValueError(f"unknown sszoo variant {variant!r}; use eager, fold, opt, compile or graphs")
     fast = prepare_for_inference(base, channels_last=True, fold_bn=True, compile=(variant == "compile"),
                                  inplace=True)
     return Candidate("sszoo", variant, fast, fast, channels_last=True, arch=type(base.decode_head).__name__)

@@ -5,15 +5,20 @@ FLOP counts are checked against the published work-per-image numbers (tools/refe
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 
 import pytest
 import torch
 
 import sszoo
-from benchmarks import peers as P
-from benchmarks import run as R
-from benchmarks.measure import Timing, count_flops, forward_flops, sane_init_, time_interleaved
+
+# benchmarks/ is a folder of the repository, not of the installed package: import it from the checkout
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import peers as P  # noqa: E402
+from benchmarks import run as R  # noqa: E402
+from benchmarks.measure import count_flops, forward_flops, sane_init_, time_interleaved  # noqa: E402
 
 
 @pytest.mark.parametrize("name,tflop", [("pspnet_r101_d8_cityscapes", 4.09), ("deeplabv3_r50_d8_cityscapes", 4.31)])
