@@ -166,7 +166,7 @@ def _to_chw(img: Any, what: str) -> torch.Tensor:
         except ImportError:  # pragma: no cover - pillow is a dependency
             Image = None
         if Image is not None and isinstance(img, Image.Image):
-            img = np.asarray(img.convert("RGB"))
+            img = np.array(img.convert("RGB"))  # a writable copy: torch refuses read-only arrays
         else:
             raise TypeError(f"{what}: expected a torch.Tensor, numpy array or PIL image, got {type(img).__name__}")
     t = torch.from_numpy(np.ascontiguousarray(img)) if isinstance(img, np.ndarray) else img

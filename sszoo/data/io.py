@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -20,7 +21,11 @@ def read_image(path: str) -> torch.Tensor:
     """
     try:
         from torchvision.io import ImageReadMode, decode_image, read_file
-        img = decode_image(read_file(path), mode=ImageReadMode.RGB)
+        with warnings.catch_warnings():
+            # torchvision >= 0.29 flags its decoders as deprecated (in favour of torchcodec); they still
+            # work, and PIL below takes over the day they are gone
+            warnings.simplefilter("ignore", DeprecationWarning)
+            img = decode_image(read_file(path), mode=ImageReadMode.RGB)
         if img.dim() == 3 and img.shape[0] == 3:
             return img
     except FileNotFoundError:
