@@ -257,11 +257,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 def console_main() -> int:
-    """Console-script entry point (``sszoo-eval``): runs :func:`main` and returns exit status 0.
-
-    ``main`` returns the results dict for Python callers; a console script would pass that to
-    ``sys.exit`` and exit with status 1, so the script points here instead.
-    """
+    """``sszoo-eval``: run :func:`main` and exit 0 (``main`` returns a dict, which ``sys.exit`` would treat as failure)."""
     main()
     return 0
 

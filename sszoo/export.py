@@ -377,11 +377,7 @@ def _fail(message: str) -> None:
 
 
 def console_main() -> int:
-    """Console-script entry point (``sszoo-export``): runs :func:`main` and returns exit status 0.
-
-    ``main`` returns a dict for Python callers; a console script would pass that to ``sys.exit`` and
-    exit with status 1, so the script points here instead.
-    """
+    """``sszoo-export``: run :func:`main` and exit 0 (``main`` returns a dict, which ``sys.exit`` would treat as failure)."""
     main()
     return 0
 

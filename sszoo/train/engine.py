@@ -26,7 +26,7 @@ from ..registry import get_entry
 from .augment import AugmentConfig, TrainAugment, collate, normalize_batch
 from .checkpoint import (FORMAT, LAST_POINTER, atomic_save, atomic_write_text, export_safetensors,
                          read_train_checkpoint, rng_state, set_rng_state)
-from .distributed import DistInfo, all_reduce_mean, barrier, cleanup, convert_batchnorm, init_distributed
+from ..distributed import all_reduce_mean, barrier, cleanup, convert_batchnorm, init_distributed
 from .logger import TrainLogger, format_eta, peak_memory_mb
 from .recipe import TrainConfig, format_config
 from .sampling import AugmentedDataset, StepBatchSampler, _mix
@@ -225,7 +225,7 @@ class Trainer:
             return self._run()
         finally:
             self.log.close()
-            cleanup(self.dist)
+            cleanup()
 
     def _run(self) -> dict[str, Any]:
         cfg, dev, info = self.cfg, self.device, self.dist
@@ -251,7 +251,7 @@ class Trainer:
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
-        model = convert_batchnorm(model, info, dev, log)
+        model = convert_batchnorm(model, dev, log)
         forward: nn.Module = TrainForward(model)
         if info.enabled:
             forward = nn.parallel.DistributedDataParallel(forward, device_ids=[dev.index] if dev.type == "cuda"
@@ -325,7 +325,7 @@ class Trainer:
             else:
                 losses["total"].backward()
             reduced = all_reduce_mean(torch.stack([losses["decode"].detach(), losses["aux"].detach(),
-                                                   losses["total"].detach()]).float(), info)
+                                                   losses["total"].detach()]).float())
             if not bool(torch.isfinite(reduced).all()):
                 bad_streak += 1
                 # with fp16 the loss scaler skips such steps; otherwise (or if it keeps happening) stop
@@ -415,7 +415,7 @@ class Trainer:
                 if os.path.exists(old):
                     os.unlink(old)
             self.log.info(f"checkpoint: {state.last_ckpt}")
-        barrier(self.dist)
+        barrier()
 
     def _save_best(self, model, optimizer, scaler, done: int, state: "_LoopState") -> None:
         """``best.pth``: the full checkpoint of the evaluation with the best mIoU so far."""
@@ -424,7 +424,7 @@ class Trainer:
                         os.path.join(self.cfg.work_dir, "best.pth"))
             self.log.info(f"best mIoU so far ({state.best['mIoU']:.2f}): {self.cfg.work_dir}/best.pth")
         state.best_is_new = False
-        barrier(self.dist)
+        barrier()
 
     def _finish(self, model: Segmentor, state: "_LoopState", last_eval: Optional[dict], start: int) -> dict[str, Any]:
         cfg = self.cfg
@@ -451,7 +451,7 @@ class Trainer:
                           + (f"; best mIoU {state.best['mIoU']:.2f} at iter {state.best['iteration']}"
                              if state.best else ""))
             self.log.record("done", cfg.iters, {"exported": exported, "best": state.best})
-        barrier(self.dist)
+        barrier()
         return out
 
 
