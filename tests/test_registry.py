@@ -9,7 +9,6 @@ from urllib.parse import urlparse
 import pytest
 import torch
 
-import sszoo
 from sszoo.models import build_model
 from sszoo.registry import UnknownModelError, get_dataset, get_entry, list_entries, list_models
 

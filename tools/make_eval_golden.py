@@ -23,8 +23,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "..", "tests", "golden", "eval")
-ORACLE_PY = "/work/oracle/bin/python"
-DUMP_DIR = "/work/shared/tools"
+sys.path.insert(0, HERE)
+from oracle_models import ORACLE_PYTHON, build_reference_model  # noqa: E402
 
 SETS = {
     "cityscapes": dict(layout="cityscapes", config="pspnet_r18-d8_4xb2-80k_cityscapes-769x769", num_classes=19,
@@ -61,39 +61,17 @@ def oracle() -> None:
     warnings.filterwarnings("ignore")
     import numpy as np
     import torch
-    from mmengine import Config, ConfigDict
+    from mmengine import ConfigDict
     from mmengine.dataset import Compose, pseudo_collate
     from PIL import Image
-    from mmseg.registry import DATASETS, MODELS, METRICS
+    from mmseg.registry import DATASETS, METRICS
     from mmseg.utils import register_all_modules
-    sys.path.insert(0, DUMP_DIR)
-    import mmseg_oracle_dump as dump
 
     register_all_modules()
     golden = {"calib_shape": list(CALIB), "seed": SEED, "sets": {}}
     for name, s in SETS.items():
         root = os.path.join(OUT, name)
-        cfg = Config.fromfile(dump.find_config(s["config"]))
-        m = cfg.model
-        m.pop("pretrained", None)
-        m.backbone.init_cfg = None
-
-        def plain_bn(d):
-            if isinstance(d, dict):
-                for k, v in d.items():
-                    if k == "norm_cfg" and isinstance(v, dict) and v.get("type") == "SyncBN":
-                        v["type"] = "BN"
-                    else:
-                        plain_bn(v)
-            elif isinstance(d, list):
-                for v in d:
-                    plain_bn(v)
-        plain_bn(m)
-        for head in ("decode_head", "auxiliary_head"):
-            if isinstance(m.get(head), dict):
-                m[head].num_classes = s["num_classes"]
-        m.test_cfg = dict(mode="whole")
-        model = MODELS.build(m)
+        dump, model, cfg = build_reference_model(s["config"], s["num_classes"], dict(mode="whole"))
         dump.randomise_(model, SEED, CALIB)
         model.eval()
 
@@ -180,4 +158,4 @@ if __name__ == "__main__":
         oracle()
     else:
         generate_images()
-        subprocess.run([ORACLE_PY, os.path.abspath(__file__), "--oracle"], check=True)
+        subprocess.run([ORACLE_PYTHON, os.path.abspath(__file__), "--oracle"], check=True)

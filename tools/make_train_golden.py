@@ -22,7 +22,6 @@ No weights are stored: tests/test_train_parity.py regenerates them with tests/or
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -32,9 +31,11 @@ warnings.filterwarnings("ignore")
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from oracle_models import build_reference_model  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-DUMP = os.environ.get("ORACLE_DUMP", os.path.join(ROOT, os.pardir, "shared", "tools", "mmseg_oracle_dump.py"))
 OUT = os.path.join(ROOT, "tests", "golden", "train")
 
 STEPS = 3
@@ -49,41 +50,6 @@ FULL_TENSORS = ("decode_head.conv_seg.weight", "decode_head.conv_seg.bias", "aux
                 "backbone.stem.0.weight", "backbone.layer4.1.bn2.running_mean", "backbone.layer4.1.bn2.running_var")
 
 
-def _dump_module():
-    spec = importlib.util.spec_from_file_location("mmseg_oracle_dump", DUMP)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def build(config: str, num_classes: int):
-    from mmengine import Config
-    from mmseg.registry import MODELS
-
-    dump = _dump_module()
-    cfg = Config.fromfile(dump.find_config(config))
-    mcfg = cfg.model
-    mcfg.pop("pretrained", None)
-    if mcfg.backbone.get("init_cfg"):
-        mcfg.backbone.init_cfg = None
-
-    def plain_bn(d):
-        if isinstance(d, dict):
-            for k, v in d.items():
-                if k == "norm_cfg" and isinstance(v, dict) and v.get("type") == "SyncBN":
-                    v["type"] = "BN"
-                else:
-                    plain_bn(v)
-        elif isinstance(d, list):
-            for v in d:
-                plain_bn(v)
-
-    plain_bn(mcfg)
-    for head in ("decode_head", "auxiliary_head"):
-        mcfg[head].num_classes = num_classes
-    return dump, MODELS.build(mcfg), cfg
-
-
 def make_case(name: str) -> dict:
     from mmengine.optim import PolyLR, build_optim_wrapper
     from mmengine.structures import PixelData
@@ -92,7 +58,7 @@ def make_case(name: str) -> dict:
 
     register_all_modules()
     config, k, n, h, w, seed = CASES[name]
-    dump, model, cfg = build(config, k)
+    dump, model, cfg = build_reference_model(config, k)
     calib = (2, 3, max(h, 64), max(w, 64))
     dump.randomise_(model, seed, calib)
     for m in model.modules():  # randomise_ leaves BN in cumulative mode; training uses momentum 0.1 (the BN default)

@@ -90,7 +90,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"CORRUPT  {key}: {e}")
             if args.delete:
                 cache.remove(key)
-                print(f"         deleted; the next load downloads it again")
+                print("         deleted; the next load downloads it again")
             continue
         if prov is None:
             bad += 1

@@ -18,7 +18,7 @@ import torch
 from . import cache
 from .checkpoint import CheckpointError, read_checkpoint
 from .convert import Converted, backbone_to_sszoo, check_backbone, to_sszoo
-from .download import HashMismatchError, download_file, file_sha256, sha256_prefix_from_name
+from .download import download_file, file_sha256, sha256_prefix_from_name
 
 log = logging.getLogger("sszoo.hub")
 

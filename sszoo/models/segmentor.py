@@ -6,7 +6,7 @@ applied) and returns logits N x K x H x W at the input's size, resized bilinearl
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Union
 
 import torch
