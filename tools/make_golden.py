@@ -1,6 +1,6 @@
 """Regenerate the model-parity golden files in tests/golden/parity/ with the MMSegmentation oracle.
 
-    ORACLE=/path/to/oracle/bin/python python tools/make_golden.py [CASE ...]
+    ORACLE=/path/to/oracle/bin/python python tools/make_golden.py [CASE ...]   (see tools/oracle_models.py)
 
 For each case it runs ../shared/tools/mmseg_oracle_dump.py (MMSegmentation 1.2.2, seeded random
 weights with calibrated BatchNorm statistics), and keeps the input, the reference logits and what
@@ -19,7 +19,8 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-DUMP = os.environ.get("ORACLE_DUMP", os.path.join(ROOT, os.pardir, "shared", "tools", "mmseg_oracle_dump.py"))
+sys.path.insert(0, HERE)
+from oracle_models import DUMP, ORACLE_PYTHON  # noqa: E402
 OUT = os.path.join(ROOT, "tests", "golden", "parity")
 
 # name: (mmseg config, extra dump arguments). Together they cover ResNetV1b/V1c x depth 18/50/101 x
@@ -66,7 +67,7 @@ def make(case: str, python: str) -> None:
 
 
 def main() -> None:
-    python = os.environ.get("ORACLE", sys.executable)
+    python = ORACLE_PYTHON
     for case in sys.argv[1:] or CASES:
         make(case, python)
 
