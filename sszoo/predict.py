@@ -23,6 +23,7 @@ import dataclasses
 import glob
 import os
 import sys
+import types
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -314,6 +315,16 @@ def console_main() -> int:
     main()
     return 0
 
+
+class _CallableModule(types.ModuleType):
+    """Lets ``sszoo.predict(model, image)`` call :func:`predict` while ``sszoo.predict`` stays this module
+    (which ``python -m sszoo.predict`` and ``from sszoo.predict import ...`` need)."""
+
+    def __call__(self, model: torch.nn.Module, image: Any, *args: Any, **kwargs: Any):
+        return predict(model, image, *args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     main()

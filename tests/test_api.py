@@ -84,3 +84,14 @@ def test_aux_head_is_droppable(ckpt):
 def test_overrides():
     model = sszoo.create_model("pspnet_r18_d8_cityscapes", align_corners=True)
     assert model.align_corners and model.decode_head.align_corners
+
+
+def test_top_level_predict_returns_a_label_map():
+    import numpy as np
+    model = sszoo.create_model("fcn_r18_d8_cityscapes")
+    image = np.random.default_rng(0).integers(0, 256, (45, 67, 3), dtype=np.uint8)
+    labels = sszoo.predict(model, image)
+    assert labels.shape == (45, 67) and labels.dtype == torch.int64
+    assert int(labels.min()) >= 0 and int(labels.max()) < 19
+    from sszoo.inference import infer
+    assert torch.equal(labels, infer(model, image))
