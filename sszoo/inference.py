@@ -20,8 +20,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .models.segmentor import Segmentor
-
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 MSFLIP_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
@@ -207,31 +205,17 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 def _forward(model: torch.nn.Module, x: torch.Tensor, precision: str) -> torch.Tensor:
     """The network's logits at the input size, float32.
 
-    Under fp16/bf16 only the network (backbone and decode head) runs in autocast. The logits of a zoo
-    :class:`~sszoo.models.Segmentor` are cast to float32 *before* the bilinear resize to the input size:
-    under autocast that resize would otherwise run on (and round its result to) half precision, which
-    flips argmax labels at near-tie pixels. Other modules (e.g. a ``torch.compile`` wrapper) run
-    entirely under autocast and only their output is cast.
+    Under fp16/bf16 the network runs in autocast; a zoo :class:`~sszoo.models.Segmentor` upsamples its
+    logits in float32 itself, and any other module's output is cast here.
 
     Inputs are channels_last on CUDA, and on CPU under fp16/bf16: oneDNN's half-precision convolutions
     are about 6x faster in that layout on a CPU without native fp16/bf16 instructions (docs/eval.md).
     """
     if x.device.type == "cuda" or precision != "fp32":
         x = x.contiguous(memory_format=torch.channels_last)
-    if precision != "fp32" and _is_plain_segmentor(model):
-        with _autocast(x.device, precision):
-            logits = model.decode_head(model.forward_features(x))
-        # the same resize Segmentor.forward applies, here in float32 outside autocast
-        return F.interpolate(logits.float(), size=tuple(x.shape[-2:]), mode="bilinear",
-                             align_corners=model.align_corners)
     with _autocast(x.device, precision):
         out = model(x)
     return out.float()
-
-
-def _is_plain_segmentor(model: torch.nn.Module) -> bool:
-    """A zoo Segmentor whose ``forward`` is the stock one (so it is decode_head(backbone) + resize)."""
-    return isinstance(model, Segmentor) and type(model).forward is Segmentor.forward
 
 
 def slide_windows(height: int, width: int, crop: tuple[int, int], stride: tuple[int, int]) -> list[tuple[int, int, int, int]]:

@@ -1,8 +1,8 @@
 """The segmentor: a ResNet backbone, a decode head and an optional auxiliary FCN head.
 
 ``Segmentor.forward`` takes a normalised float tensor N x 3 x H x W (RGB, the entry's mean/std
-applied) and returns logits N x K x H x W at the input's size, resized bilinearly with the entry's
-``align_corners`` exactly as the reference implementation does.
+applied) and returns float32 logits N x K x H x W at the input's size, resized bilinearly with the
+entry's ``align_corners`` exactly as the reference implementation does.
 """
 from __future__ import annotations
 
@@ -106,7 +106,9 @@ class Segmentor(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         logits = self.decode_head(self.backbone(x))
-        return resize(logits, x.shape[2:], self.align_corners)
+        # The 8x upsampling runs in float32 even under autocast: rounding the full-size logits to fp16/bf16
+        # flips labels at near-tie pixels. (In fp32 this changes nothing.)
+        return resize(logits.float(), x.shape[2:], self.align_corners)
 
     def drop_auxiliary_head(self) -> "Segmentor":
         """Remove the auxiliary head (it only matters for training); returns self."""
