@@ -81,7 +81,10 @@ def fold_conv_bn(conv: nn.Conv2d, bn: _BN) -> nn.Conv2d:
         fused.weight.copy_(w * scale.view(-1, 1, 1, 1))
         fused.bias.copy_(shift)
     fused.requires_grad_(conv.weight.requires_grad)
-    if conv.weight.is_contiguous(memory_format=torch.channels_last):
+    # Keep the conv's weight layout. A 1x1 kernel is "contiguous" in both layouts; giving it channels_last
+    # strides there makes its output channels_last, and every following NCHW 3x3 conv then re-lays out
+    # its weight on each call (measured: 12% slower R-50 inference on CPU).
+    if conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous():
         fused.to(memory_format=torch.channels_last)
     return fused
 
