@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextlib
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .data.resize import rescale_size, resize_uint8_like_opencv  # noqa: F401  (public here too)
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
@@ -83,73 +85,12 @@ class Protocol:
         return rescale_size(height, width, scale if scale is not None else self.scale, self.keep_ratio)
 
 
-def rescale_size(height: int, width: int, scale: Optional[Sequence[int]], keep_ratio: bool = True) -> tuple[int, int]:
-    """mmcv's resize arithmetic: factor = min(long_max / long_side, short_max / short_side), size = int(x*f + 0.5).
-
-    Returns (new_height, new_width).
-    """
-    if scale is None:
-        return height, width
-    if not keep_ratio:
-        return int(scale[1]), int(scale[0])
-    long_max, short_max = max(scale), min(scale)
-    f = min(long_max / max(height, width), short_max / min(height, width))
-    return int(height * f + 0.5), int(width * f + 0.5)
-
-
-def _linear_coeffs(src: int, dst: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """OpenCV's INTER_LINEAR source indices and 11-bit fixed-point weights along one axis.
-
-    Half-pixel centres computed in float32 as OpenCV does, source positions outside the image clamped
-    to the edge pixel, weights rounded to multiples of 1/2048.
-    """
-    scale = 1.0 / (dst / src)
-    f = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
-    s = np.floor(f).astype(np.int64)
-    f = (f - s.astype(np.float32)).astype(np.float32)
-    edge = (s < 0) | (s >= src - 1)
-    f[edge] = 0
-    s = np.clip(s, 0, src - 1)
-    w0 = np.rint((np.float32(1) - f) * np.float32(2048)).astype(np.int64)
-    w1 = np.rint(f * np.float32(2048)).astype(np.int64)
-    s1 = np.minimum(s + 1, src - 1)
-    return tuple(torch.from_numpy(a).to(device) for a in (s, s1, w0, w1))
-
-
-def resize_uint8_like_opencv(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``cv2.resize(img, (w, h), interpolation=INTER_LINEAR)`` for 8-bit images, as integer arithmetic in torch.
-
-    ``img`` is N x C x H x W with integer values 0-255 (any dtype); returns float32 with integer values.
-    OpenCV computes a horizontal pass with 11-bit weights into int32, then a vertical pass with its
-    vectorised rounding ``((a>>4)*b0>>16 + (c>>4)*b1>>16 + 2) >> 2``; an exact 2x downscale is a
-    2x2 average and an unchanged size is a copy. Measured against OpenCV (docs/eval.md): identical except
-    at most one grey level on about 0.2% of pixels, all in rows or columns clamped at the border.
-    """
-    h, w = int(size[0]), int(size[1])
-    H, W = img.shape[-2:]
-    if (H, W) == (h, w):
-        return img.float()
-    x = img.to(torch.int64)
-    if H == 2 * h and W == 2 * w:
-        return ((x[..., 0::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 0::2] + x[..., 1::2, 1::2] + 2) >> 2).float()
-    sx0, sx1, a0, a1 = _linear_coeffs(W, w, img.device)
-    sy0, sy1, b0, b1 = _linear_coeffs(H, h, img.device)
-    rows = x[..., sx0] * a0 + x[..., sx1] * a1                     # N x C x H x w, scale 2048
-    r0, r1 = rows[..., sy0, :], rows[..., sy1, :]
-    b0, b1 = b0.view(-1, 1), b1.view(-1, 1)
-    out = ((((r0 >> 4) * b0) >> 16) + (((r1 >> 4) * b1) >> 16) + 2) >> 2
-    return out.clamp_(0, 255).float()
-
-
 def resize_image(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a float N x 3 x H x W image holding 8-bit values (0-255) as the reference test pipeline does.
-
-    The reference resizes the uint8 image with OpenCV's bilinear INTER_LINEAR; see
-    :func:`resize_uint8_like_opencv`.
-    """
+    """Resize a float N x 3 x H x W image holding 8-bit values (0-255) as the reference test pipeline does
+    (OpenCV's bilinear INTER_LINEAR on the uint8 image; see :func:`sszoo.data.resize.resize_uint8_like_opencv`)."""
     if tuple(img.shape[-2:]) == tuple(size):
         return img  # OpenCV copies an image resized to its own size
-    return resize_uint8_like_opencv(img, size)
+    return resize_uint8_like_opencv(img, size).float()
 
 
 # ----------------------------------------------------------------------------------------------- inputs

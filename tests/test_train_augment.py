@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from sszoo.data.resize import rescale_size
 from sszoo.train.augment import (AugmentConfig, TrainAugment, collate, hsv_to_rgb_u8, normalize_batch,
-                                 photometric_distortion, random_crop_box, rescaled_size, resize_image_window,
+                                 photometric_distortion, random_crop_box, resize_image,
                                  resize_label, rgb_to_hsv_u8)
 from sszoo.train.sampling import AugmentedDataset, StepBatchSampler
 
@@ -81,11 +82,11 @@ def test_photometric_ranges_and_order_of_draws():
 
 def test_rescaled_size_matches_reference_rounding():
     # a 2048x1024 Cityscapes image with ratio 0.5 -> scale (1024, 512): factor 0.5
-    assert rescaled_size(1024, 2048, (1024, 512)) == (512, 1024)
+    assert rescale_size(1024, 2048, (1024, 512)) == (512, 1024)
     # the short edge binds: 500x333 into (2048, 512): factor min(2048/500, 512/333) = 1.5375...
-    assert rescaled_size(333, 500, (2048, 512)) == (512, 769)
+    assert rescale_size(333, 500, (2048, 512)) == (512, 769)
     # int(x + 0.5) rounding: 97 x 131 into (100, 50): factor min(100/131, 50/97) = 0.51546 -> (50, 67.5 -> 68)
-    assert rescaled_size(97, 131, (100, 50)) == (50, 68)
+    assert rescale_size(97, 131, (100, 50)) == (50, 68)
 
 
 def test_resize_label_is_nearest_with_floor_indices():
@@ -170,16 +171,16 @@ def test_augmented_dataset_names_a_size_mismatch():
 @pytest.mark.parametrize("size", [(20, 29), (74, 106), (50, 61), (91, 140), (37, 53)])
 def test_image_resize_equals_opencv_and_windows_agree(photo, size):
     src = photo["resize_src"].permute(2, 0, 1).contiguous()
-    full = resize_image_window(src, size)
+    full = resize_image(src, size)
     ref = photo[f"resize_{size[0]}x{size[1]}"].permute(2, 0, 1)
     diff = (full.int() - ref.int()).abs()
     assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01
     # any window of the resize is the same window of the full resize
     h, w = size
     for box in [(0, h // 2, 0, w // 2), (h // 3, h, w // 4, w - 1), (5, 9, 7, w)]:
-        assert torch.equal(resize_image_window(src, size, box), full[:, box[0]:box[1], box[2]:box[3]])
+        assert torch.equal(resize_image(src, size, box), full[:, box[0]:box[1], box[2]:box[3]])
     # an exact 2x reduction is a rounded 2 x 2 mean
     big = torch.randint(0, 256, (3, 8, 10), dtype=torch.uint8)
-    half = resize_image_window(big, (4, 5))
+    half = resize_image(big, (4, 5))
     mean = (big.int().view(3, 4, 2, 5, 2).sum(dim=(2, 4)) + 2) // 4
     assert torch.equal(half.int(), mean)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..data.resize import nearest_index, rescale_size, resize_uint8_like_opencv
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -41,66 +43,11 @@ class AugmentConfig:
 
 
 # --------------------------------------------------------------------------------------------- resize
-def rescaled_size(h: int, w: int, scale: tuple[int, int]) -> tuple[int, int]:
-    """(new_h, new_w) of a keep-ratio resize of an h x w image to fit ``scale`` (long edge, short edge)."""
-    factor = min(max(scale) / max(h, w), min(scale) / min(h, w))
-    return int(h * factor + 0.5), int(w * factor + 0.5)
-
-
-def _linear_taps(src: int, dst: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per output position along one axis: the two source indices and their 11-bit fixed-point weights of
-    OpenCV's INTER_LINEAR (half-pixel centres in float32, positions outside the image clamped to the edge)."""
-    pos = ((torch.arange(dst, dtype=torch.float64) + 0.5) * (src / dst) - 0.5).to(torch.float32)
-    i0 = pos.floor()
-    frac = pos - i0
-    i0 = i0.long()
-    frac = torch.where((i0 < 0) | (i0 >= src - 1), torch.zeros_like(frac), frac)
-    i0 = i0.clamp(0, src - 1)
-    i1 = (i0 + 1).clamp(max=src - 1)
-    # int32 is enough (8-bit x 2048 x 2048 < 2**31) and about twice as fast as int64 on CPU
-    w1 = torch.round(frac * 2048).to(torch.int32)
-    w0 = torch.round((1 - frac) * 2048).to(torch.int32)
-    return i0, i1, w0, w1
-
-
-def resize_image_window(img: torch.Tensor, size: tuple[int, int],
-                        box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
-    """The window ``box = (y1, y2, x1, x2)`` of a uint8 3 x H x W image bilinearly resized to ``size`` (h, w).
-
-    Computes only the window's pixels (a 512x1024 crop of a 4096x2048 resize costs a 512x1024 resize),
-    with OpenCV's 8-bit INTER_LINEAR arithmetic as the reference's cv2 resize: a horizontal pass with
-    11-bit weights, then a vertical pass rounding ``((a >> 4) * b0 >> 16) + ((c >> 4) * b1 >> 16) + 2 >> 2``;
-    an exact 2x reduction is a rounded 2x2 mean.
-    """
-    h, w = int(size[0]), int(size[1])
-    H, W = img.shape[-2:]
-    y1, y2, x1, x2 = box if box is not None else (0, h, 0, w)
-    y2, x2 = min(y2, h), min(x2, w)
-    if (H, W) == (h, w):
-        return img[:, y1:y2, x1:x2]
-    x = img.to(torch.int32)
-    if H == 2 * h and W == 2 * w:
-        q = x[:, 2 * y1:2 * y2, 2 * x1:2 * x2]
-        return ((q[:, 0::2, 0::2] + q[:, 0::2, 1::2] + q[:, 1::2, 0::2] + q[:, 1::2, 1::2] + 2) >> 2).to(torch.uint8)
-    cx0, cx1, a0, a1 = (t[x1:x2] for t in _linear_taps(W, w))
-    ry0, ry1, b0, b1 = (t[y1:y2] for t in _linear_taps(H, h))
-    needed = torch.unique(torch.cat([ry0, ry1]))          # only the source rows the window reads
-    remap = torch.zeros(H, dtype=torch.long)
-    remap[needed] = torch.arange(needed.numel())
-    rows = x[:, needed][:, :, cx0] * a0 + x[:, needed][:, :, cx1] * a1   # 3 x R x w', weights sum to 2048
-    top, bottom = rows[:, remap[ry0]], rows[:, remap[ry1]]
-    out = (((top >> 4) * b0.view(-1, 1)) >> 16) + (((bottom >> 4) * b1.view(-1, 1)) >> 16) + 2 >> 2
-    return out.clamp_(0, 255).to(torch.uint8)
-
-
-def resize_image(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """OpenCV-style bilinear resize of a whole uint8 3 x H x W image (see :func:`resize_image_window`)."""
-    return resize_image_window(img, size)
-
-
-def label_index(src: int, dst: int) -> torch.Tensor:
-    """Nearest-neighbour source indices along one axis: floor(i * src / dst), as OpenCV's INTER_NEAREST."""
-    return (torch.arange(dst, dtype=torch.float64) * (src / dst)).floor().long().clamp_(max=src - 1)
+def resize_image(img: torch.Tensor, size: tuple[int, int],
+                 box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    """OpenCV-style bilinear resize of a uint8 3 x H x W image to ``size`` (h, w), or only its window
+    ``box = (y1, y2, x1, x2)`` (see :func:`sszoo.data.resize.resize_uint8_like_opencv`)."""
+    return resize_uint8_like_opencv(img, size, box).to(torch.uint8)
 
 
 def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -108,7 +55,7 @@ def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     h, w = label.shape
     if (h, w) == tuple(size):
         return label
-    return label[label_index(h, size[0])][:, label_index(w, size[1])]
+    return label[nearest_index(h, size[0])][:, nearest_index(w, size[1])]
 
 
 # ----------------------------------------------------------------------------------------------- crop
@@ -232,16 +179,16 @@ class TrainAugment:
         lo, hi = cfg.ratio_range
         ratio = rng.random() * (hi - lo) + lo
         target = (int(cfg.scale[0] * ratio), int(cfg.scale[1] * ratio))
-        size = rescaled_size(image.shape[1], image.shape[2], target)
+        size = rescale_size(image.shape[1], image.shape[2], target)
         # resize lazily: only the chosen crop window of the image is ever computed
-        rows, cols = label_index(label.shape[0], size[0]), label_index(label.shape[1], size[1])
+        rows, cols = nearest_index(label.shape[0], size[0]), nearest_index(label.shape[1], size[1])
 
         def window(b: tuple[int, int, int, int]) -> torch.Tensor:
             return label[rows[b[0]:b[1]]][:, cols[b[2]:b[3]]]
 
         box = random_crop_box(size, cfg.crop, cfg.cat_max_ratio,
                               cfg.ignore_index, rng, window=window)
-        image, label = resize_image_window(image, size, box), window(box)
+        image, label = resize_image(image, size, box), window(box)
         if rng.random() < cfg.flip_prob:
             image, label = image.flip(-1), label.flip(-1)
         if cfg.photometric:
