@@ -49,18 +49,15 @@ def seg_cross_entropy(logits: torch.Tensor, label: torch.Tensor, *, align_corner
 
 
 class TrainForward(nn.Module):
-    """Backbone -> decode head -> auxiliary head, in the reference's order (it fixes the order in
-    which the heads' dropout draws random numbers). This is the module DDP wraps."""
+    """The module DDP wraps: its forward is the segmentor's training forward, the decode and auxiliary
+    logits at feature resolution (:meth:`Segmentor.forward_heads`, heads in the reference's order)."""
 
     def __init__(self, model: Segmentor) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        feats = self.model.backbone(x)
-        decode = self.model.decode_head(feats)
-        aux = self.model.auxiliary_head(feats) if self.model.auxiliary_head is not None else None
-        return decode, aux
+        return self.model.forward_heads(x)
 
 
 def compute_losses(outputs: tuple[torch.Tensor, Optional[torch.Tensor]], label: torch.Tensor, *,
