@@ -134,6 +134,24 @@ def test_sigkill_and_resume_gives_identical_weights(tiny_data, tmp_path):
         assert torch.equal(v["momentum_buffer"], cb["optimizer"]["state"][k]["momentum_buffer"])
 
 
+def test_resume_prunes_checkpoints_written_before_it(tiny_data, tmp_path):
+    work = str(tmp_path)
+    common = TINY + ["--data", tiny_data, "--iters", "3", "--ckpt-interval", "1", "--work-dir", work]
+    first = _run_cli(common + ["--keep-checkpoints", "3"])
+    out, _ = first.communicate(timeout=240)
+    assert first.returncode == 0, out
+    assert sorted(f for f in os.listdir(work) if f.startswith("iter_")) == ["iter_1.pth", "iter_2.pth", "iter_3.pth"]
+    # as if the run had been killed after iteration 2
+    os.unlink(os.path.join(work, "iter_3.pth"))
+    with open(os.path.join(work, "last_checkpoint"), "w") as f:
+        f.write("iter_2.pth\n")
+    resumed = _run_cli(common + ["--keep-checkpoints", "1", "--resume"])
+    out, _ = resumed.communicate(timeout=240)
+    assert resumed.returncode == 0, out
+    assert "resumed from" in out and "iter_2.pth" in out
+    assert sorted(f for f in os.listdir(work) if f.startswith("iter_")) == ["iter_3.pth"]
+
+
 # ------------------------------------------------------------------------------------- torchrun
 def test_torchrun_two_processes_gloo(tiny_data, tmp_path):
     work = str(tmp_path / "ddp")

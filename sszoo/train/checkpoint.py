@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import tempfile
 from typing import Any, Optional
 
@@ -103,6 +104,20 @@ def find_last_checkpoint(work_dir: str) -> Optional[str]:
         name = f.read().strip()
     path = name if os.path.isabs(name) else os.path.join(work_dir, name)
     return path if os.path.isfile(path) else None
+
+
+def iteration_checkpoints(work_dir: str, up_to: int) -> list[str]:
+    """The ``iter_N.pth`` files of a work dir with N <= ``up_to``, oldest first.
+
+    A resumed run counts these against ``--keep-checkpoints`` so that the checkpoints written
+    before the interruption are pruned like the ones it writes itself.
+    """
+    found = []
+    for name in os.listdir(work_dir) if os.path.isdir(work_dir) else []:
+        m = re.fullmatch(r"iter_(\d+)\.pth", name)
+        if m and int(m.group(1)) <= up_to:
+            found.append((int(m.group(1)), os.path.join(work_dir, name)))
+    return [path for _, path in sorted(found)]
 
 
 def export_safetensors(state_dict: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:

@@ -24,7 +24,7 @@ from ..models.layers import resize
 from ..registry import get_entry
 from .augment import AugmentConfig, TrainAugment, collate, normalize_batch
 from .checkpoint import (FORMAT, LAST_POINTER, atomic_save, atomic_write_text, export_safetensors,
-                         read_train_checkpoint, rng_state, set_rng_state)
+                         iteration_checkpoints, read_train_checkpoint, rng_state, set_rng_state)
 from ..distributed import all_reduce_mean, barrier, cleanup, convert_batchnorm, init_distributed
 from .logger import TrainLogger, format_eta, peak_memory_mb
 from .recipe import TrainConfig, format_config
@@ -287,6 +287,8 @@ class Trainer:
             pin_memory=dev.type == "cuda", persistent_workers=False)
 
         state = _LoopState(start=start, best=best)
+        if self.resume_path:
+            state.saved = iteration_checkpoints(cfg.work_dir, start)
         last_eval: Optional[dict] = None
         align = model.align_corners
         t_window, n_window = time.perf_counter(), 0
