@@ -31,8 +31,9 @@ BACKBONES: dict[str, str] = {
     "torchvision://resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
     "torchvision://resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
     "torchvision://resnet101": "https://download.pytorch.org/models/resnet101-63fe2227.pth",
-    # sssegmentation's ResNets with the 3x3 stem ("resnet{N}conv3x3stem" in its resnet.py) start from the
-    # same OpenMMLab V1c files.
+    # sssegmentation's ResNets with the 3x3 stem start from the same OpenMMLab V1c files: its
+    # backbones/resnet.py lists them as DEFAULT_MODEL_URLS["resnet{N}stem"] (older releases named the
+    # structure "resnet{N}conv3x3stem"), loaded non-strictly into the same stem/layer key layout.
     "sssegmentation://resnet18": "https://download.openmmlab.com/pretrain/third_party/resnet18_v1c-b5776b93.pth",
     "sssegmentation://resnet50": "https://download.openmmlab.com/pretrain/third_party/resnet50_v1c-2cccc1ad.pth",
     "sssegmentation://resnet101": "https://download.openmmlab.com/pretrain/third_party/resnet101_v1c-e67eebb6.pth",
