@@ -67,7 +67,6 @@ def _fake_module(name: str) -> types.ModuleType:
     return mod
 
 
-@pytest.mark.skipif(not hasattr(torch.serialization, "safe_globals"), reason="needs torch >= 2.5")
 def test_framework_metadata_loads_as_inert_data(tmp_path, monkeypatch):
     # An MMEngine-era checkpoint keeps numpy scalars/arrays and a HistoryBuffer in its metadata.
     import numpy as np
@@ -94,7 +93,8 @@ def test_framework_metadata_loads_as_inert_data(tmp_path, monkeypatch):
     assert torch.equal(obj["state_dict"]["decode_head.conv_seg.bias"], torch.arange(3.0))
     assert int(obj["meta"]["iter"]) == 80000
     buf = obj["message_hub"]["log_scalars"]["train/loss"]
-    assert type(buf).__name__ == "_MetadataStandIn" and buf.pickled_state["max_length"] == 2
+    from sszoo.hub.checkpoint import _MetadataStandIn
+    assert isinstance(buf, _MetadataStandIn) and buf.pickled_state["max_length"] == 2
     from sszoo.hub import to_sszoo
     assert to_sszoo(obj).classes == ["a", "b"]
 
@@ -141,3 +141,19 @@ def test_four_processes_download_once_and_load_the_same_weights(hub_env, tiny_so
         h.update(tiny_source.state_dict[k].numpy().tobytes())
     assert digests == {h.hexdigest()}  # four identical loads, equal to the published weights
     assert server.gets(s.path) == 1     # one download
+
+
+def test_numpy_metadata_written_by_numpy_1_loads(tmp_path):
+    # 2020-era checkpoints name numpy's scalar and array rebuilders under numpy.core (numpy 2 moved
+    # them to numpy._core): rewrite a legacy-format pickle (protocol 2 names globals as plain text).
+    import numpy as np
+    path = tmp_path / "old.pth"
+    torch.save({"state_dict": {"w": torch.arange(4.0)},
+                "meta": {"iter": np.int64(40000), "seed": np.array([3, 4])}},
+               path, _use_new_zipfile_serialization=False)
+    raw = path.read_bytes().replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"numpy.core.multiarray\nscalar" in raw and b"numpy.core.multiarray\n_reconstruct" in raw
+    path.write_bytes(raw)
+    obj = read_checkpoint(path)
+    assert int(obj["meta"]["iter"]) == 40000 and obj["meta"]["seed"].tolist() == [3, 4]
+    assert torch.equal(obj["state_dict"]["w"], torch.arange(4.0))

@@ -5,6 +5,8 @@ refuses anything that would execute code while unpickling.
 """
 from __future__ import annotations
 
+import _codecs
+import functools
 import os
 import pickle
 from typing import Any, Mapping
@@ -36,34 +38,46 @@ _STAND_IN_NAMES = ("mmengine.logging.history_buffer.HistoryBuffer", "mmengine.co
                    "mmcv.utils.config.ConfigDict", "addict.addict.Dict")
 
 
-def _metadata_globals() -> list:
-    """The allowlist (objects, or (object, qualified name) pairs where torch supports them)."""
+def _under_name(obj: Any, dotted: str) -> Any:
+    """``obj`` (a class is subclassed, a function wrapped) carrying the global name ``dotted``.
+
+    torch's weights-only unpickler keys its allowlist by each object's ``module.qualname``, so this is
+    how a stand-in answers to the name a checkpoint was written with. It works on every torch with an
+    allowlist (2.4 included), unlike the (object, name) pairs that only torch >= 2.5 accepts.
+    """
+    module, name = dotted.rsplit(".", 1)
+    if isinstance(obj, type):
+        return type(name, (obj,), {"__module__": module, "__qualname__": name, "__doc__": obj.__doc__})
+
+    def alias(*args: Any) -> Any:
+        return obj(*args)
+
+    alias.__module__, alias.__name__, alias.__qualname__ = module, name, name
+    return alias
+
+
+@functools.lru_cache(maxsize=1)
+def _metadata_globals() -> tuple:
+    """The allowlist: numpy's data types, and stand-ins under the names that checkpoints use."""
     import numpy as np
     core = getattr(np, "_core", None) or np.core  # numpy 2 renamed numpy.core to numpy._core
-    out: list = [np.dtype, np.ndarray]
-    pairs = _torch_supports_named_globals()
+    # _codecs.encode only turns the latin-1 text of a protocol-2 numpy scalar back into bytes
+    # (torch >= 2.5 allows it by default; 2.4 needs it listed)
+    out: list = [np.dtype, np.ndarray, _codecs.encode]
     for dotted in _NUMPY_GLOBALS:
         module_name, attr = dotted.split(".")
-        obj = getattr(getattr(core, module_name), attr)
-        if pairs:  # files name them as written by the numpy that saved them
-            out += [(obj, f"numpy.core.{dotted}"), (obj, f"numpy._core.{dotted}")]
-        else:
-            out.append(obj)
+        fn = getattr(getattr(core, module_name), attr)
+        # files name them as written by the numpy that saved them
+        out += [_under_name(fn, f"numpy.core.{dotted}"), _under_name(fn, f"numpy._core.{dotted}")]
     dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25 pickles dtypes by their class
     if dtypes is not None:
         out += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
-    if pairs:
-        out += [(_MetadataStandIn, name) for name in _STAND_IN_NAMES]
-    return out
-
-
-def _torch_supports_named_globals() -> bool:
-    # torch >= 2.5 accepts (object, "module.name") pairs in its weights-only allowlist.
-    return hasattr(torch.serialization, "safe_globals")
+    out += [_under_name(_MetadataStandIn, name) for name in _STAND_IN_NAMES]
+    return tuple(out)
 
 
 def _safe_torch_load(path: str) -> Any:
-    allow = _metadata_globals()
+    allow = list(_metadata_globals())
     if hasattr(torch.serialization, "safe_globals"):
         with torch.serialization.safe_globals(allow):
             return torch.load(path, map_location="cpu", weights_only=True)
