@@ -9,8 +9,10 @@ gives it that script's seeded weights and calibrated BatchNorm statistics, puts 
 runs STEPS iterations of the reference's step on one fixed, already-augmented batch:
 ``model.loss`` (decode + 0.4 x auxiliary CrossEntropyLoss, ignore 255) -> ``parse_losses`` ->
 ``OptimWrapper.update_params`` (SGD lr 0.01, momentum 0.9, weight decay 5e-4) -> ``PolyLR.step``
-(power 0.9, eta_min 1e-4, end ITERS). Dropout draws from torch's global generator, seeded before
-each step with ``DROPOUT_SEED + step``. Runs on one CPU thread (so does the test) to fix the order of
+(power 0.9, eta_min 1e-4, end ITERS). The heads' Dropout2d masks are drawn with ``torch.rand`` from a
+generator seeded with DROPOUT_SEED and stored in the golden file: torch's own Dropout2d draws its masks
+differently from one torch release to another (2.4 and 2.13 give other masks for the same seed), and
+the test replays the stored masks. Runs on one CPU thread (so does the test) to fix the order of
 floating-point sums.
 
 Also writes tests/golden/train/photometric.pth: OpenCV's 8-bit HSV conversions and the reference's
@@ -22,6 +24,7 @@ No weights are stored: tests/test_train_parity.py regenerates them with tests/or
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -48,6 +51,27 @@ CASES = {
 }
 FULL_TENSORS = ("decode_head.conv_seg.weight", "decode_head.conv_seg.bias", "auxiliary_head.conv_seg.weight",
                 "backbone.stem.0.weight", "backbone.layer4.1.bn2.running_mean", "backbone.layer4.1.bn2.running_var")
+
+
+@contextlib.contextmanager
+def recorded_dropout2d(seed: int, masks: list):
+    """Replace F.dropout2d (what nn.Dropout2d calls) by one whose keep masks (N x C, bool) come from
+    ``torch.rand`` with a seeded generator and are appended to ``masks``, in call order."""
+    import torch.nn.functional as F
+    real, gen = F.dropout2d, torch.Generator().manual_seed(seed)
+
+    def dropout2d(x, p=0.5, training=True, inplace=False):
+        if not training or p == 0:
+            return x
+        keep = torch.rand(x.shape[0], x.shape[1], generator=gen) >= p
+        masks.append(keep)
+        return x * keep[:, :, None, None].to(x.dtype) / (1 - p)
+
+    F.dropout2d = dropout2d
+    try:
+        yield
+    finally:
+        F.dropout2d = real
 
 
 def make_case(name: str) -> dict:
@@ -84,11 +108,11 @@ def make_case(name: str) -> dict:
         type="SGD", lr=0.01, momentum=0.9, weight_decay=0.0005), clip_grad=None))
     scheduler = PolyLR(optim_wrapper.optimizer, eta_min=1e-4, power=0.9, begin=0, end=ITERS, by_epoch=False)
 
-    losses, lrs = [], []
+    losses, lrs, masks = [], [], []
     for step in range(STEPS):
         lrs.append(optim_wrapper.optimizer.param_groups[0]["lr"])
-        torch.manual_seed(DROPOUT_SEED + step)
-        loss_dict = model.loss(x, samples)
+        with recorded_dropout2d(DROPOUT_SEED + step, masks):
+            loss_dict = model.loss(x, samples)
         total, _ = model.parse_losses(loss_dict)
         losses.append([loss_dict["decode.loss_ce"].item(), loss_dict["aux.loss_ce"].item(), total.item()])
         optim_wrapper.update_params(total)
@@ -103,7 +127,8 @@ def make_case(name: str) -> dict:
                 min_lr=1e-4, power=0.9, aux_weight=0.4, align_corners=bool(model.decode_head.align_corners))
     return {"info": json.dumps(info), "input": x, "label": label, "losses": torch.tensor(losses, dtype=torch.float64),
             "lrs": torch.tensor(lrs, dtype=torch.float64), "norms": json.dumps(norms),
-            "delta_norms": json.dumps(delta_norms), "tensors": {kk: final[kk] for kk in FULL_TENSORS}}
+            "delta_norms": json.dumps(delta_norms), "tensors": {kk: final[kk] for kk in FULL_TENSORS},
+            "dropout_masks": masks}
 
 
 class _Scripted:
