@@ -69,7 +69,10 @@ def test_inputs_and_outputs(small):
     assert torch.equal(infer(model, Image.fromarray(hwc), p), one)  # PIL
     other = torch.randint(0, 256, (3, 30, 41), dtype=torch.uint8)
     outs = infer(model, [img, other, img.float()], p, batch_size=2)  # float 0-255 too
-    assert [o.shape for o in outs] == [(45, 67), (30, 41), (45, 67)] and torch.equal(outs[2], one)
+    assert [o.shape for o in outs] == [(45, 67), (30, 41), (45, 67)] and torch.equal(outs[0], one)
+    assert torch.equal(outs[2], infer(model, img.float(), p))
+    # float pixels are resized with float bilinear interpolation, uint8 ones as OpenCV does: nearly the same labels
+    assert (outs[2] == one).float().mean() > 0.98
     batch = infer(model, torch.stack([img, img]), p, output="probs")
     assert batch.shape == (2, 5, 45, 67) and torch.allclose(batch.sum(1), torch.ones(2, 45, 67), atol=1e-5)
     tta = infer(model, img, p.with_(msflip_ratios=(0.5, 1.0)), tta=True, output="probs")

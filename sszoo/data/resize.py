@@ -3,8 +3,7 @@ augmentation (sszoo.train.augment).
 
 MMSegmentation resizes 8-bit images with OpenCV's bilinear ``INTER_LINEAR`` after computing the target
 size with mmcv's keep-ratio arithmetic; labels with ``INTER_NEAREST``. These functions reproduce that
-arithmetic in torch (measured against OpenCV: identical except at most one grey level on well under 1%
-of pixels, in rows or columns clamped at the image border; docs/eval.md).
+arithmetic in torch, to the bit (tests/test_resize.py holds cv2 5.0's outputs; docs/eval.md).
 """
 from __future__ import annotations
 
@@ -29,22 +28,26 @@ def rescale_size(height: int, width: int, scale: Optional[Sequence[int]], keep_r
     return int(height * f + 0.5), int(width * f + 0.5)
 
 
-def linear_taps(src: int, dst: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def linear_taps(src: int, dst: int, rows: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """OpenCV's INTER_LINEAR along one axis: per output position the two source indices and their 11-bit
     fixed-point weights (int32, summing to 2048).
 
-    As OpenCV: scale = 1 / (dst / src) in double, half-pixel centres rounded to float32, source
-    positions outside the image clamped to the edge pixel, weights rounded half to even.
+    As OpenCV: scale = 1 / (dst / src) in double, half-pixel centres rounded to float32, weights rounded
+    half to even, source positions outside the image clamped to the edge pixel. The two axes clamp
+    differently: a column outside the image takes the edge pixel with weights (2048, 0), while a row
+    keeps its fractional weights and reads the edge row twice (``rows=True``). With the vertical pass's
+    rounding the two differ by one grey level on some pixels of the first and last output rows.
     """
     scale = 1.0 / (dst / src)
     f = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
     s = np.floor(f).astype(np.int64)
     f = (f - s.astype(np.float32)).astype(np.float32)
-    f[(s < 0) | (s >= src - 1)] = 0
+    if not rows:
+        f[(s < 0) | (s >= src - 1)] = 0
+    s1 = np.clip(s + 1, 0, src - 1)
     s = np.clip(s, 0, src - 1)
     w0 = np.rint((np.float32(1) - f) * np.float32(2048)).astype(np.int32)
     w1 = np.rint(f * np.float32(2048)).astype(np.int32)
-    s1 = np.minimum(s + 1, src - 1)
     return tuple(torch.from_numpy(a) for a in (s, s1, w0, w1))  # type: ignore[return-value]
 
 
@@ -70,7 +73,7 @@ def resize_uint8_like_opencv(img: torch.Tensor, size: tuple[int, int],
         q = x[..., 2 * y1:2 * y2, 2 * x1:2 * x2]
         return (q[..., 0::2, 0::2] + q[..., 0::2, 1::2] + q[..., 1::2, 0::2] + q[..., 1::2, 1::2] + 2) >> 2
     cx0, cx1, a0, a1 = (t[x1:x2].to(img.device) for t in linear_taps(W, w))
-    ry0, ry1, b0, b1 = (t[y1:y2].to(img.device) for t in linear_taps(H, h))
+    ry0, ry1, b0, b1 = (t[y1:y2].to(img.device) for t in linear_taps(H, h, rows=True))
     needed = torch.unique(torch.cat([ry0, ry1]))          # only the source rows the window reads
     remap = torch.zeros(H, dtype=torch.long, device=img.device)
     remap[needed] = torch.arange(needed.numel(), device=img.device)
