@@ -76,7 +76,8 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, protocol: Optional[Protoc
 
     Returns:
         ``mIoU``, ``mAcc``, ``aAcc`` (percent), per-class ``IoU``/``Acc`` lists, ``classes``,
-        ``per_class`` rows, ``num_images``, ``out_of_range`` and ``timings``.
+        ``per_class`` rows (IoU, Acc and the pixel counts intersect, union, pred, label),
+        ``num_images``, ``out_of_range`` and ``timings``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
@@ -128,11 +129,15 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, protocol: Optional[Protoc
                                                      device=dev if dev.type == "cuda" else "cpu"))
     metrics.all_reduce()
     res = metrics.compute()
+    areas = {k: [int(v) for v in t.tolist()] for k, t in metrics.areas().items()}
     num_images = int(counts.item())
     res.update({
         "classes": list(info.class_names),
-        "per_class": [{"class": c, "IoU": iou, "Acc": acc}
-                      for c, iou, acc in zip(info.class_names, res["IoU"], res["Acc"])],
+        # pixel counts beside the ratios, as MMSegmentation's intersect_and_union sums them
+        "per_class": [{"class": c, "IoU": iou, "Acc": acc, "intersect": i, "union": u, "pred": p, "label": lab}
+                      for c, iou, acc, i, u, p, lab in zip(info.class_names, res["IoU"], res["Acc"],
+                                                           areas["intersect"], areas["union"], areas["pred"],
+                                                           areas["label"])],
         "num_images": num_images,
         "timings": {"total_s": total_s, "inference_s": infer_s,
                     "images_per_s": num_images / total_s if total_s > 0 else math.nan,

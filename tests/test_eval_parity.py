@@ -49,15 +49,21 @@ def test_miou_matches_mmsegmentation_test_loop(models, name, mode):
     ds = build_dataset(s["layout"], os.path.join(GOLDEN, name), "val")
     assert len(ds) == ref["num_images"]
     res = evaluate(model, ds, protocol, device="cpu", progress=False)
-    assert abs(res["mIoU"] - ref["summary"]["mIoU"]) <= 0.05, (res["mIoU"], ref["summary"]["mIoU"])
-    # mAcc/aAcc: a few pixels flip where the resize differs from OpenCV by one grey level (docs/eval.md)
-    for key in ("mAcc", "aAcc"):
-        assert abs(res[key] - ref["summary"][key]) <= 0.1, (key, res[key], ref["summary"][key])
-    label_area = torch.tensor(ref["area_label"])
+    # the reference rounds its summary to 2 decimals
+    for key in ("mIoU", "mAcc", "aAcc"):
+        assert abs(res[key] - ref["summary"][key]) <= 0.01, (key, res[key], ref["summary"][key])
     assert res["num_images"] == ref["num_images"]
+    got = {a: torch.tensor([row[a] for row in res["per_class"]]) for a in ("intersect", "pred", "label")}
     # label areas do not depend on the model: they must be exact (label reading, id mapping, reduce_zero_label)
-    got_label = torch.tensor([a for a in _label_areas(ds)])
-    assert torch.equal(got_label.double(), label_area.double())
+    assert torch.equal(got["label"], torch.tensor(ref["area_label"]).long())
+    assert torch.equal(got["label"], torch.tensor(_label_areas(ds)))
+    # predictions: the resize is OpenCV's to the bit and whole-image logits follow the reference's operations,
+    # so every pixel agrees. Slide mode runs the windows batched (the reference one at a time), which moves
+    # logits by float32 rounding and flips near-ties: measured 0 and 2 of 76479 / 51357 pixels.
+    allowed = 0 if mode == "whole" else 10
+    for a in ("intersect", "pred"):
+        diff = (got[a] - torch.tensor(ref[f"area_{a}"]).long()).abs().sum().item()
+        assert diff <= allowed, (a, diff)
 
 
 def _label_areas(ds):
