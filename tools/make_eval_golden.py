@@ -12,7 +12,12 @@ Oracle phase, per set (a Cityscapes-layout and an ADE20K-layout set of three odd
    informative rather than ~0 with random weights), with an ignore band; ADE labels are stored +1 with a
    0 ("other") strip, one Cityscapes label is stored only as *_gtFine_labelIds.png;
 3. run MMSegmentation's test loop (its dataset class, test pipeline and IoUMetric) in whole and slide mode
-   and store mIoU/mAcc/aAcc and the per-class areas in golden.json.
+   and store mIoU/mAcc/aAcc and the per-class areas in golden.json;
+4. the same with multi-scale + flip ("tta", whole mode): the reference's TestTimeAug pipeline and
+   SegTTAModel (softmax averaged), with the scales of MMSegmentation 0.x's MultiScaleFlipAug, which made
+   the published ms+flip numbers: ratio x test scale, truncated, then a keep-ratio resize. (1.x configs
+   write Resize(scale_factor=ratio), a ratio of the image's own size; for images of the test scale's size
+   the two agree.)
 """
 import json
 import os
@@ -38,6 +43,7 @@ SETS = {
 }
 SEED = 0
 CALIB = (2, 3, 64, 96)
+TTA_RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 NOISE = 3.0
 
 
@@ -64,6 +70,7 @@ def oracle() -> None:
     from mmengine import ConfigDict
     from mmengine.dataset import Compose, pseudo_collate
     from PIL import Image
+    from mmseg.models import SegTTAModel
     from mmseg.registry import DATASETS, METRICS
     from mmseg.utils import register_all_modules
 
@@ -145,6 +152,32 @@ def oracle() -> None:
                              "area_intersect": areas[0], "area_union": areas[1],
                              "area_pred": areas[2], "area_label": areas[3], "num_images": len(ds)}
             print(name, mode, summary, flush=True)
+        # multi-scale + flip, whole mode
+        model.test_cfg = ConfigDict(mode="whole")
+        tta_pipeline = [dict(type="LoadImageFromFile"), dict(type="TestTimeAug", transforms=[
+            [dict(type="Resize", scale=(int(s["scale"][0] * r), int(s["scale"][1] * r)), keep_ratio=True)
+             for r in TTA_RATIOS],
+            [dict(type="RandomFlip", prob=0.0, direction="horizontal"),
+             dict(type="RandomFlip", prob=1.0, direction="horizontal")],
+            [dict(type="LoadAnnotations", reduce_zero_label=s["reduce_zero_label"])],
+            [dict(type="PackSegInputs")]])]
+        ds = DATASETS.build(dict(type=s["dataset"], data_root=view,
+                                 data_prefix=dict(img_path=s["img_prefix"], seg_map_path=s["seg_prefix"]),
+                                 pipeline=tta_pipeline))
+        tta_model = SegTTAModel(module=model)
+        metric = METRICS.build(dict(type="IoUMetric", iou_metrics=["mIoU"]))
+        metric.dataset_meta = ds.metainfo
+        for k in range(len(ds)):
+            batch = pseudo_collate([ds[k]])
+            with torch.no_grad():
+                outs = tta_model.test_step(batch)
+            metric.process(batch, [o.to_dict() for o in outs])
+        summary = metric.compute_metrics(metric.results)
+        areas = [sum(r[j] for r in metric.results).tolist() for j in range(4)]
+        results["tta"] = {"summary": {k: float(v) for k, v in summary.items()}, "ratios": list(TTA_RATIOS),
+                          "area_intersect": areas[0], "area_union": areas[1],
+                          "area_pred": areas[2], "area_label": areas[3], "num_images": len(ds)}
+        print(name, "tta", summary, flush=True)
         shutil.rmtree(tmp)
         golden["sets"][name] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()
                                 if k not in ("sizes",)} | {"results": results,
