@@ -132,10 +132,9 @@ def oracle() -> None:
         conv = os.path.join(tmp, "conv")
         if os.path.isdir(conv):
             shutil.copytree(conv, view, dirs_exist_ok=True)
-        results = {}
-        for mode in ("whole", "slide"):
-            model.test_cfg = ConfigDict(mode="whole") if mode == "whole" else \
-                ConfigDict(mode="slide", crop_size=(s["crop"], s["crop"]), stride=(s["stride"], s["stride"]))
+
+        def test_loop(runner, pipeline) -> dict:
+            """The reference's dataset + pipeline -> runner.test_step -> IoUMetric, with per-class areas."""
             ds = DATASETS.build(dict(type=s["dataset"], data_root=view,
                                      data_prefix=dict(img_path=s["img_prefix"], seg_map_path=s["seg_prefix"]),
                                      pipeline=pipeline))
@@ -144,14 +143,20 @@ def oracle() -> None:
             for k in range(len(ds)):
                 batch = pseudo_collate([ds[k]])
                 with torch.no_grad():
-                    outs = model.test_step(batch)
+                    outs = runner.test_step(batch)
                 metric.process(batch, [o.to_dict() for o in outs])
             summary = metric.compute_metrics(metric.results)
             areas = [sum(r[j] for r in metric.results).tolist() for j in range(4)]
-            results[mode] = {"summary": {k: float(v) for k, v in summary.items()},
-                             "area_intersect": areas[0], "area_union": areas[1],
-                             "area_pred": areas[2], "area_label": areas[3], "num_images": len(ds)}
-            print(name, mode, summary, flush=True)
+            return {"summary": {k: float(v) for k, v in summary.items()},
+                    "area_intersect": areas[0], "area_union": areas[1],
+                    "area_pred": areas[2], "area_label": areas[3], "num_images": len(ds)}
+
+        results = {}
+        for mode in ("whole", "slide"):
+            model.test_cfg = ConfigDict(mode="whole") if mode == "whole" else \
+                ConfigDict(mode="slide", crop_size=(s["crop"], s["crop"]), stride=(s["stride"], s["stride"]))
+            results[mode] = test_loop(model, pipeline)
+            print(name, mode, results[mode]["summary"], flush=True)
         # multi-scale + flip, whole mode
         model.test_cfg = ConfigDict(mode="whole")
         tta_pipeline = [dict(type="LoadImageFromFile"), dict(type="TestTimeAug", transforms=[
@@ -161,23 +166,8 @@ def oracle() -> None:
              dict(type="RandomFlip", prob=1.0, direction="horizontal")],
             [dict(type="LoadAnnotations", reduce_zero_label=s["reduce_zero_label"])],
             [dict(type="PackSegInputs")]])]
-        ds = DATASETS.build(dict(type=s["dataset"], data_root=view,
-                                 data_prefix=dict(img_path=s["img_prefix"], seg_map_path=s["seg_prefix"]),
-                                 pipeline=tta_pipeline))
-        tta_model = SegTTAModel(module=model)
-        metric = METRICS.build(dict(type="IoUMetric", iou_metrics=["mIoU"]))
-        metric.dataset_meta = ds.metainfo
-        for k in range(len(ds)):
-            batch = pseudo_collate([ds[k]])
-            with torch.no_grad():
-                outs = tta_model.test_step(batch)
-            metric.process(batch, [o.to_dict() for o in outs])
-        summary = metric.compute_metrics(metric.results)
-        areas = [sum(r[j] for r in metric.results).tolist() for j in range(4)]
-        results["tta"] = {"summary": {k: float(v) for k, v in summary.items()}, "ratios": list(TTA_RATIOS),
-                          "area_intersect": areas[0], "area_union": areas[1],
-                          "area_pred": areas[2], "area_label": areas[3], "num_images": len(ds)}
-        print(name, "tta", summary, flush=True)
+        results["tta"] = test_loop(SegTTAModel(module=model), tta_pipeline) | {"ratios": list(TTA_RATIOS)}
+        print(name, "tta", results["tta"]["summary"], flush=True)
         shutil.rmtree(tmp)
         golden["sets"][name] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()
                                 if k not in ("sizes",)} | {"results": results,
