@@ -37,22 +37,23 @@ def models():
     return out
 
 
-@pytest.mark.parametrize("mode", ["whole", "slide", "tta"])
+@pytest.mark.parametrize("mode", ["whole", "slide", "tta", "tta_slide"])
 @pytest.mark.parametrize("name", ["cityscapes", "ade20k"])
 def test_miou_matches_mmsegmentation_test_loop(models, name, mode):
-    """whole, slide, and "tta": multi-scale (6 ratios of the test scale) + flip in whole mode, against the
-    reference's TestTimeAug pipeline and SegTTAModel (tools/make_eval_golden.py)."""
+    """whole, slide, and "tta" / "tta_slide": multi-scale (6 ratios of the test scale) + flip, whole or sliding
+    windows at every scale, against the reference's TestTimeAug pipeline and SegTTAModel
+    (tools/make_eval_golden.py)."""
     s = _golden()["sets"][name]
     ref = s["results"][mode]
     model, entry = models[name]
-    protocol = Protocol(scale=tuple(s["scale"]), keep_ratio=True, mode="whole" if mode == "tta" else mode,
+    protocol = Protocol(scale=tuple(s["scale"]), keep_ratio=True, mode={"tta": "whole", "tta_slide": "slide"}.get(mode, mode),
                         crop=(s["crop"], s["crop"]), stride=(s["stride"], s["stride"]),
                         align_corners=entry.arch.align_corners)
-    if mode == "tta":
+    if mode.startswith("tta"):
         assert tuple(ref["ratios"]) == protocol.msflip_ratios  # the default ratios are the reference's
     ds = build_dataset(s["layout"], os.path.join(GOLDEN, name), "val")
     assert len(ds) == ref["num_images"]
-    res = evaluate(model, ds, protocol, device="cpu", progress=False, tta=mode == "tta")
+    res = evaluate(model, ds, protocol, device="cpu", progress=False, tta=mode.startswith("tta"))
     # the reference rounds its summary to 2 decimals
     for key in ("mIoU", "mAcc", "aAcc"):
         assert abs(res[key] - ref["summary"][key]) <= 0.01, (key, res[key], ref["summary"][key])
@@ -62,7 +63,7 @@ def test_miou_matches_mmsegmentation_test_loop(models, name, mode):
     assert torch.equal(got["label"], torch.tensor(ref["area_label"]).long())
     assert torch.equal(got["label"], torch.tensor(_label_areas(ds)))
     # predictions: the resize is OpenCV's to the bit and the logits follow the reference's operations, so
-    # every pixel agrees, whole, slide and tta. (evaluate's batch_size=1 runs the windows one at a time as the
+    # every pixel agrees in every mode. (evaluate's batch_size=1 runs the windows one at a time as the
     # reference does; batched windows move logits by float32 rounding: 2 of 51357 ADE20K pixels flip.)
     allowed = 0
     for a in ("intersect", "pred"):

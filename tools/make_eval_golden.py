@@ -13,7 +13,7 @@ Oracle phase, per set (a Cityscapes-layout and an ADE20K-layout set of three odd
    0 ("other") strip, one Cityscapes label is stored only as *_gtFine_labelIds.png;
 3. run MMSegmentation's test loop (its dataset class, test pipeline and IoUMetric) in whole and slide mode
    and store mIoU/mAcc/aAcc and the per-class areas in golden.json;
-4. the same with multi-scale + flip ("tta", whole mode): the reference's TestTimeAug pipeline and
+4. the same with multi-scale + flip ("tta" in whole mode, "tta_slide" with sliding windows): the reference's TestTimeAug pipeline and
    SegTTAModel (softmax averaged), with the scales of MMSegmentation 0.x's MultiScaleFlipAug, which made
    the published ms+flip numbers: ratio x test scale, truncated, then a keep-ratio resize. (1.x configs
    write Resize(scale_factor=ratio), a ratio of the image's own size; for images of the test scale's size
@@ -168,6 +168,10 @@ def oracle() -> None:
             [dict(type="PackSegInputs")]])]
         results["tta"] = test_loop(SegTTAModel(module=model), tta_pipeline) | {"ratios": list(TTA_RATIOS)}
         print(name, "tta", results["tta"]["summary"], flush=True)
+        # and with sliding windows at every scale (the 769x769 Cityscapes entries)
+        model.test_cfg = ConfigDict(mode="slide", crop_size=(s["crop"], s["crop"]), stride=(s["stride"], s["stride"]))
+        results["tta_slide"] = test_loop(SegTTAModel(module=model), tta_pipeline) | {"ratios": list(TTA_RATIOS)}
+        print(name, "tta_slide", results["tta_slide"]["summary"], flush=True)
         shutil.rmtree(tmp)
         golden["sets"][name] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in s.items()
                                 if k not in ("sizes",)} | {"results": results,
