@@ -43,6 +43,9 @@ class Protocol:
         align_corners: the model's ``align_corners``, used when resizing logits back to the image.
         mean, std: RGB normalisation on the 0-255 scale.
         msflip_ratios: the scale ratios of ``tta=True``.
+        resize_logits_once: in whole mode, resize the network's feature-resolution logits straight to the
+            image, as sssegmentation's tester does (MMSegmentation resizes them to the network input first,
+            then to the image). Needs a zoo :class:`~sszoo.models.Segmentor`; other modules resize twice.
     """
 
     scale: Optional[tuple[int, int]] = None
@@ -54,6 +57,7 @@ class Protocol:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     msflip_ratios: tuple[float, ...] = MSFLIP_RATIOS
+    resize_logits_once: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("whole", "slide"):
@@ -74,7 +78,8 @@ class Protocol:
         return cls(scale=tuple(t.scale), keep_ratio=t.keep_ratio, mode=t.mode,
                    crop=tuple(t.crop) if t.crop else None, stride=tuple(t.stride) if t.stride else None,
                    align_corners=t.align_corners, mean=tuple(t.mean), std=tuple(t.std),
-                   msflip_ratios=tuple(getattr(t, "msflip_ratios", MSFLIP_RATIOS)))
+                   msflip_ratios=tuple(getattr(t, "msflip_ratios", MSFLIP_RATIOS)),
+                   resize_logits_once=bool(getattr(t, "resize_logits_once", False)))
 
     def with_(self, **changes: Any) -> "Protocol":
         """A copy with some fields changed, e.g. ``protocol.with_(mode="whole")``."""
@@ -143,8 +148,9 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _forward(model: torch.nn.Module, x: torch.Tensor, precision: str) -> torch.Tensor:
-    """The network's logits at the input size, float32.
+def _forward(model: torch.nn.Module, x: torch.Tensor, precision: str,
+             out_size: Optional[tuple[int, int]] = None) -> torch.Tensor:
+    """The network's logits at the input size (or resized by the network straight to ``out_size``), float32.
 
     Under fp16/bf16 the network runs in autocast; a zoo :class:`~sszoo.models.Segmentor` upsamples its
     logits in float32 itself, and any other module's output is cast here.
@@ -155,8 +161,14 @@ def _forward(model: torch.nn.Module, x: torch.Tensor, precision: str) -> torch.T
     if x.device.type == "cuda" or precision != "fp32":
         x = x.contiguous(memory_format=torch.channels_last)
     with _autocast(x.device, precision):
-        out = model(x)
+        out = model(x) if out_size is None else model(x, out_size=out_size)
     return out.float()
+
+
+def _resizes_its_own_logits(model: torch.nn.Module) -> bool:
+    """Whether ``model(x, out_size=...)`` works: a zoo Segmentor, also behind torch.compile."""
+    from .models import Segmentor
+    return isinstance(getattr(model, "_orig_mod", model), Segmentor)
 
 
 def slide_windows(height: int, width: int, crop: tuple[int, int], stride: tuple[int, int]) -> list[tuple[int, int, int, int]]:
@@ -283,10 +295,15 @@ def _prepare(im: torch.Tensor, size: tuple[int, int], dev: torch.device, mean: t
     return (x - mean) / std
 
 
-def _logits(model, x, protocol, precision, batch_size) -> torch.Tensor:
+def _logits(model, x, protocol, precision, batch_size, size: tuple[int, int]) -> torch.Tensor:
+    """Logits of the prepared batch ``x`` at the images' original ``size``."""
     if protocol.mode == "slide":
-        return _slide(model, x, protocol, precision, None, batch_size)
-    return _forward(model, x, precision)
+        logits = _slide(model, x, protocol, precision, None, batch_size)
+    elif protocol.resize_logits_once and _resizes_its_own_logits(model):
+        return _forward(model, x, precision, out_size=size)
+    else:
+        logits = _forward(model, x, precision)
+    return _to_size(logits, size, protocol.align_corners)
 
 
 def _run_batches(model, imgs, protocol, mean, std, precision, dev, batch_size) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
@@ -299,9 +316,7 @@ def _run_batches(model, imgs, protocol, mean, std, precision, dev, batch_size) -
         for s in range(0, len(idx), batch_size):
             part = idx[s:s + batch_size]
             x = torch.cat([_prepare(imgs[i], (rh, rw), dev, mean, std) for i in part])
-            logits = _logits(model, x, protocol, precision, batch_size)
-            logits = _to_size(logits, (h, w), protocol.align_corners)
-            yield part, list(logits)
+            yield part, list(_logits(model, x, protocol, precision, batch_size, (h, w)))
 
 
 def _to_size(logits: torch.Tensor, size: tuple[int, int], align_corners: bool) -> torch.Tensor:
@@ -321,7 +336,7 @@ def _tta_one(model, im, protocol, mean, std, precision, dev, batch_size) -> torc
         size = rescale_size(h, w, scale, protocol.keep_ratio)
         for flip in (False, True):
             x = _prepare(im, size, dev, mean, std, flip=flip)
-            logits = _to_size(_logits(model, x, protocol, precision, batch_size), (h, w), protocol.align_corners)
+            logits = _logits(model, x, protocol, precision, batch_size, (h, w))
             p = logits.softmax(dim=1)[0]
             if flip:
                 p = p.flip(-1)

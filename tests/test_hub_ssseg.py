@@ -80,6 +80,28 @@ def test_converted_logits_equal_sssegmentation(case):
     assert (aux - d["aux_logits"]).abs().max().item() <= 1e-4 * max(1.0, d["aux_logits"].abs().max().item())
 
 
+def test_whole_image_protocol_resizes_once_as_sssegmentation(case="pspnet_r18_d16"):
+    """sssegmentation's tester resizes the network's feature-resolution logits straight to the original
+    image (ssseg/test.py); its entries' protocol does the same, through Segmentor(x, out_size=...)."""
+    d, info = load_case(case)
+    model = build_model(arch_for(info))
+    sszoo.hub.load_state_dict_strict(model, to_sszoo({"model": seeded_state_dict(info["keys"], info["seed"])}).state_dict)
+    model.eval()
+    h, w = d["input"].shape[2:]
+    original = (int(h * 1.37), int(w * 0.81))  # the image before the test resize: another size than the input
+    with torch.no_grad():
+        once = model(d["input"], out_size=original)
+        twice = resize(model(d["input"]), original, model.align_corners)
+    ref = torch.nn.functional.interpolate(d["feat_logits"], size=original, mode="bilinear",
+                                          align_corners=model.align_corners)
+    scale = max(1.0, ref.abs().max().item())
+    assert (once - ref).abs().max().item() <= 1e-4 * scale
+    assert (twice - ref).abs().max().item() > 1e-3 * scale  # the two protocols really differ
+    for name in ("pspnet_r50_d8_ade20k.ssseg", "deeplabv3_r101_d8_voc12aug.ssseg"):
+        assert sszoo.get_entry(name).test.resize_logits_once
+    assert not sszoo.get_entry("pspnet_r50_d8_ade20k").test.resize_logits_once
+
+
 def test_aspp_image_pool_branch_is_reordered():
     # hand-made 2-branch ASPP: fusion conv input channels [b0 | b1 | pool] must become [pool | b0 | b1]
     w = torch.arange(6.0).view(1, 6, 1, 1)

@@ -49,6 +49,31 @@ def test_whole_equals_slide_when_one_window_covers_the_image(small):
     assert torch.equal(whole, slide)
 
 
+def test_resize_logits_once(small):
+    """sssegmentation's whole-image protocol: feature-resolution logits resized straight to the image."""
+    model, img = small
+    p = Protocol(scale=(80, 50), resize_logits_once=True)
+    rh, rw = p.resized_size(45, 67)
+    assert (rh, rw) != (45, 67)
+    x = (resize_uint8_like_opencv(img[None], (rh, rw)).float() - torch.tensor(p.mean).view(1, 3, 1, 1)) \
+        / torch.tensor(p.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        feats = model.decode_head(model.backbone(x))
+    expected = torch.nn.functional.interpolate(feats, size=(45, 67), mode="bilinear", align_corners=False)[0]
+    once = infer(model, img, p, output="logits")
+    torch.testing.assert_close(once, expected, rtol=1e-5, atol=1e-5)
+    twice = infer(model, img, p.with_(resize_logits_once=False), output="logits")
+    assert (once - twice).abs().max() > 1e-2 * once.abs().max()  # the two protocols really differ
+    # the same through the batched path and with flip TTA (the resize applies at every scale)
+    torch.testing.assert_close(infer(model, [img, img], p, output="logits")[1], once)
+    tta = infer(model, img, p.with_(msflip_ratios=(1.0,)), tta=True, output="probs")
+    torch.testing.assert_close(tta, (once.softmax(0) + infer(model, img.flip(-1), p, output="logits").softmax(0).flip(-1)) / 2)
+    # slide mode ignores it (windows are resized to the window, as both references do)
+    slide = p.with_(mode="slide", crop=(32, 32), stride=(24, 24))
+    assert torch.equal(infer(model, img, slide, output="logits"),
+                       infer(model, img, slide.with_(resize_logits_once=False), output="logits"))
+
+
 def test_low_precision_close_to_fp32(small):
     model, img = small
     p = Protocol(scale=(80, 50))

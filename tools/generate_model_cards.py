@@ -197,7 +197,9 @@ def render_card(e: ZooEntry, params: tuple[int, int]) -> str:
               else f"resize to {t.scale[0]} x {t.scale[1]}")
     out += ["## Test protocol", "", f"- {resize}, bilinear", f"- inference: {mode}",
             f"- normalisation (RGB, 0-255 scale): mean {list(t.mean)}, std {list(t.std)}",
-            f"- logits resized to the label size with align_corners={t.align_corners}, then argmax",
+            (f"- logits resized from the feature resolution straight to the label size (sssegmentation's tester) "
+             f"with align_corners={t.align_corners}, then argmax" if t.resize_logits_once and t.mode == "whole" else
+             f"- logits resized to the label size with align_corners={t.align_corners}, then argmax"),
             f"- multi-scale + flip: ratios {list(t.msflip_ratios)} of the test scale, horizontal flip, "
             "softmax probabilities averaged", f"- label space: {e.dataset.num_classes} classes, ignore index "
             f"{e.dataset.ignore_index}" + (", reduce_zero_label (label 0 ignored, others shifted down)"

@@ -7,7 +7,7 @@ entry's ``align_corners`` exactly as the reference implementation does.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import nn
@@ -103,12 +103,14 @@ class Segmentor(nn.Module):
         aux = self.auxiliary_head(feats) if self.auxiliary_head is not None else None
         return decode, aux
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, out_size: Optional[tuple[int, int]] = None) -> torch.Tensor:
+        """Logits N x K x H x W at the input's size, or resized straight from the feature resolution to
+        ``out_size`` (sssegmentation's tester resizes once to the original image)."""
         self._check_input(x)
         logits = self.decode_head(self.backbone(x))
         # The 8x upsampling runs in float32 even under autocast: rounding the full-size logits to fp16/bf16
         # flips labels at near-tie pixels. (In fp32 this changes nothing.)
-        return resize(logits.float(), x.shape[2:], self.align_corners)
+        return resize(logits.float(), x.shape[2:] if out_size is None else out_size, self.align_corners)
 
     def drop_auxiliary_head(self) -> "Segmentor":
         """Remove the auxiliary head (it only matters for training); returns self."""

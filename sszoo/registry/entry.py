@@ -40,6 +40,9 @@ class TestProtocol:
     mean: tuple[float, float, float] = IMAGENET_MEAN  # RGB, 0-255 scale
     std: tuple[float, float, float] = IMAGENET_STD
     msflip_ratios: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+    # sssegmentation's tester resizes the network's feature-resolution logits straight to the image; MMSegmentation
+    # first to the (resized) network input, then to the image
+    resize_logits_once: bool = False
 
 
 @dataclass(frozen=True)
