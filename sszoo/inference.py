@@ -46,6 +46,9 @@ class Protocol:
         resize_logits_once: in whole mode, resize the network's feature-resolution logits straight to the
             image, as sssegmentation's tester does (MMSegmentation resizes them to the network input first,
             then to the image). Needs a zoo :class:`~sszoo.models.Segmentor`; other modules resize twice.
+        window_softmax: in slide mode, turn each window's logits into softmax probabilities before they
+            are summed and averaged (sssegmentation's ``use_probs_before_resize``, set by its Pascal Context
+            configs); MMSegmentation sums logits. Ignored in whole mode.
     """
 
     scale: Optional[tuple[int, int]] = None
@@ -58,6 +61,7 @@ class Protocol:
     std: tuple[float, float, float] = IMAGENET_STD
     msflip_ratios: tuple[float, ...] = MSFLIP_RATIOS
     resize_logits_once: bool = False
+    window_softmax: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("whole", "slide"):
@@ -79,7 +83,8 @@ class Protocol:
                    crop=tuple(t.crop) if t.crop else None, stride=tuple(t.stride) if t.stride else None,
                    align_corners=t.align_corners, mean=tuple(t.mean), std=tuple(t.std),
                    msflip_ratios=tuple(getattr(t, "msflip_ratios", MSFLIP_RATIOS)),
-                   resize_logits_once=bool(getattr(t, "resize_logits_once", False)))
+                   resize_logits_once=bool(getattr(t, "resize_logits_once", False)),
+                   window_softmax=bool(getattr(t, "window_softmax", False)))
 
     def with_(self, **changes: Any) -> "Protocol":
         """A copy with some fields changed, e.g. ``protocol.with_(mode="whole")``."""
@@ -198,6 +203,8 @@ def _slide(model: torch.nn.Module, x: torch.Tensor, protocol: Protocol, precisio
         part = crops[s:s + chunk]
         batch = torch.cat([x[i:i + 1, :, y1:y2, x1:x2] for i, (y1, y2, x1, x2) in part])
         logits = _forward(model, batch, precision)
+        if protocol.window_softmax:
+            logits = logits.softmax(dim=1)
         if total is None:
             total = torch.zeros((n, logits.shape[1], h, w), device=x.device)
         for k, (i, (y1, y2, x1, x2)) in enumerate(part):

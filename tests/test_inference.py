@@ -74,6 +74,27 @@ def test_resize_logits_once(small):
                        infer(model, img, slide.with_(resize_logits_once=False), output="logits"))
 
 
+def test_window_softmax_averages_window_probabilities(small):
+    """sssegmentation's Pascal Context slide protocol: each window's softmax, summed and divided by the count."""
+    model, img = small
+    p = Protocol(scale=(80, 50), mode="slide", crop=(32, 32), stride=(24, 24), window_softmax=True)
+    rh, rw = p.resized_size(45, 67)
+    x = (resize_uint8_like_opencv(img[None], (rh, rw)).float() - torch.tensor(p.mean).view(1, 3, 1, 1)) \
+        / torch.tensor(p.std).view(1, 3, 1, 1)
+    total, count = torch.zeros(5, rh, rw), torch.zeros(1, rh, rw)
+    with torch.no_grad():
+        for y1, y2, x1, x2 in slide_windows(rh, rw, p.crop, p.stride):
+            total[:, y1:y2, x1:x2] += model(x[:, :, y1:y2, x1:x2]).softmax(dim=1)[0]
+            count[:, y1:y2, x1:x2] += 1
+    expected = torch.nn.functional.interpolate((total / count)[None], size=(45, 67), mode="bilinear",
+                                               align_corners=False)[0]
+    got = infer(model, img, p, output="logits", batch_size=1)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(got.sum(0), torch.ones(45, 67), atol=1e-5)  # probabilities, not logits
+    assert sszoo.get_entry("deeplabv3_r101_d8_pascal_context59.ssseg").test.window_softmax
+    assert not sszoo.get_entry("deeplabv3_r101_d8_pascal_context59").test.window_softmax
+
+
 def test_low_precision_close_to_fp32(small):
     model, img = small
     p = Protocol(scale=(80, 50))

@@ -192,6 +192,8 @@ def render_card(e: ZooEntry, params: tuple[int, int]) -> str:
             "(see docs/train.md).", ""]
 
     mode = (f"sliding window, crop {t.crop[0]} x {t.crop[1]}, stride {t.stride[0]} x {t.stride[1]}"
+            + (", softmax probabilities of the windows averaged (sssegmentation)" if t.window_softmax else
+               ", logits of the windows averaged")
             if t.mode == "slide" else "whole image")
     resize = (f"keep-ratio resize to fit ({t.scale[0]}, {t.scale[1]})" if t.keep_ratio
               else f"resize to {t.scale[0]} x {t.scale[1]}")

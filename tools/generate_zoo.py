@@ -233,7 +233,7 @@ def ssseg_entry(method: str, backbone: str, title: str, crop: str, schedule: str
         test=dict(scale=SSSEG_TEST_SCALE[key], keep_ratio=True, mode="slide" if key in SSSEG_SLIDE else "whole",
                   crop=SSSEG_SLIDE.get(key, (None, None))[0], stride=SSSEG_SLIDE.get(key, (None, None))[1],
                   align_corners=False, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-                  resize_logits_once=True),
+                  resize_logits_once=True, window_softmax=key in SSSEG_SLIDE),
         recipe=dict(crop=[ch, cw], images_per_gpu=int(bs) // (4 if key != "cityscapes" else 4), gpus=4, iters=None,
                     epochs=int(epochs), optimizer="sgd", lr=float(lr), momentum=0.9,
                     weight_decay=1e-4 if key.startswith("pascal_context") else 5e-4, poly_power=0.9, min_lr=0.0,

@@ -43,6 +43,8 @@ class TestProtocol:
     # sssegmentation's tester resizes the network's feature-resolution logits straight to the image; MMSegmentation
     # first to the (resized) network input, then to the image
     resize_logits_once: bool = False
+    # slide mode: softmax each window's logits before summing them (sssegmentation's use_probs_before_resize)
+    window_softmax: bool = False
 
 
 @dataclass(frozen=True)
