@@ -26,6 +26,7 @@ from typing import Callable, Optional
 import torch
 
 import sszoo
+from sszoo.cliargs import parse_pair
 from sszoo.optimize import compile_support
 
 from . import peers as P
@@ -49,14 +50,8 @@ PRESETS = {
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'1024x2048' -> (1024, 2048), height first."""
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HEIGHTxWIDTH such as 1024x2048, got {text!r}") from None
-    if h < 32 or w < 32:
-        raise argparse.ArgumentTypeError(f"size {text!r} is too small: both sides must be at least 32 pixels")
-    return h, w
+    """'1024x2048' -> (1024, 2048), height first; at least 32 pixels a side."""
+    return parse_pair(text, "HEIGHTxWIDTH", "1024x2048", minimum=32)
 
 
 def build_parser() -> argparse.ArgumentParser:

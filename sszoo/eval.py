@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -22,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import distributed as dist_utils
+from .cliargs import parse_pair
 from .inference import PRECISIONS, Protocol, infer
 from .metrics import SegMetrics
 
@@ -146,14 +148,6 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, protocol: Optional[Protoc
     return res
 
 
-def _pair(text: str) -> tuple[int, int]:
-    try:
-        a, b = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two integers like 512x1024, got {text!r}") from None
-    return a, b
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m sszoo.eval`` argument parser."""
     ap = argparse.ArgumentParser(prog="python -m sszoo.eval",
@@ -166,10 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--split", default="val")
     ap.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32")
     ap.add_argument("--mode", choices=["whole", "slide"], default=None, help="default the entry's test mode")
-    ap.add_argument("--scale", type=_pair, default=None,
+    ap.add_argument("--scale", type=functools.partial(parse_pair, form="LONGxSHORT", example="2048x1024"), default=None,
                     help="test Resize scale LONGxSHORT (keep ratio), default the entry's, e.g. 2048x1024")
-    ap.add_argument("--crop", type=_pair, default=None, help="slide window HxW (default the entry's)")
-    ap.add_argument("--stride", type=_pair, default=None, help="slide stride HxW (default the entry's)")
+    ap.add_argument("--crop", type=functools.partial(parse_pair, form="HxW"), default=None, help="slide window HxW (default the entry's)")
+    ap.add_argument("--stride", type=functools.partial(parse_pair, form="HxW"), default=None, help="slide stride HxW (default the entry's)")
     ap.add_argument("--tta", action="store_true", help="multi-scale (0.5-1.75) + flip testing")
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument("--workers", type=int, default=4)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .cliargs import parse_pair
 from .hub import CheckpointError, load_pretrained, load_state_dict_strict
 from .inference import PRECISIONS, Protocol, infer
 from .models import Segmentor, build_model
@@ -223,13 +224,7 @@ def _unique_stems(paths: Sequence[str]) -> list[str]:
 def _parse_scale(text: str) -> Optional[tuple[int, int]]:
     if text.lower() == "none":
         return None
-    try:
-        a, b = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LONGxSHORT such as 2048x1024, or 'none', got {text!r}") from None
-    if a < 1 or b < 1:
-        raise argparse.ArgumentTypeError(f"scale sides must be positive, got {text!r}")
-    return a, b
+    return parse_pair(text, "LONGxSHORT (or 'none')", "2048x1024")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from typing import Optional, Sequence, Union
@@ -20,6 +21,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 
+from ..cliargs import parse_pair
 from ..registry import get_dataset
 from .datasets import CITYSCAPES_ID_TO_TRAINID
 from .io import atomic_write_png
@@ -200,21 +202,13 @@ def _object_border(lab: np.ndarray) -> np.ndarray:
     return edge
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 256x128 (width x height), got {text!r}") from None
-    return w, h
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     """Command line entry: write a synthetic dataset and print where it went."""
     ap = argparse.ArgumentParser(prog="python -m sszoo.data.synthetic", description=__doc__.split("\n\n")[0])
     ap.add_argument("root", help="dataset root to write (e.g. data/cityscapes)")
     ap.add_argument("--layout", choices=sorted(CLASSES), required=True)
     ap.add_argument("--num", type=int, required=True, help="number of images")
-    ap.add_argument("--size", type=_parse_size, action="append",
+    ap.add_argument("--size", type=functools.partial(parse_pair, form="WxH", example="256x128"), action="append",
                     help="WxH (default 256x128); repeat for several sizes used in turn")
     ap.add_argument("--split", choices=["train", "val"], default="val")
     ap.add_argument("--seed", type=int, default=0)

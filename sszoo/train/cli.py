@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from ..hub.checkpoint import CheckpointError
 from ..registry import get_entry
+from ..cliargs import parse_pair
 from ..registry import UnknownModelError
 from .checkpoint import find_last_checkpoint
 from .engine import TrainingError, train
@@ -24,17 +25,8 @@ from .recipe import config_from_entry, format_config, iterations_of
 
 
 def _size(text: str) -> tuple[int, int]:
-    """'AxB' -> (A, B); a single number N -> (N, N)."""
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        vals = tuple(int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size like 512x1024 or 512, got {text!r}") from None
-    if len(vals) == 1:
-        vals = (vals[0], vals[0])
-    if len(vals) != 2 or min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"expected a size like 512x1024 or 512, got {text!r}")
-    return vals  # type: ignore[return-value]
+    """'AxB' (or 'A*B') -> (A, B); a single number N -> (N, N)."""
+    return parse_pair(text.replace("*", "x"), "a size", square_ok=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
