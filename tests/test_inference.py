@@ -49,14 +49,19 @@ def test_whole_equals_slide_when_one_window_covers_the_image(small):
     assert torch.equal(whole, slide)
 
 
+def _network_input(img: torch.Tensor, p: Protocol, size: tuple[int, int]) -> torch.Tensor:
+    """The protocol's network input by hand: OpenCV-exact resize, then normalisation."""
+    x = resize_uint8_like_opencv(img[None], size).float()
+    return (x - torch.tensor(p.mean).view(1, 3, 1, 1)) / torch.tensor(p.std).view(1, 3, 1, 1)
+
+
 def test_resize_logits_once(small):
     """sssegmentation's whole-image protocol: feature-resolution logits resized straight to the image."""
     model, img = small
     p = Protocol(scale=(80, 50), resize_logits_once=True)
     rh, rw = p.resized_size(45, 67)
     assert (rh, rw) != (45, 67)
-    x = (resize_uint8_like_opencv(img[None], (rh, rw)).float() - torch.tensor(p.mean).view(1, 3, 1, 1)) \
-        / torch.tensor(p.std).view(1, 3, 1, 1)
+    x = _network_input(img, p, (rh, rw))
     with torch.no_grad():
         feats = model.decode_head(model.backbone(x))
     expected = torch.nn.functional.interpolate(feats, size=(45, 67), mode="bilinear", align_corners=False)[0]
@@ -79,8 +84,7 @@ def test_window_softmax_averages_window_probabilities(small):
     model, img = small
     p = Protocol(scale=(80, 50), mode="slide", crop=(32, 32), stride=(24, 24), window_softmax=True)
     rh, rw = p.resized_size(45, 67)
-    x = (resize_uint8_like_opencv(img[None], (rh, rw)).float() - torch.tensor(p.mean).view(1, 3, 1, 1)) \
-        / torch.tensor(p.std).view(1, 3, 1, 1)
+    x = _network_input(img, p, (rh, rw))
     total, count = torch.zeros(5, rh, rw), torch.zeros(1, rh, rw)
     with torch.no_grad():
         for y1, y2, x1, x2 in slide_windows(rh, rw, p.crop, p.stride):
