@@ -20,12 +20,12 @@ import json
 import os
 import shlex
 import sys
-import tempfile
 from typing import Callable, Optional
 
 import torch
 
 import sszoo
+from sszoo.atomic import write_text
 from sszoo.cliargs import parse_pair
 from sszoo.optimize import compile_support
 
@@ -452,17 +452,6 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: str, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def main(argv: Optional[list[str]] = None) -> dict:
     """Run the benchmark; returns the report (also written as JSON and markdown under ``--out``)."""
     args = resolve_args(argv)
@@ -515,9 +504,8 @@ def main(argv: Optional[list[str]] = None) -> dict:
         "results": rows,
         "notes": notes,
     }
-    os.makedirs(args.out, exist_ok=True)
-    _write_atomic(os.path.join(args.out, f"{args.tag}.json"), json.dumps(report, indent=1, default=str) + "\n")
-    _write_atomic(os.path.join(args.out, f"{args.tag}.md"), markdown(report))
+    write_text(json.dumps(report, indent=1, default=str) + "\n", os.path.join(args.out, f"{args.tag}.json"))
+    write_text(markdown(report), os.path.join(args.out, f"{args.tag}.md"))
     print(markdown(report))
     return report
 

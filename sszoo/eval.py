@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import distributed as dist_utils
+from .atomic import write_text
 from .cliargs import parse_pair
 from .inference import PRECISIONS, Protocol, infer
 from .metrics import SegMetrics
@@ -245,11 +246,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                 print(f"warning: {res['out_of_range']} labelled pixels hold values outside 0..{len(res['classes']) - 1} "
                       "and are not the ignore index 255; check the label mapping (see docs/eval.md)", file=sys.stderr)
             if a.out:
-                os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-                tmp = f"{a.out}.tmp{os.getpid()}"
-                with open(tmp, "w") as f:
-                    json.dump(res, f, indent=1, default=str)
-                os.replace(tmp, a.out)
+                write_text(json.dumps(res, indent=1, default=str), a.out)
         return res
     finally:
         dist_utils.cleanup()

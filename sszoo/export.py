@@ -16,7 +16,6 @@ inside the graph, so static and ``--dynamic`` exports both work.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import dataclasses
 import inspect
@@ -24,12 +23,13 @@ import json
 import math
 import os
 import sys
-import uuid
 import warnings
 from typing import Optional, Sequence
 
 import torch
 from torch import nn
+
+from .atomic import atomic_path
 
 FORMATS = ("onnx", "pt2")
 DEFAULT_OPSET = 17
@@ -155,16 +155,6 @@ def _metadata(model: nn.Module) -> dict[str, str]:
     return meta
 
 
-def _atomic_target(path: str) -> tuple[str, str]:
-    """A temporary path in the target's folder (so the final rename is atomic) and the final path."""
-    final = os.path.abspath(os.fspath(path))
-    folder = os.path.dirname(final)
-    os.makedirs(folder, exist_ok=True)
-    # created by the writer with normal permissions (mkstemp would leave the final file private)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{os.path.splitext(final)[1]}")
-    return tmp, final
-
-
 def _check_shapes(height: int, width: int, dynamic: bool, stride: int) -> list[tuple[int, int, int, int]]:
     shapes = [(1, 3, height, width)]
     if dynamic:  # a different batch and a size that is not a multiple of the stride
@@ -198,28 +188,21 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, height: int = 512,
     check_export_size(model, height, width)
     net = make_exportable(model)
     x = _example_input(height, width)
-    tmp, final = _atomic_target(path)
-    try:
-        kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=opset,
-                      do_constant_folding=True)
-        if dynamic:
-            kwargs["dynamic_axes"] = {"input": {0: "batch", 2: "height", 3: "width"},
-                                      "logits": {0: "batch", 2: "height", 3: "width"}}
-        if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-            # The TorchScript-based exporter: it needs no onnxscript and exists on every torch >= 2.4.
-            kwargs["dynamo"] = False
+    kwargs = dict(input_names=["input"], output_names=["logits"], opset_version=opset, do_constant_folding=True)
+    if dynamic:
+        kwargs["dynamic_axes"] = {"input": {0: "batch", 2: "height", 3: "width"},
+                                  "logits": {0: "batch", 2: "height", 3: "width"}}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        # The TorchScript-based exporter: it needs no onnxscript and exists on every torch >= 2.4.
+        kwargs["dynamo"] = False
+    with atomic_path(path) as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer/deprecation chatter about the legacy exporter
             torch.onnx.export(net, (x,), tmp, **kwargs)
         _add_onnx_metadata(tmp, _metadata(model))
         shapes = _check_shapes(height, width, dynamic, output_stride(model))
         diff = verify_onnx(tmp, net, shapes, atol=atol) if check else None
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    return ExportReport(final, "onnx", (1, 3, height, width), dynamic, diff,
+    return ExportReport(os.path.abspath(path), "onnx", (1, 3, height, width), dynamic, diff,
                         tuple(shapes) if check else (), atol)
 
 
@@ -290,8 +273,7 @@ def export_pt2(model: nn.Module, path: str | os.PathLike, *, height: int = 512, 
     """Save a ``torch.export`` program (``torch.export.save``, load with ``torch.export.load``) and check it."""
     program = export_program(model, height=height, width=width, dynamic=dynamic)
     shapes = _check_shapes(height, width, dynamic, output_stride(model))
-    tmp, final = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         torch.export.save(program, tmp)
         diff = None
         if check:
@@ -303,12 +285,8 @@ def export_pt2(model: nn.Module, path: str | os.PathLike, *, height: int = 512, 
                     diff = max(diff, float((loaded(x) - model.eval()(x)).abs().max()))
             if diff > atol:
                 raise ExportError(f"the exported program's logits differ from PyTorch's by {diff:.3g} (> {atol:g})")
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    return ExportReport(final, "pt2", (1, 3, height, width), dynamic, diff, tuple(shapes) if check else (), atol)
+    return ExportReport(os.path.abspath(path), "pt2", (1, 3, height, width), dynamic, diff,
+                        tuple(shapes) if check else (), atol)
 
 
 def export(model: nn.Module, path: str | os.PathLike, *, format: str = "onnx", **kwargs) -> ExportReport:

@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import os
-import uuid
 from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+
+from .atomic import atomic_path
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 IGNORE_COLOR = (0, 0, 0)  # pixels labelled 255 (ignore) are drawn black
@@ -105,15 +106,6 @@ def save_png(img: Union[Image.Image, np.ndarray], path: str | os.PathLike) -> st
     if isinstance(img, np.ndarray):
         img = Image.fromarray(img)
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    # a unique name in the target's folder (so the rename is atomic), created with normal permissions
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}.png")
-    try:
+    with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     return path

@@ -1,12 +1,13 @@
 """Reading images and label maps from disk, with errors that name the file."""
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 import torch
 from PIL import Image
+
+from ..atomic import atomic_path
 
 
 class DataError(ValueError):
@@ -69,7 +70,5 @@ def read_label(path: str) -> np.ndarray:
 
 def atomic_write_png(img: Image.Image, path: str) -> None:
     """Save a PIL image to ``path`` through a temporary file renamed into place."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    img.save(tmp, format="PNG" if path.lower().endswith(".png") else "JPEG", quality=95)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG" if path.lower().endswith(".png") else "JPEG", quality=95)

@@ -21,6 +21,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 
+from ..atomic import write_text
 from ..cliargs import parse_pair
 from ..registry import get_dataset
 from .datasets import CITYSCAPES_ID_TO_TRAINID
@@ -185,10 +186,7 @@ def generate(root: str, layout: str, num: int, size: SizeArg = (256, 128), seed:
         os.makedirs(sets, exist_ok=True)
         lists = [split] + (["train_aug", "aug"] if split == "train" else [])
         for name in lists:
-            tmp = os.path.join(sets, f"{name}.txt.tmp{os.getpid()}")
-            with open(tmp, "w") as f:
-                f.write("".join(n + "\n" for n in names))
-            os.replace(tmp, os.path.join(sets, f"{name}.txt"))
+            write_text("".join(n + "\n" for n in names), os.path.join(sets, f"{name}.txt"))
     return written
 
 

@@ -17,12 +17,12 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 import torch
 
+from ..atomic import atomic_path, write_text
 from .download import file_sha256
 
 WEIGHTS_FILE = "model.safetensors"
@@ -105,21 +105,6 @@ class CacheCorruptError(RuntimeError):
     """A cached file does not match the hash recorded beside it."""
 
 
-def _write_atomic(path: str, write) -> None:
-    """Write via a temporary file in the same folder, then rename into place."""
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def store(key: str, state_dict: dict[str, torch.Tensor], *, source_url: Optional[str], source_sha256: Optional[str],
           source_verified: bool, source_format: str, entry: Optional[str] = None,
           classes: Optional[list[str]] = None, extra: Optional[dict[str, Any]] = None) -> Provenance:
@@ -132,17 +117,14 @@ def store(key: str, state_dict: dict[str, torch.Tensor], *, source_url: Optional
     # safetensors wants contiguous tensors that share no storage (views in a pickle may)
     tensors = {k: v.detach().clone().contiguous() for k, v in state_dict.items()}
     meta = {"format": "pt", "sszoo_key": key}
-    _write_atomic(weights, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    with atomic_path(weights) as tmp:
+        save_file(tensors, tmp, metadata=meta)
     prov = Provenance(key=key, sha256=file_sha256(weights), size=os.path.getsize(weights), source_url=source_url,
                       source_sha256=source_sha256, source_verified=source_verified, source_format=source_format,
                       entry=entry, sszoo_version=__version__,
                       created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                       classes=list(classes) if classes else None, extra=dict(extra or {}))
-
-    def write_json(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(asdict(prov), f, indent=2)
-    _write_atomic(os.path.join(folder, PROVENANCE_FILE), write_json)
+    write_text(json.dumps(asdict(prov), indent=2), os.path.join(folder, PROVENANCE_FILE))
     return prov
 
 

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from typing import Optional, Sequence
 
+from ..atomic import atomic_path, write_text
 from . import cache
 from .sources import BACKBONES, load_backbone_weights, load_pretrained
 
@@ -133,9 +134,9 @@ def write_model_folder(name: str, source, out: str) -> str:
     from ..registry import get_entry
     entry = get_entry(name)
     model = create_model(entry.name, pretrained=source)  # strict load: the file must fit the architecture
-    os.makedirs(out, exist_ok=True)
     tensors = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, os.path.join(out, cache.WEIGHTS_FILE), metadata={"format": "pt", "sszoo_entry": entry.name})
+    with atomic_path(os.path.join(out, cache.WEIGHTS_FILE)) as tmp:
+        save_file(tensors, tmp, metadata={"format": "pt", "sszoo_entry": entry.name})
     config = {
         "sszoo_version": __version__, "entry": entry.name, "arch": model.config.to_dict(),
         "num_classes": model.num_classes, "dataset": entry.dataset.key,
@@ -143,10 +144,8 @@ def write_model_folder(name: str, source, out: str) -> str:
         "test": asdict(entry.test), "source_url": entry.weights.url,
         "source": str(source) if source is not True else entry.weights.url,
     }
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(config, f, indent=2)
-    with open(os.path.join(out, "README.md"), "w") as f:
-        f.write(_model_card(entry, model.num_classes))
+    write_text(json.dumps(config, indent=2), os.path.join(out, "config.json"))
+    write_text(_model_card(entry, model.num_classes), os.path.join(out, "README.md"))
     return out
 
 

@@ -19,11 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..atomic import write_text
 from ..models import Segmentor
 from ..models.layers import resize
 from ..registry import get_entry
 from .augment import AugmentConfig, TrainAugment, collate, normalize_batch
-from .checkpoint import (FORMAT, LAST_POINTER, atomic_save, atomic_write_text, export_safetensors,
+from .checkpoint import (FORMAT, LAST_POINTER, atomic_save, export_safetensors,
                          iteration_checkpoints, read_train_checkpoint, rng_state, set_rng_state)
 from ..distributed import all_reduce_mean, barrier, cleanup, convert_batchnorm, init_distributed
 from .logger import TrainLogger, format_eta, peak_memory_mb
@@ -228,7 +229,7 @@ class Trainer:
         log = self.log.info
         if info.is_main:
             os.makedirs(cfg.work_dir, exist_ok=True)
-            atomic_write_text(cfg.to_json() + "\n", os.path.join(cfg.work_dir, "config.json"))
+            write_text(cfg.to_json() + "\n", os.path.join(cfg.work_dir, "config.json"))
             log(f"sszoo.train: {cfg.model} on {cfg.dataset} at {cfg.data} -> {cfg.work_dir}\n"
                 f"effective recipe:\n{format_config(cfg)}\n"
                 f"device {dev}, {info.world_size} process(es), {cfg.batch_size // info.world_size} images each")
@@ -404,7 +405,7 @@ class Trainer:
             ckpt = self._checkpoint(model, optimizer, scaler, done, state)
             name = f"iter_{done}.pth"
             atomic_save(ckpt, os.path.join(cfg.work_dir, name))
-            atomic_write_text(name + "\n", os.path.join(cfg.work_dir, LAST_POINTER))
+            write_text(name + "\n", os.path.join(cfg.work_dir, LAST_POINTER))
             state.last_ckpt = os.path.join(cfg.work_dir, name)
             state.saved.append(state.last_ckpt)
             # keep the newest `keep_checkpoints` iteration checkpoints (and always the final one)

@@ -1,0 +1,31 @@
+"""sszoo.atomic: the old file survives a failed write, no temporary file is left, permissions are normal."""
+import os
+import stat
+
+import pytest
+
+from sszoo.atomic import atomic_path, write_text
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_nothing(tmp_path):
+    target = tmp_path / "sub" / "result.json"
+    write_text("old", target)
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_path(target) as tmp:
+            with open(tmp, "w") as f:
+                f.write("half of the new")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert sorted(os.listdir(target.parent)) == ["result.json"]
+
+
+def test_success_replaces_with_normal_permissions(tmp_path):
+    target = tmp_path / "weights.safetensors"
+    with atomic_path(target, fsync=True) as tmp:
+        assert os.path.dirname(tmp) == str(tmp_path) and tmp.endswith(".safetensors")  # same folder, same extension
+        with open(tmp, "wb") as f:
+            f.write(b"new")
+    assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["weights.safetensors"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask  # not mkstemp's private 0600
