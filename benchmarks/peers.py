@@ -86,8 +86,8 @@ def sszoo_inference(model: nn.Module, variant: str, device: torch.device) -> Can
 
 def sszoo_train_loss(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     def loss(x, y):
-        decode, aux = model.forward_heads(x)
-        return seg_loss(decode, aux, y, model.align_corners)
+        out = model.forward_heads(x)
+        return seg_loss(out.decode[-1], out.aux[0] if out.aux else None, y, model.align_corners)
     return loss
 
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .models.layers import ConvBNReLU
-from .models.resnet import BasicBlock, Bottleneck, ResNet
+from .models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 
 __all__ = ["fold_bn", "fold_conv_bn", "count_batchnorms", "compile_model", "compile_support",
            "prepare_for_inference"]

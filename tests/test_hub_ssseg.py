@@ -72,7 +72,8 @@ def test_converted_logits_equal_sssegmentation(case):
     sszoo.hub.load_state_dict_strict(model, converted.state_dict, source=case)  # every key placed, none left
     model.eval()
     with torch.no_grad():  # one pass: heads at feature resolution, then the segmentor's own resize
-        dec, aux = model.forward_heads(d["input"])
+        out = model.forward_heads(d["input"])
+        dec, aux = out.decode[-1], out.aux[0]
         out = resize(dec, d["input"].shape[2:], model.align_corners)
     scale = max(1.0, d["logits"].abs().max().item())
     assert (out - d["logits"]).abs().max().item() <= 1e-4 * scale

@@ -76,8 +76,8 @@ def _run_case(case: str):
             for group in optimizer.param_groups:
                 group["lr"] = lr
             lrs.append(lr)
-            out = compute_losses(forward(g["input"]), g["label"], align_corners=model.align_corners,
-                                 aux_weight=cfg.aux_weight, ignore_index=cfg.ignore_index)
+            out = compute_losses(model, forward(g["input"]), g["label"], aux_weight=cfg.aux_weight,
+                                 ignore_index=cfg.ignore_index)
             losses.append([out["decode"].item(), out["aux"].item(), out["total"].item()])
             optimizer.zero_grad(set_to_none=True)
             out["total"].backward()

@@ -16,8 +16,8 @@ from typing import Iterable, Optional, Sequence
 
 import torch
 
-from sszoo.models import (ASPPHead, ASPPHeadConfig, FCNHead, FCNHeadConfig, PSPHead, PSPHeadConfig, ResNet,
-                          SepASPPHead, SepASPPHeadConfig)
+from sszoo.models import ASPPHeadConfig, FCNHeadConfig, PSPHeadConfig, SepASPPHeadConfig
+from sszoo.models import build_model
 from sszoo.registry import ZooEntry, list_entries
 from sszoo.registry.citations import CITATIONS
 
@@ -41,7 +41,6 @@ FRAMEWORK = {"mmsegmentation": ("MMSegmentation", "https://github.com/open-mmlab
 EVAL_SPLIT = {"cityscapes": "val", "ade20k": "validation", "voc12aug": "val", "pascal_context": "val",
               "pascal_context59": "val", "coco_stuff10k": "test", "coco_stuff164k": "val", "loveda": "val",
               "potsdam": "val", "vaihingen": "val", "isaid": "val", "mapillary_v1": "validation"}
-HEAD_CLASS = {FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead}
 HF_LICENSE = {"Apache-2.0": "apache-2.0", "MIT": "mit", "BSD-3-Clause": "bsd-3-clause"}
 FORMAT_TEXT = {
     "mmseg": "MMSegmentation checkpoint (`{'meta', 'state_dict'}`, keys already in sszoo's layout)",
@@ -68,27 +67,18 @@ def _numel(module: torch.nn.Module) -> int:
 def _params(entries: Iterable[ZooEntry]) -> dict[str, tuple[int, int]]:
     """(total, without auxiliary head) parameter counts per entry, counted on the meta device.
 
-    Backbones and heads are built once per distinct config with one class; the classifiers (1 x 1 convs:
-    K x C weights + K biases) are added per entry. tests/test_cards.py checks the totals against the
-    counts MMSegmentation reports for its configs.
+    Each distinct architecture is built once. tests/test_cards.py checks the totals against the counts
+    MMSegmentation reports for its configs.
     """
     cache: dict = {}
-
-    def count(kind: str, cfg) -> int:
-        if (kind, cfg) not in cache:
-            with torch.device("meta"):
-                module = ResNet.from_config(cfg) if kind == "backbone" else \
-                    HEAD_CLASS[type(cfg)].from_config(cfg, 1, False)
-            cache[(kind, cfg)] = _numel(module)
-        return cache[(kind, cfg)]
-
     out = {}
     for e in entries:
-        a, k = e.arch, e.num_classes
-        decode = count("head", a.decode_head) + (k - 1) * (a.decode_head.channels + 1)
-        aux = count("head", a.auxiliary_head) + (k - 1) * (a.auxiliary_head.channels + 1) if a.auxiliary_head else 0
-        body = count("backbone", a.backbone) + decode
-        out[e.name] = (body + aux, body)
+        if e.arch not in cache:
+            with torch.device("meta"):  # shapes only: nothing is allocated
+                model = build_model(e.arch)
+            aux = sum(_numel(h) for h in model.auxiliary_heads)
+            cache[e.arch] = (_numel(model), _numel(model) - aux)
+        out[e.name] = cache[e.arch]
     return out
 
 

@@ -79,10 +79,10 @@ def tag_of(config_base: str, crop: str, legacy_fp16: bool) -> str:
     return "_".join([crop, sched] + extras)
 
 
-def arch_from_settings(s: dict) -> dict:
+def arch_from_settings(s: dict, aux_weight: float) -> dict:
     bb = dict(depth=int(s["depth"]), deep_stem=s["backbone_type"] == "ResNetV1c", strides=tup(s["strides"]),
               dilations=tup(s["dilations"]), contract_dilation=s["contract_dilation"] == "True",
-              multi_grid=tup(s["multi_grid"]))
+              multi_grid=tup(s["multi_grid"]), kind="resnet")
     kind = HEAD_KIND[s["head"]]
     extra = json.loads(s["head_extra"] or "{}")
     head = dict(kind=kind, in_channels=int(s["head_in"]), channels=int(s["head_ch"]), in_index=3,
@@ -101,7 +101,7 @@ def arch_from_settings(s: dict) -> dict:
         ax = json.loads(s["aux_extra"] or "{}")
         aux = dict(kind="fcn", in_channels=int(s["aux_in"]), channels=int(s["aux_ch"]), in_index=ax.get("in_index", 2),
                    num_convs=ax.get("num_convs", 1), concat_input=ax.get("concat_input", False), kernel_size=3,
-                   dilation=ax.get("dilation", 1), dropout=float(s["dropout"]))
+                   dilation=ax.get("dilation", 1), dropout=float(s["dropout"]), loss_weight=aux_weight)
     return dict(backbone=bb, decode_head=head, auxiliary_head=aux, num_classes=int(s["num_classes"]),
                 align_corners=s["align_corners"] == "True")
 
@@ -154,7 +154,7 @@ def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
         method = method_of(base, r["method"].lower().replace("+", "plus"))
         crop = r["crop"]
         name = f"{method}_{backbone_slug(r['backbone'])}_{DATASETS[r['dataset']][0]}.{tag_of(base, crop, legacy)}"
-        arch = arch_from_settings(s)
+        arch = arch_from_settings(s, rec["aux_loss_weight"])
         test_resize = json.loads(s["test_resize"])
         fp16 = legacy or rec["amp"]
         ch, cw = (int(v) for v in crop.split("x"))
@@ -204,9 +204,9 @@ def ssseg_arch(method: str, os_: int, num_classes: int) -> dict:
         head.update(kind="sep_aspp", dilations=rates, c1_in_channels=256, c1_channels=48, c1_index=0)
     # sssegmentation's auxiliary decoder is 512 channels wide (MMSegmentation's is 256).
     aux = dict(kind="fcn", in_channels=1024, channels=512, in_index=2, num_convs=1, concat_input=False,
-               kernel_size=3, dilation=1, dropout=0.1)
+               kernel_size=3, dilation=1, dropout=0.1, loss_weight=0.4)
     return dict(backbone=dict(depth=0, deep_stem=True, strides=list(strides), dilations=list(dilations),
-                              contract_dilation=True, multi_grid=None),
+                              contract_dilation=True, multi_grid=None, kind="resnet"),
                 decode_head=head, auxiliary_head=aux, num_classes=num_classes, align_corners=False)
 
 

@@ -52,6 +52,7 @@ class ClassifierHead(nn.Module):
     """
 
     conv_seg: nn.Conv2d
+    align_corners: bool
 
     def _init_classifier(self, channels: int, num_classes: int, dropout: float) -> None:
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
@@ -59,6 +60,17 @@ class ClassifierHead(nn.Module):
 
     def cls_seg(self, feat: torch.Tensor) -> torch.Tensor:
         return self.conv_seg(self.dropout(feat))
+
+    def predict(self, features: list[torch.Tensor], *prev: torch.Tensor) -> torch.Tensor:
+        """Logits for inference. The same as ``forward`` unless a head infers differently from how it trains
+        (e.g. PointRend's subdivision); ``prev`` is the previous cascade stage's logits."""
+        return self(features, *prev)
+
+    def loss(self, output, label: torch.Tensor, *, ignore_index: int = 255) -> dict[str, torch.Tensor]:
+        """Unweighted loss terms of this head's training ``output`` against ``label`` (N x H x W)."""
+        from .losses import seg_cross_entropy
+
+        return {"ce": seg_cross_entropy(output, label, align_corners=self.align_corners, ignore_index=ignore_index)}
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the final 1x1 classifier with a freshly initialised one of ``num_classes`` outputs."""

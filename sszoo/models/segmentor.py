@@ -1,81 +1,111 @@
-"""The segmentor: a ResNet backbone, a decode head and an optional auxiliary FCN head.
+"""The segmentor: a backbone, an optional neck, decode head(s) and optional auxiliary head(s).
 
 ``Segmentor.forward`` takes a normalised float tensor N x 3 x H x W (RGB, the entry's mean/std
 applied) and returns float32 logits N x K x H x W at the input's size, resized bilinearly with the
 entry's ``align_corners`` exactly as the reference implementation does.
+
+The decode head may be a *cascade* (a tuple of head configs): head ``i > 0`` takes the features and
+head ``i - 1``'s logits, and the last head's logits are the prediction (OCRNet, PointRend). Several
+auxiliary heads may be given; they only feed the training loss. State-dict keys follow MMSegmentation:
+``decode_head.*`` for one head, ``decode_head.{i}.*`` for a cascade, the same for ``auxiliary_head``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Optional, Union
+from dataclasses import asdict, dataclass, replace
+from typing import Any, NamedTuple, Optional
 
 import torch
 from torch import nn
 
-from .deeplabv3 import ASPPHead, ASPPHeadConfig
-from .deeplabv3plus import SepASPPHead, SepASPPHeadConfig
-from .fcn import FCNHead, FCNHeadConfig
-from .layers import ClassifierHead, resize
-from .pspnet import PSPHead, PSPHeadConfig
-from .resnet import ResNet, ResNetConfig
-
-HeadConfig = Union[FCNHeadConfig, PSPHeadConfig, ASPPHeadConfig, SepASPPHeadConfig]
-
-# head config type -> head class; the only dispatch in model building.
-_HEADS: dict[type, type[ClassifierHead]] = {
-    FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
-}
-_HEAD_CONFIGS = {c.kind: c for c in (FCNHeadConfig(), PSPHeadConfig(), ASPPHeadConfig(), SepASPPHeadConfig())}
+from .builder import BACKBONES, HEADS, NECKS, build_backbone, build_head, build_neck, config_from_dict
+from .layers import resize
 
 
 @dataclass(frozen=True)
 class ArchConfig:
-    """Everything needed to build one network of the zoo."""
+    """Everything needed to build one network of the zoo.
 
-    backbone: ResNetConfig
-    decode_head: HeadConfig
-    auxiliary_head: FCNHeadConfig | None = field(default=None)
+    ``decode_head`` is one head config or a cascade (a tuple of them); ``auxiliary_head`` is None, one head
+    config or a tuple of them.
+    """
+
+    backbone: Any
+    decode_head: Any
+    auxiliary_head: Any = None
     num_classes: int = 19
     align_corners: bool = False
+    neck: Any = None
+
+    @property
+    def decode_heads(self) -> tuple:
+        return self.decode_head if isinstance(self.decode_head, tuple) else (self.decode_head,)
+
+    @property
+    def auxiliary_heads(self) -> tuple:
+        if self.auxiliary_head is None:
+            return ()
+        return self.auxiliary_head if isinstance(self.auxiliary_head, tuple) else (self.auxiliary_head,)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ArchConfig":
-        """Inverse of :meth:`to_dict` (lists become tuples; heads are picked by their ``kind``)."""
-        def tup(v):
-            return tuple(v) if isinstance(v, list) else v
-
-        def head(h):
+        """Inverse of :meth:`to_dict` (lists become tuples; configs are picked by their ``kind``)."""
+        def heads(h):
             if h is None:
                 return None
-            proto = _HEAD_CONFIGS.get(h.get("kind"))
-            if proto is None:
-                raise ValueError(f"unknown head kind {h.get('kind')!r}; expected one of {sorted(_HEAD_CONFIGS)}")
-            return type(proto)(**{k: tup(v) for k, v in h.items()})
+            if isinstance(h, (list, tuple)):
+                return tuple(config_from_dict(x, HEADS, "head") for x in h)
+            return config_from_dict(h, HEADS, "head")
 
-        bb = ResNetConfig(**{k: tup(v) for k, v in d["backbone"].items()})
-        return cls(backbone=bb, decode_head=head(d["decode_head"]), auxiliary_head=head(d.get("auxiliary_head")),
-                   num_classes=int(d["num_classes"]), align_corners=bool(d["align_corners"]))
+        # tables written before backbones had a kind are all ResNets
+        backbone = config_from_dict(d["backbone"], BACKBONES, "backbone", default_kind="resnet")
+        neck = config_from_dict(d["neck"], NECKS, "neck") if d.get("neck") else None
+        return cls(backbone=backbone, decode_head=heads(d["decode_head"]), auxiliary_head=heads(d.get("auxiliary_head")),
+                   num_classes=int(d["num_classes"]), align_corners=bool(d["align_corners"]), neck=neck)
 
     def with_num_classes(self, num_classes: int) -> "ArchConfig":
         return replace(self, num_classes=num_classes)
 
 
+class HeadOutputs(NamedTuple):
+    """Training-mode outputs at feature resolution: one per decode head (cascade order), one per auxiliary head."""
+
+    decode: list
+    aux: list
+
+
+def _heads(configs: tuple, num_classes: int, align_corners: bool, single: bool) -> nn.Module:
+    built = [build_head(c, num_classes, align_corners) for c in configs]
+    return built[0] if single else nn.ModuleList(built)
+
+
 class Segmentor(nn.Module):
-    """Backbone + decode head (+ auxiliary head, used only by the training loss)."""
+    """Backbone (+ neck) + decode head(s) (+ auxiliary heads, used only by the training loss)."""
 
     def __init__(self, config: ArchConfig) -> None:
         super().__init__()
         self.config = config
         self.num_classes = config.num_classes
         self.align_corners = config.align_corners
-        self.backbone = ResNet.from_config(config.backbone)
-        head_cls = _HEADS[type(config.decode_head)]
-        self.decode_head = head_cls.from_config(config.decode_head, config.num_classes, config.align_corners)
-        self.auxiliary_head = (FCNHead.from_config(config.auxiliary_head, config.num_classes, config.align_corners)
+        self.backbone = build_backbone(config.backbone)
+        self.neck = build_neck(config.neck) if config.neck is not None else None
+        self.decode_head = _heads(config.decode_heads, config.num_classes, config.align_corners,
+                                  single=not isinstance(config.decode_head, tuple))
+        self.auxiliary_head = (_heads(config.auxiliary_heads, config.num_classes, config.align_corners,
+                                      single=not isinstance(config.auxiliary_head, tuple))
                                if config.auxiliary_head is not None else None)
+
+    @property
+    def decode_heads(self) -> list[nn.Module]:
+        return list(self.decode_head) if isinstance(self.decode_head, nn.ModuleList) else [self.decode_head]
+
+    @property
+    def auxiliary_heads(self) -> list[nn.Module]:
+        if self.auxiliary_head is None:
+            return []
+        return list(self.auxiliary_head) if isinstance(self.auxiliary_head, nn.ModuleList) else [self.auxiliary_head]
 
     def _check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor):
@@ -91,39 +121,68 @@ class Segmentor(nn.Module):
                             "use sszoo.inference for raw uint8 images")
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The four backbone stage outputs."""
-        return self.backbone(x)
-
-    def forward_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Decode and auxiliary logits at feature resolution (the training loss resizes them to the labels)."""
-        self._check_input(x)
+        """The features the heads read: the backbone's stage outputs, through the neck if there is one."""
         feats = self.backbone(x)
-        # decode head first, as the reference: the heads' dropout layers then draw random numbers in its order
-        decode = self.decode_head(feats)
-        aux = self.auxiliary_head(feats) if self.auxiliary_head is not None else None
-        return decode, aux
+        return self.neck(feats) if self.neck is not None else feats
+
+    def forward_heads(self, x: torch.Tensor) -> HeadOutputs:
+        """Every head's training output at feature resolution (the losses resize them to the labels)."""
+        self._check_input(x)
+        feats = self.forward_features(x)
+        # decode heads first, as the reference: the heads' dropout layers then draw random numbers in its order
+        decode: list = []
+        for i, head in enumerate(self.decode_heads):
+            # a later cascade stage reads the previous stage's logits, as its forward (not predict) gives them
+            decode.append(head(feats) if i == 0 else head(feats, _logits(decode[-1])))
+        aux = [head(feats) for head in self.auxiliary_heads]
+        return HeadOutputs(decode, aux)
 
     def forward(self, x: torch.Tensor, out_size: Optional[tuple[int, int]] = None) -> torch.Tensor:
         """Logits N x K x H x W at the input's size, or resized straight from the feature resolution to
         ``out_size`` (sssegmentation's tester resizes once to the original image)."""
         self._check_input(x)
-        logits = self.decode_head(self.backbone(x))
+        feats = self.forward_features(x)
+        heads = self.decode_heads
+        logits = heads[0].predict(feats)
+        for head in heads[1:]:
+            logits = head.predict(feats, logits)
         # The 8x upsampling runs in float32 even under autocast: rounding the full-size logits to fp16/bf16
         # flips labels at near-tie pixels. (In fp32 this changes nothing.)
         return resize(logits.float(), x.shape[2:] if out_size is None else out_size, self.align_corners)
 
+    def loss(self, outputs: HeadOutputs, label: torch.Tensor, *, aux_weight: float | None = None,
+             ignore_index: int = 255) -> dict[str, torch.Tensor]:
+        """Weighted training losses ``{"decode", "aux", "total"}`` of :meth:`forward_heads`' ``outputs``.
+
+        Each head's terms are weighted by its config's ``loss_weight``; ``aux_weight``, when given,
+        replaces the weight of every auxiliary head.
+        """
+        def total(heads, configs, outs, override):
+            terms = [(override if override is not None else cfg.loss_weight) * t
+                     for head, cfg, out in zip(heads, configs, outs)
+                     for t in head.loss(out, label, ignore_index=ignore_index).values()]
+            return torch.stack(terms).sum() if terms else torch.zeros((), device=label.device)
+
+        decode = total(self.decode_heads, self.config.decode_heads, outputs.decode, None)
+        aux = total(self.auxiliary_heads, self.config.auxiliary_heads, outputs.aux, aux_weight)
+        return {"decode": decode, "aux": aux, "total": decode + aux}
+
     def drop_auxiliary_head(self) -> "Segmentor":
-        """Remove the auxiliary head (it only matters for training); returns self."""
+        """Remove the auxiliary head(s) (they only matter for training); returns self."""
         self.auxiliary_head = None
         return self
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier layers (and nothing else) for ``num_classes`` outputs."""
-        self.decode_head.reset_classifier(num_classes)
-        if self.auxiliary_head is not None:
-            self.auxiliary_head.reset_classifier(num_classes)
+        for head in self.decode_heads + self.auxiliary_heads:
+            head.reset_classifier(num_classes)
         self.num_classes = num_classes
         self.config = self.config.with_num_classes(num_classes)
+
+
+def _logits(output):
+    """A head's logits from its training output (some heads return extra tensors for their losses)."""
+    return output[0] if isinstance(output, (tuple, list)) else output
 
 
 def build_model(config: ArchConfig) -> Segmentor:

@@ -16,12 +16,11 @@ import time
 from typing import Any, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..atomic import write_text
-from ..models import Segmentor
-from ..models.layers import resize
+from ..models import HeadOutputs, Segmentor
+from ..models.losses import seg_cross_entropy  # noqa: F401  (re-exported by sszoo.train)
 from ..registry import get_entry
 from .augment import AugmentConfig, TrainAugment, collate, normalize_batch
 from .checkpoint import (FORMAT, LAST_POINTER, atomic_save, export_safetensors,
@@ -37,42 +36,23 @@ class TrainingError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------------ loss
-def seg_cross_entropy(logits: torch.Tensor, label: torch.Tensor, *, align_corners: bool,
-                      ignore_index: int = 255) -> torch.Tensor:
-    """The reference's segmentation loss for one head.
-
-    ``logits`` N x K x h x w at feature resolution are resized to the label's H x W; the per-pixel
-    cross-entropy (0 at ignored pixels) is summed and divided by the number of *all* label pixels.
-    """
-    logits = resize(logits, label.shape[-2:], align_corners)
-    per_pixel = F.cross_entropy(logits.float(), label, ignore_index=ignore_index, reduction="none")
-    return per_pixel.sum() / (label.numel() + torch.finfo(torch.float32).eps)
-
-
 class TrainForward(nn.Module):
-    """The module DDP wraps: its forward is the segmentor's training forward, the decode and auxiliary
-    logits at feature resolution (:meth:`Segmentor.forward_heads`, heads in the reference's order)."""
+    """The module DDP wraps: its forward is the segmentor's training forward, every head's output at
+    feature resolution (:meth:`Segmentor.forward_heads`, heads in the reference's order)."""
 
     def __init__(self, model: Segmentor) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(self, x: torch.Tensor) -> HeadOutputs:
         return self.model.forward_heads(x)
 
 
-def compute_losses(outputs: tuple[torch.Tensor, Optional[torch.Tensor]], label: torch.Tensor, *,
-                   align_corners: bool, aux_weight: float, ignore_index: int = 255) -> dict[str, torch.Tensor]:
-    """``{"decode": ..., "aux": ... (already multiplied by aux_weight), "total": ...}``."""
-    decode, aux = outputs
-    out = {"decode": seg_cross_entropy(decode, label, align_corners=align_corners, ignore_index=ignore_index)}
-    if aux is not None:
-        out["aux"] = aux_weight * seg_cross_entropy(aux, label, align_corners=align_corners,
-                                                    ignore_index=ignore_index)
-    else:
-        out["aux"] = torch.zeros((), device=decode.device)
-    out["total"] = out["decode"] + out["aux"]
-    return out
+def compute_losses(model: Segmentor, outputs: HeadOutputs, label: torch.Tensor, *, aux_weight: Optional[float],
+                   ignore_index: int = 255) -> dict[str, torch.Tensor]:
+    """``{"decode": ..., "aux": ... (weighted), "total": ...}``: each head's own loss terms
+    (:meth:`Segmentor.loss`), auxiliary heads weighted by ``aux_weight`` when given."""
+    return model.loss(outputs, label, aux_weight=aux_weight, ignore_index=ignore_index)
 
 
 # -------------------------------------------------------------------------------------- optimiser, lr
@@ -108,10 +88,7 @@ def init_weights(model: Segmentor) -> None:
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-    for head in (model.decode_head, model.auxiliary_head):
-        if head is not None:
-            nn.init.normal_(head.conv_seg.weight, std=0.01)
-            nn.init.zeros_(head.conv_seg.bias)
+    init_weights_classifier_only(model)
 
 
 # ---------------------------------------------------------------------------------------- model set-up
@@ -154,10 +131,10 @@ def build_train_model(cfg: TrainConfig, log) -> Segmentor:
 
 
 def init_weights_classifier_only(model: Segmentor) -> None:
-    for head in (model.decode_head, model.auxiliary_head):
-        if head is not None:
-            nn.init.normal_(head.conv_seg.weight, std=0.01)
-            nn.init.zeros_(head.conv_seg.bias)
+    """Every head's classifier at N(0, 0.01) with zero bias."""
+    for head in model.decode_heads + model.auxiliary_heads:
+        nn.init.normal_(head.conv_seg.weight, std=0.01)
+        nn.init.zeros_(head.conv_seg.bias)
 
 
 def _load_init_state(spec: str, entry) -> dict[str, torch.Tensor]:
@@ -291,7 +268,6 @@ class Trainer:
         if self.resume_path:
             state.saved = iteration_checkpoints(cfg.work_dir, start)
         last_eval: Optional[dict] = None
-        align = model.align_corners
         t_window, n_window = time.perf_counter(), 0
         sums = torch.zeros(3, dtype=torch.float64)
         bad_streak = 0
@@ -308,8 +284,7 @@ class Trainer:
             ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
             with ctx:
                 outputs = forward(x)
-            losses = compute_losses(outputs, label, align_corners=align, aux_weight=cfg.aux_weight,
-                                    ignore_index=cfg.ignore_index)
+            losses = compute_losses(model, outputs, label, aux_weight=cfg.aux_weight, ignore_index=cfg.ignore_index)
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scale_before = scaler.get_scale()

@@ -32,6 +32,7 @@ class ResNetConfig:
     dilations: tuple[int, int, int, int] = (1, 1, 2, 4)
     contract_dilation: bool = True
     multi_grid: tuple[int, ...] | None = None
+    kind: str = "resnet"
 
     @property
     def output_stride(self) -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import ClassifierHead, ConvBNReLU, resize
+from ..layers import ClassifierHead, ConvBNReLU, resize
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class ASPPHeadConfig:
     in_index: int = 3
     dilations: tuple[int, ...] = (1, 12, 24, 36)
     dropout: float = 0.1
+    loss_weight: float = 1.0  # weight of this head's loss in the training total
     kind: str = "aspp"
 
 

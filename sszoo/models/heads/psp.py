@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import ClassifierHead, ConvBNReLU, resize
+from ..layers import ClassifierHead, ConvBNReLU, resize
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class PSPHeadConfig:
     in_index: int = 3
     pool_scales: tuple[int, ...] = (1, 2, 3, 6)
     dropout: float = 0.1
+    loss_weight: float = 1.0  # weight of this head's loss in the training total
     kind: str = "psp"
 
 

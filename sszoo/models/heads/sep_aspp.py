@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .deeplabv3 import ASPPHead
-from .layers import ConvBNReLU, SeparableConvBNReLU, resize
+from .aspp import ASPPHead
+from ..layers import ConvBNReLU, SeparableConvBNReLU, resize
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class SepASPPHeadConfig:
     c1_channels: int = 48
     c1_index: int = 0
     dropout: float = 0.1
+    loss_weight: float = 1.0  # weight of this head's loss in the training total
     kind: str = "sep_aspp"
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import ClassifierHead, ConvBNReLU
+from ..layers import ClassifierHead, ConvBNReLU
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class FCNHeadConfig:
     kernel_size: int = 3
     dilation: int = 1
     dropout: float = 0.1
+    loss_weight: float = 1.0  # weight of this head's loss in the training total
     kind: str = "fcn"
 
 

@@ -1,0 +1,5 @@
+"""Backbones: one file per architecture, each a typed config plus an ``nn.Module`` that returns a list of
+feature maps (one per stage) and lists their channels in ``out_channels``."""
+from .resnet import ResNet, ResNetConfig
+
+__all__ = ["ResNet", "ResNetConfig"]
