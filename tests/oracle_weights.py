@@ -13,11 +13,17 @@ import os
 import torch
 from torch import nn
 
+from sszoo.models import build_model
+
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "parity")
 
 
-def randomise_like_oracle(model: nn.Module, seed: int, calib_shape: tuple[int, int, int, int]) -> None:
+def randomise_like_oracle(model: nn.Module, seed: int, calib_shape: tuple[int, int, int, int], *,
+                          float64: bool = False) -> None:
+    """The oracle's seeded weights. With ``float64`` (tools/oracle_dump64.py's golden files) the BatchNorm
+    calibration runs in float64 and its statistics are rounded to float32, as there; the model stays float32."""
     g = torch.Generator().manual_seed(seed)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() > 1:
@@ -26,19 +32,27 @@ def randomise_like_oracle(model: nn.Module, seed: int, calib_shape: tuple[int, i
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
             else:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.reset_running_stats()
-                m.momentum = None
-        model.train()
-        model(torch.randn(calib_shape, generator=g))  # backbone + decode head, as the oracle's encode_decode
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        calib = torch.randn(calib_shape, generator=g)
+        if float64:
+            # as the shared oracle: the network in eval mode with only its BN layers measuring statistics
+            model.double().eval()
+            for m in bns:
+                m.train()
+            model(calib.double())  # backbone + decode head, as the oracle's encode_decode
+            model.float()
+        else:
+            model.train()
+            model(calib)
         model.eval()
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = 0.1
+        for m in bns:
+            m.momentum = 0.1
 
 
 def load_case(case: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Input, reference logits (float64 for tools/oracle_dump64.py's files) and info of a golden case."""
     d = torch.load(os.path.join(GOLDEN, case + ".pt"), weights_only=True)
     return d["input"], d["logits"], json.loads(d["info"])
 
@@ -47,14 +61,24 @@ def cases(prefix: str = "") -> list[str]:
     return sorted(f[:-3] for f in os.listdir(GOLDEN) if f.endswith(".pt") and f.startswith(prefix))
 
 
-def oracle_checkpoint(case: str, path: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Write the case's weights in MMSegmentation's published layout to ``path``; return input, logits, info."""
-    from sszoo.models import build_model
-    from sszoo.registry import get_entry
+def case_arch(info: dict):
+    """The architecture of a golden case: its zoo entry's (with the case's class count), or, for a method
+    without entries yet, the record tools/oracle_dump64.py derived from MMSegmentation's config."""
+    from sszoo.models import ArchConfig
+    from sszoo.registry import UnknownModelError, get_entry
 
+    try:
+        return get_entry(info["config"]).arch.with_num_classes(info["num_classes"])
+    except UnknownModelError:
+        return ArchConfig.from_dict(info["arch"])
+
+
+def oracle_checkpoint(case: str, path: str, dtype: torch.dtype = torch.float32
+                      ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Write the case's weights (float32) in MMSegmentation's published layout to ``path``; return the input
+    and the reference logits as ``dtype``, and the info."""
     x, logits, info = load_case(case)
-    entry = get_entry(info["config"])
-    model = build_model(entry.arch.with_num_classes(info["num_classes"]))
-    randomise_like_oracle(model, info["seed"], tuple(info["calib_shape"]))
+    model = build_model(case_arch(info))
+    randomise_like_oracle(model, info["seed"], tuple(info["calib_shape"]), float64=info.get("dtype") == "float64")
     torch.save({"state_dict": model.state_dict(), "meta": {"config": info["config"], "CLASSES": None}}, path)
-    return x, logits, info
+    return x.to(dtype), logits.to(dtype), info

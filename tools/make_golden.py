@@ -2,10 +2,11 @@
 
     ORACLE=/path/to/oracle/bin/python python tools/make_golden.py [CASE ...]   (see tools/oracle_models.py)
 
-For each case it runs ../shared/tools/mmseg_oracle_dump.py (MMSegmentation 1.2.2, seeded random
-weights with calibrated BatchNorm statistics), and keeps the input, the reference logits and what
-regenerates the weights (config, seed, calibration shape), never the weights themselves.
-tests/test_parity.py rebuilds the same weights in sszoo with the same seeded procedure and compares.
+For each case it runs tools/oracle_dump64.py (MMSegmentation 1.2.2, the shared oracle's seeded random
+weights, BatchNorm calibrated and the forward run in float64 so that the golden holds on any CPU), and
+keeps the input, the reference logits and what regenerates the weights (config, seed, calibration
+shape), never the weights themselves. tests/test_parity.py rebuilds the same weights in sszoo with the
+same seeded procedure and compares.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from oracle_models import DUMP, ORACLE_PYTHON  # noqa: E402
+from oracle_models import ORACLE_PYTHON  # noqa: E402
+DUMP64 = os.path.join(HERE, "oracle_dump64.py")
 OUT = os.path.join(ROOT, "tests", "golden", "parity")
 
 # name: (mmseg config, extra dump arguments). Together they cover ResNetV1b/V1c x depth 18/50/101 x
@@ -54,11 +56,10 @@ CASES = {
 def make(case: str, python: str) -> None:
     config, args = CASES[case]
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([python, DUMP, config, tmp, *args], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([python, DUMP64, config, tmp, *args], check=True, stdout=subprocess.DEVNULL)
         info = json.load(open(os.path.join(tmp, "info.json")))
         x = torch.load(os.path.join(tmp, "input.pt"))
         logits = torch.load(os.path.join(tmp, "logits.pt"))
-        info["calib_shape"] = [2, 3, max(info["height"], 64), max(info["width"], 64)]
         os.makedirs(OUT, exist_ok=True)
         tmp_out = os.path.join(OUT, case + ".pt.tmp")
         torch.save({"input": x, "logits": logits, "info": json.dumps(info)}, tmp_out)
@@ -67,9 +68,10 @@ def make(case: str, python: str) -> None:
 
 
 def main() -> None:
-    python = ORACLE_PYTHON
-    for case in sys.argv[1:] or CASES:
-        make(case, python)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(int(os.environ.get("JOBS", "2"))) as pool:  # each dump is one process
+        list(pool.map(lambda c: make(c, ORACLE_PYTHON), sys.argv[1:] or CASES))
 
 
 if __name__ == "__main__":
