@@ -393,12 +393,15 @@ def dataset_facts(cfg):
     rzl = d.get("reduce_zero_label")
     source = "config"
     if rzl is None:
-        try:
-            cls = DATASETS.get(dtype)
-            rzl = inspect.signature(cls.__init__).parameters["reduce_zero_label"].default
-            source = "dataset class default"
-        except Exception:  # noqa: BLE001
-            source = "unknown"
+        source = "unknown"
+        cls = DATASETS.get(dtype)
+        for klass in inspect.getmro(cls) if cls else ():  # the first __init__ naming it (others pass **kwargs on)
+            if "__init__" in klass.__dict__:
+                params = inspect.signature(klass.__init__).parameters
+                if "reduce_zero_label" in params:
+                    rzl = params["reduce_zero_label"].default
+                    source = f"default of {klass.__name__}"
+                    break
     return dict(dataset_type=dtype, reduce_zero_label=rzl, reduce_zero_label_source=source,
                 data_prefix=plain(d.get("data_prefix")), ann_file=d.get("ann_file", ""))
 
@@ -434,7 +437,12 @@ def build_digest(model_cfg):
     raise RuntimeError(err)
 
 
-def config_facts(config):
+BUILD_FIELDS = ("n_keys", "n_params", "keys_digest", "built_on", "segmentor", "n_buffers", "meta_error", "build_error",
+                "build_skipped")
+FACTS_VERSION = 2  # bump when the config facts change; cached build results (the slow part) are kept
+
+
+def config_facts(config, prev=None):
     path = os.path.join(ROOT, os.path.relpath(config, "configs"))
     cfg = Config.fromfile(path)
     model = copy.deepcopy(cfg.model)
@@ -457,6 +465,9 @@ def config_facts(config):
     skip = SKIP_BUILD.get(out["method"])
     if skip:
         out.update(n_keys=None, n_params=None, keys_digest=None, build_skipped=skip)
+        return out
+    if prev and (prev.get("keys_digest") or prev.get("build_error")):
+        out.update({k: prev[k] for k in BUILD_FIELDS if k in prev})
         return out
     try:
         out.update(build_digest(model))
@@ -497,13 +508,14 @@ def main():
             cache = {}
     cache["_mmseg"], cache["_torch"] = mmseg.__version__, torch.__version__
     configs = sorted({r["config"] for r in rows})
-    todo = [c for c in configs if c not in cache]
+    todo = [c for c in configs if cache.get(c, {}).get("facts_version") != FACTS_VERSION]
     print(f"{len(rows)} checkpoints, {len(configs)} configs, {len(todo)} to extract", flush=True)
     last_save = time.time()
     for i, c in enumerate(todo):
         t = time.time()
         try:
-            cache[c] = config_facts(c)
+            cache[c] = config_facts(c, cache.get(c))
+            cache[c]["facts_version"] = FACTS_VERSION
         except Exception as e:  # noqa: BLE001
             cache[c] = dict(config=c, method=c.split("/")[1], error=f"{type(e).__name__}: {e}")
         f = cache[c]
@@ -582,7 +594,7 @@ def main():
         fh.write(buf.getvalue())
     doc = dict(mmseg_version=mmseg.__version__, torch_version=torch.__version__,
                keys_digest='sha1 of "\\n".join(f"{k}:{tuple(v.shape)}" for k, v in sorted(model.state_dict().items()))',
-               configs={c: cache[c] for c in configs})
+               configs={c: {k: v for k, v in cache[c].items() if k != "facts_version"} for c in configs})
     with open(os.path.join(a.out_dir, "mmseg_configs.json"), "w") as fh:
         json.dump(doc, fh, indent=1, sort_keys=True)
         fh.write("\n")
