@@ -86,6 +86,13 @@ def test_config_matches_checkpoint_name():
             assert int(r["schedule"]) == int(m.group(1)) * 1000, (r["config"], stem)
 
 
+def test_crop_and_schedule_present():
+    for r in ROWS:
+        h, w = map(int, re.fullmatch(r"(\d+)x(\d+)", r["crop"]).groups())
+        assert h >= 64 and w >= 64, r["crop"]
+        assert int(r["schedule"]) >= 1000, r["config"]
+
+
 def test_datasets_are_known():
     names = {r["dataset"] for r in ROWS}
     assert not any(n.startswith("#") for n in names)

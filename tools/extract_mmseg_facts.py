@@ -173,6 +173,12 @@ def resolve(rows, legacy=None):
                 r["url"] = alt
             else:
                 notes.append(f"URL folder {parts[-2]}/ differs from the checkpoint name {stem}")
+        # Training Resources must name a GPU; a bare number there is a README column shifted into it (MaskFormer)
+        if re.fullmatch(r"\d+x [\d.]+ GPUS", r["hardware"] or ""):
+            notes.append(f"metafile Training Resources holds a number ({r['hardware']!r}: a README column shifted "
+                         f"into it, probably the inference fps); hardware left empty")
+            findings.append(("hardware not a GPU name", r["name"], r["hardware"]))
+            r["hardware"] = ""
         cands = configs[r["method"]]
         scored = sorted(((similarity(stem, os.path.basename(p)[:-3]), p) for p in cands), key=lambda t: (-t[0], t[1]))
         best = scored[0][0] if scored else 0.0
@@ -534,13 +540,16 @@ def main():
         notes = list(r["_notes"])
         crop = (f.get("recipe") or {}).get("crop")
         crop_s = f"{crop[0]}x{crop[1]}" if isinstance(crop, list) and len(crop) == 2 else ""
-        m = re.search(r"(\d+x\d+)\.py$", r["config"]) or re.search(r"_(\d+x\d+)_", r["config"])
-        if m and m.group(1) != crop_s:
+        # the crop in the config name: the last HxW with both sides >= 64 (`8x4` of 0.x names is GPUs x batch)
+        named_crop = [f"{h}x{w}" for h, w in re.findall(r"(\d+)x(\d+)", os.path.basename(r["config"]))
+                      if int(h) >= 64 and int(w) >= 64]
+        named_crop = named_crop[-1] if named_crop else None
+        if named_crop and named_crop != crop_s:
             if crop_s:
-                notes.append(f"the config name says crop {m.group(1)} but its train pipeline crops {crop_s}; "
+                notes.append(f"the config name says crop {named_crop} but its train pipeline crops {crop_s}; "
                              f"crop from the name")
                 findings.append(("config crop vs name mismatch", r["name"], crop_s))
-            crop_s = m.group(1)
+            crop_s = named_crop
         ms = legacy.get(r["url"].rsplit("/", 1)[1], (None, None))[1]
         fps = f"{round(1000.0 / ms, 2):.2f}" if ms else ""
         if r["method"] in SKIP_BUILD:
