@@ -5,8 +5,10 @@ Run with the oracle environment's python (MMSegmentation, MMEngine, mmcv-lite):
     /work/oracle/bin/python tools/make_train_golden.py [CASE ...]
 
 For each case it builds the config's model (SyncBN -> BN, as ../shared/tools/mmseg_oracle_dump.py does),
-gives it that script's seeded weights and calibrated BatchNorm statistics, puts it in training mode and
-runs STEPS iterations of the reference's step on one fixed, already-augmented batch:
+gives it that script's seeded weights and BatchNorm statistics calibrated as tools/oracle_dump64.py does,
+converts it to float64 (random deep networks amplify float32 rounding, so a float32 golden made on one
+CPU does not hold on another to the tolerances below), puts it in training mode and runs STEPS
+iterations of the reference's step on one fixed, already-augmented batch:
 ``model.loss`` (decode + 0.4 x auxiliary CrossEntropyLoss, ignore 255) -> ``parse_losses`` ->
 ``OptimWrapper.update_params`` (SGD lr 0.01, momentum 0.9, weight decay 5e-4) -> ``PolyLR.step``
 (power 0.9, eta_min 1e-4, end ITERS). The heads' Dropout2d masks are drawn with ``torch.rand`` from a
@@ -35,6 +37,7 @@ warnings.filterwarnings("ignore")
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from oracle_dump64 import randomise64_  # noqa: E402
 from oracle_models import build_reference_model  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,9 +85,9 @@ def make_case(name: str) -> dict:
 
     register_all_modules()
     config, k, n, h, w, seed = CASES[name]
-    dump, model, cfg = build_reference_model(config, k)
+    _, model, cfg = build_reference_model(config, k)
     calib = (2, 3, max(h, 64), max(w, 64))
-    dump.randomise_(model, seed, calib)
+    randomise64_(model, seed, calib)  # leaves the model in float64
     for m in model.modules():  # randomise_ leaves BN in cumulative mode; training uses momentum 0.1 (the BN default)
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.momentum = 0.1
@@ -92,7 +95,7 @@ def make_case(name: str) -> dict:
     initial = {kk: v.detach().clone() for kk, v in model.state_dict().items()}
 
     g = torch.Generator().manual_seed(seed + 100)
-    x = torch.randn(n, 3, h, w, generator=g)
+    x = torch.randn(n, 3, h, w, generator=g).double()
     label = torch.randint(0, k, (n, h, w), generator=g)
     label[torch.rand(n, h, w, generator=g) < 0.15] = 255   # some ignored pixels
     label[:, :, -5:] = 255                                   # and a padded-looking border
@@ -122,7 +125,7 @@ def make_case(name: str) -> dict:
     params = dict(model.named_parameters())
     norms = {kk: v.double().norm().item() for kk, v in final.items() if v.is_floating_point()}
     delta_norms = {kk: (final[kk].double() - initial[kk].double()).norm().item() for kk in params}
-    info = dict(config=config, num_classes=k, batch=n, height=h, width=w, seed=seed, calib_shape=list(calib),
+    info = dict(dtype="float64", config=config, num_classes=k, batch=n, height=h, width=w, seed=seed, calib_shape=list(calib),
                 steps=STEPS, iters=ITERS, dropout_seed=DROPOUT_SEED, lr=0.01, momentum=0.9, weight_decay=0.0005,
                 min_lr=1e-4, power=0.9, aux_weight=0.4, align_corners=bool(model.decode_head.align_corners))
     return {"info": json.dumps(info), "input": x, "label": label, "losses": torch.tensor(losses, dtype=torch.float64),

@@ -16,6 +16,8 @@ def seg_cross_entropy(logits: torch.Tensor, label: torch.Tensor, *, align_corner
     (MMSegmentation's ``CrossEntropyLoss`` with ``avg_non_ignore=False``).
     """
     logits = resize(logits, label.shape[-2:], align_corners)
-    per_pixel = F.cross_entropy(logits.float(), label, weight=class_weight, ignore_index=ignore_index,
+    if logits.dtype in (torch.float16, torch.bfloat16):  # under autocast: the loss in float32
+        logits = logits.float()
+    per_pixel = F.cross_entropy(logits, label, weight=class_weight, ignore_index=ignore_index,
                                 reduction="none")
     return per_pixel.sum() / (label.numel() + torch.finfo(torch.float32).eps)
