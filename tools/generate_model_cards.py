@@ -9,6 +9,7 @@ regenerate. tests/test_cards.py fails when the checked-in cards are out of date.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -82,18 +83,33 @@ def _params(entries: Iterable[ZooEntry]) -> dict[str, tuple[int, int]]:
     return out
 
 
+def _fields_text(cfg) -> str:
+    """A config's own settings, for kinds without a hand-written description."""
+    skip = {"kind", "in_channels", "channels", "in_index", "dropout", "loss_weight"}
+    parts = [f"{f.name} {list(v) if isinstance(v, tuple) else v}" for f in dataclasses.fields(cfg)
+             if f.name not in skip and (v := getattr(cfg, f.name)) is not None]
+    return ", ".join(parts)
+
+
 def _backbone_text(e: ZooEntry) -> list[str]:
     b = e.arch.backbone
+    if b.kind != "resnet":
+        return [f"- Backbone: {e.backbone} ({b.kind}: {_fields_text(b)})"]
     stem = "V1c: deep stem of three 3x3 convs" if b.deep_stem else "V1b: one 7x7 stem conv"
     lines = [f"- Backbone: ResNet-{b.depth} ({stem}), output stride {b.output_stride} "
              f"(stage strides {list(b.strides)}, dilations {list(b.dilations)}"
              + (f", multi-grid {list(b.multi_grid)}" if b.multi_grid else "")
              + (", first block of a dilated stage at half its dilation" if b.contract_dilation else "") + ")"]
+    if e.arch.neck is not None:
+        lines.append(f"- Neck: {e.arch.neck.kind} ({_fields_text(e.arch.neck)})")
     return lines
 
 
-def _head_text(e: ZooEntry) -> list[str]:
-    h = e.arch.decode_head
+def _stage(i) -> str:
+    return f"stages {[j + 1 for j in i]}" if isinstance(i, tuple) else f"stage {i + 1 if i >= 0 else 'last'}"
+
+
+def _head_desc(h) -> str:
     if h.kind == "fcn":
         desc = (f"FCN head: {h.num_convs} x {h.kernel_size}x{h.kernel_size} conv, {h.channels} channels, "
                 f"dilation {h.dilation}" + (", input concatenated before the classifier" if h.concat_input else ""))
@@ -101,14 +117,25 @@ def _head_text(e: ZooEntry) -> list[str]:
         desc = f"pyramid pooling module, bins {list(h.pool_scales)}, {h.channels} channels"
     elif h.kind == "aspp":
         desc = f"ASPP with image pooling, dilations {list(h.dilations)}, {h.channels} channels"
-    else:
+    elif h.kind == "sep_aspp":
         desc = (f"ASPP with depthwise-separable convs, dilations {list(h.dilations)}, {h.channels} channels; "
                 f"decoder fuses stage-{h.c1_index + 1} features ({h.c1_in_channels} -> {h.c1_channels} channels)")
-    lines = [f"- Decode head: {desc}, dropout {h.dropout:g}, on stage {h.in_index + 1} ({h.in_channels} channels)"]
-    a = e.arch.auxiliary_head
-    if a is not None:
-        lines.append(f"- Auxiliary head (training loss only, weight {e.recipe.aux_loss_weight:g}): FCN, "
-                     f"{a.num_convs} conv, {a.channels} channels, on stage {a.in_index + 1} ({a.in_channels} channels)")
+    else:
+        own = _fields_text(h)
+        desc = f"{h.kind} head, {h.channels} channels" + (f" ({own})" if own else "")
+    return f"{desc}, dropout {h.dropout:g}, on {_stage(h.in_index)} ({h.in_channels} channels)"
+
+
+def _head_text(e: ZooEntry) -> list[str]:
+    heads = e.arch.decode_heads
+    if len(heads) == 1:
+        lines = [f"- Decode head: {_head_desc(heads[0])}"]
+    else:
+        lines = [f"- Decode heads (a cascade: each later head refines the previous one's logits; training loss "
+                 f"weights {[h.loss_weight for h in heads]}):"]
+        lines += [f"  {i + 1}. {_head_desc(h)}" for i, h in enumerate(heads)]
+    for a in e.arch.auxiliary_heads:
+        lines.append(f"- Auxiliary head (training loss only, weight {a.loss_weight:g}): {_head_desc(a)}")
     return lines
 
 
@@ -130,7 +157,9 @@ def front_matter(e: ZooEntry) -> str:
     lines = ["---"]
     lines += [f"license: {lic}"] if lic else ["license: other", f"license_name: {_yaml_str(e.weights.license)}"]
     lines += ["library_name: sszoo", "pipeline_tag: image-segmentation", "tags:", "- semantic-segmentation",
-              f"- {e.method}", f"- resnet{e.arch.backbone.depth}", f"- {e.source.framework}"]
+              f"- {e.method}",
+              f"- resnet{e.arch.backbone.depth}" if e.arch.backbone.kind == "resnet" else f"- {e.arch.backbone.kind}",
+              f"- {e.source.framework}"]
     if e.recipe.precision == "fp16":
         lines.append("- mixed-precision")
     lines += ["datasets:", f"- {e.dataset.key}", "model-index:", f"- name: {_yaml_str(e.name)}", "  results:",

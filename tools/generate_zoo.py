@@ -6,7 +6,10 @@
 Inputs (facts collected from the public zoos; see tools/reference/README.md):
   mmseg_zoo.csv, mmseg_fp16_legacy.csv, mmseg_model_settings.csv, ssseg_zoo.csv, seed_tables.csv,
   mmseg_recipes.json (resolved recipes and class metadata, dumped from MMSegmentation 1.2.2 by
-  tools/oracle_dump_recipes.py).
+  tools/oracle_dump_recipes.py) for FCN, PSPNet, DeepLabV3 and DeepLabV3+;
+  mmseg_checkpoints.csv and mmseg_configs.json (every checkpoint of MMSegmentation 1.2.2's metafiles
+  and its resolved config, by tools/extract_mmseg_facts.py) for every other method whose architecture
+  tools/mmseg_arch.py converts.
 """
 from __future__ import annotations
 
@@ -19,6 +22,11 @@ import sys
 from collections import defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from mmseg_arch import arch_from_mmseg  # noqa: E402
+
+sys.path.insert(0, os.path.join(HERE, os.pardir))
+from sszoo.registry.citations import METHOD_CITATION as CITE  # noqa: E402  (method -> BibTeX key)
 REF = os.path.join(HERE, "reference")
 OUT = os.path.join(HERE, os.pardir, "sszoo", "registry", "zoo.json")
 
@@ -42,8 +50,8 @@ SSSEG_DATASETS = {"PASCAL VOC": "Pascal VOC 2012 + Aug", "ADE20k": "ADE20K", "AD
                   "PASCAL Context 59": "Pascal Context 59"}
 REDUCE_ZERO = {"ade20k", "pascal_context59", "coco_stuff10k", "loveda", "potsdam", "vaihingen"}
 HEAD_KIND = {"FCNHead": "fcn", "PSPHead": "psp", "ASPPHead": "aspp", "DepthwiseSeparableASPPHead": "sep_aspp"}
-CITE = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": "zhao2017pyramid",
-        "deeplabv3": "chen2017rethinking", "deeplabv3plus": "deeplabv3plus2018"}
+# the methods served from the hand-collected tables above; every other method comes from the extracted facts
+TABLE_METHODS = {"fcn", "pspnet", "deeplabv3", "deeplabv3plus"}
 MMSEG_CONFIG_URL = "https://github.com/open-mmlab/mmsegmentation/blob/v1.2.2/"
 MMSEG_0X_CONFIG_URL = "https://github.com/open-mmlab/mmsegmentation/blob/0.x/"
 
@@ -289,10 +297,75 @@ def pick_defaults(entries: list[dict]) -> dict[str, str]:
     return out
 
 
+def method_prefix(config_base: str) -> str:
+    """'nonlocal_r50-d8_4xb2-40k_cityscapes-512x1024' -> 'nonlocal_r50_d8' (the part before 'NxbM')."""
+    head = config_base.split("_")
+    cut = next(i for i, t in enumerate(head) if re.match(r"\d+xb\d+", t))
+    return re.sub(r"[^a-z0-9]+", "_", "_".join(head[:cut]).lower()).strip("_")
+
+
+def facts_entries() -> list[dict]:
+    """Entries of every method beyond the four hand-collected ones, from tools/extract_mmseg_facts.py's
+    facts, for the configs whose architecture sszoo builds (tools/mmseg_arch.py has their types)."""
+    configs = json.load(open(os.path.join(REF, "mmseg_configs.json")))["configs"]
+    out = []
+    for r in csv.DictReader(open(os.path.join(REF, "mmseg_checkpoints.csv"))):
+        if r["method"] in TABLE_METHODS or r["dataset"] not in DATASETS:
+            continue
+        c = configs[r["config"]]
+        try:
+            arch = arch_from_mmseg(c["model"])
+        except KeyError:
+            continue  # an architecture sszoo does not build yet
+        base = os.path.basename(r["config"]).removesuffix(".py")
+        method = base.split("_")[0]
+        rec = c["recipe"]
+        tc = c.get("test_cfg") or {}
+        tr = c["test_resize"]
+        gpus = re.search(r"(\d+)xb\d+", base)
+        notes_ = [r["note"]] if r["note"] else []
+        if rec["iters"] and int(r["schedule"]) != rec["iters"]:
+            notes_.append(f"MMSegmentation 1.2.2's config resolves to {rec['iters']} iterations; the published "
+                          f"checkpoint was trained for {int(r['schedule'])}, as its name says.")
+        fp16 = bool(rec.get("amp"))
+        out.append(dict(
+            name=f"{method_prefix(base)}_{DATASETS[r['dataset']][0]}.{tag_of(base, r['crop'], False)}",
+            method=method, backbone=r["architecture"].split("|")[0], arch=arch, dataset=DATASETS[r["dataset"]][0],
+            test=dict(scale=list(tr["scale"]), keep_ratio=bool(tr["keep_ratio"]), mode=tc.get("mode", "whole"),
+                      crop=list(tc["crop_size"]) if tc.get("crop_size") else None,
+                      stride=list(tc["stride"]) if tc.get("stride") else None,
+                      align_corners=arch["align_corners"], mean=c["model"]["data_preprocessor"]["mean"],
+                      std=c["model"]["data_preprocessor"]["std"]),
+            recipe=dict(crop=[int(v) for v in r["crop"].split("x")], images_per_gpu=rec["images_per_gpu"],
+                        gpus=int(gpus.group(1)) if gpus else 4, iters=int(r["schedule"]), epochs=None,
+                        optimizer=rec["optimizer"].lower(), lr=rec["lr"],
+                        momentum=rec["momentum"] if rec["momentum"] is not None else 0.0,
+                        weight_decay=rec["weight_decay"],
+                        poly_power=rec["poly_power"] if rec["poly_power"] is not None else 1.0,
+                        min_lr=rec["min_lr"] if rec["min_lr"] is not None else 0.0,
+                        aux_loss_weight=rec["aux_loss_weight"] if rec["aux_loss_weight"] is not None else 0.0,
+                        train_scale=rec["train_scale"], ratio_range=rec["ratio_range"],
+                        cat_max_ratio=rec["cat_max_ratio"], precision="fp16" if fp16 else "fp32",
+                        loss_scale=rec["loss_scale"] if fp16 else None,
+                        pretrained_backbone=next(iter((c.get("pretrained") or {}).values()), None)),
+            reported=dict(miou=num(r["miou"]), miou_msflip=num(r["miou_msflip"]), mem_gb=num(r["mem_gb"]),
+                          fps=num(r["fps"]), hardware="V100" if "V100" in r["hardware"] else (r["hardware"] or None),
+                          precision="fp16" if fp16 else "fp32"),
+            weights=dict(url=r["checkpoint_url"], sha256_prefix=r["ckpt_sha256_prefix"], format="mmseg", url_alt=None,
+                         license="Apache-2.0"),
+            source=dict(framework="mmsegmentation", config=r["config"], config_url=MMSEG_CONFIG_URL + r["config"],
+                        log_url=r["log_url"] or None, config_0x=None, notes=" ".join(notes_)),
+            citations=[CITE[method]] + [CITE[t] for t in base.split("_")[1:] if t in CITE and method == "resnest"]
+            + (["micikevicius2017mixed"] if fp16 else []) + ["mmseg2020"],
+            aliases=[base],
+        ))
+    return out
+
+
 def build() -> dict:
     meta_all = json.load(open(os.path.join(REF, "mmseg_recipes.json")))
     meta, recipes = meta_all["datasets"], meta_all["recipes"]
-    entries = mmseg_entries(meta, recipes) + ssseg_entries()
+    entries = mmseg_entries(meta, recipes) + facts_entries() + ssseg_entries()
     names = [e["name"] for e in entries]
     dup = {n for n in names if names.count(n) > 1}
     if dup:

@@ -33,6 +33,108 @@ CITATIONS: dict[str, str] = {
   journal={arXiv preprint arXiv:1710.03740},
   year={2017}
 }""",
+    "wang2018non": """@inproceedings{wang2018non,
+  title={Non-local neural networks},
+  author={Wang, Xiaolong and Girshick, Ross and Gupta, Abhinav and He, Kaiming},
+  booktitle={Proceedings of the IEEE conference on computer vision and pattern recognition},
+  year={2018}
+}""",
+    "yin2020disentangled": """@inproceedings{yin2020disentangled,
+  title={Disentangled Non-Local Neural Networks},
+  author={Yin, Minghao and Yao, Zhuliang and Cao, Yue and Li, Xiu and Zhang, Zheng and Lin, Stephen and Hu, Han},
+  booktitle={European Conference on Computer Vision (ECCV)},
+  year={2020}
+}""",
+    "cao2019gcnet": """@inproceedings{cao2019gcnet,
+  title={GCNet: Non-local networks meet squeeze-excitation networks and beyond},
+  author={Cao, Yue and Xu, Jiarui and Lin, Stephen and Wei, Fangyun and Hu, Han},
+  booktitle={Proceedings of the IEEE International Conference on Computer Vision Workshops},
+  year={2019}
+}""",
+    "li2019expectation": """@inproceedings{li2019expectation,
+  title={Expectation-Maximization Attention Networks for Semantic Segmentation},
+  author={Li, Xia and Zhong, Zhisheng and Wu, Jianlong and Yang, Yibo and Lin, Zhouchen and Liu, Hong},
+  booktitle={International Conference on Computer Vision},
+  year={2019}
+}""",
+    "huang2019ccnet": """@inproceedings{huang2019ccnet,
+  title={CCNet: Criss-Cross Attention for Semantic Segmentation},
+  author={Huang, Zilong and Wang, Xinggang and Huang, Lichao and Huang, Chang and Wei, Yunchao and Liu, Wenyu},
+  booktitle={Proceedings of the IEEE International Conference on Computer Vision},
+  year={2019}
+}""",
+    "fu2019dual": """@inproceedings{fu2019dual,
+  title={Dual attention network for scene segmentation},
+  author={Fu, Jun and Liu, Jing and Tian, Haijie and Li, Yong and Bao, Yongjun and Fang, Zhiwei and Lu, Hanqing},
+  booktitle={Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition},
+  year={2019}
+}""",
+    "zhu2019asymmetric": """@inproceedings{zhu2019asymmetric,
+  title={Asymmetric non-local neural networks for semantic segmentation},
+  author={Zhu, Zhen and Xu, Mengde and Bai, Song and Huang, Tengteng and Bai, Xiang},
+  booktitle={Proceedings of the IEEE International Conference on Computer Vision},
+  year={2019}
+}""",
+    "huang2019interlaced": """@article{huang2019interlaced,
+  title={Interlaced Sparse Self-Attention for Semantic Segmentation},
+  author={Huang, Lang and Yuan, Yuhui and Guo, Jianyuan and Zhang, Chao and Chen, Xilin and Wang, Jingdong},
+  journal={arXiv preprint arXiv:1907.12273},
+  year={2019}
+}""",
+    "zhang2018context": """@inproceedings{zhang2018context,
+  title={Context encoding for semantic segmentation},
+  author={Zhang, Hang and Dana, Kristin and Shi, Jianping and Zhang, Zhongyue and Wang, Xiaogang and Tyagi, Ambrish and Agrawal, Amit},
+  booktitle={Proceedings of the IEEE conference on Computer Vision and Pattern Recognition},
+  year={2018}
+}""",
+    "he2019adaptive": """@inproceedings{he2019adaptive,
+  title={Adaptive Pyramid Context Network for Semantic Segmentation},
+  author={He, Junjun and Deng, Zhongying and Zhou, Lei and Wang, Yali and Qiao, Yu},
+  booktitle={Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition},
+  year={2019}
+}""",
+    "he2019dynamic": """@inproceedings{he2019dynamic,
+  title={Dynamic Multi-Scale Filters for Semantic Segmentation},
+  author={He, Junjun and Deng, Zhongying and Qiao, Yu},
+  booktitle={Proceedings of the IEEE International Conference on Computer Vision},
+  year={2019}
+}""",
+    "zhao2018psanet": """@inproceedings{zhao2018psanet,
+  title={PSANet: Point-wise Spatial Attention Network for Scene Parsing},
+  author={Zhao, Hengshuang and Zhang, Yi and Liu, Shu and Shi, Jianping and Loy, Chen Change and Lin, Dahua and Jia, Jiaya},
+  booktitle={Proceedings of the European Conference on Computer Vision (ECCV)},
+  year={2018}
+}""",
+    "xiao2018unified": """@inproceedings{xiao2018unified,
+  title={Unified perceptual parsing for scene understanding},
+  author={Xiao, Tete and Liu, Yingcheng and Zhou, Bolei and Jiang, Yuning and Sun, Jian},
+  booktitle={Proceedings of the European Conference on Computer Vision (ECCV)},
+  year={2018}
+}""",
+    "kirillov2019panoptic": """@inproceedings{kirillov2019panoptic,
+  title={Panoptic feature pyramid networks},
+  author={Kirillov, Alexander and Girshick, Ross and He, Kaiming and Doll{\\'a}r, Piotr},
+  booktitle={Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition},
+  year={2019}
+}""",
+    "kirillov2020pointrend": """@inproceedings{kirillov2020pointrend,
+  title={PointRend: Image segmentation as rendering},
+  author={Kirillov, Alexander and Wu, Yuxin and He, Kaiming and Girshick, Ross},
+  booktitle={Proceedings of the IEEE/CVF conference on computer vision and pattern recognition},
+  year={2020}
+}""",
+    "wu2019fastfcn": """@article{wu2019fastfcn,
+  title={FastFCN: Rethinking Dilated Convolution in the Backbone for Semantic Segmentation},
+  author={Wu, Huikai and Zhang, Junge and Huang, Kaiqi and Liang, Kongming and Yu, Yizhou},
+  journal={arXiv preprint arXiv:1903.11816},
+  year={2019}
+}""",
+    "zhang2020resnest": """@article{zhang2020resnest,
+  title={ResNeSt: Split-Attention Networks},
+  author={Zhang, Hang and Wu, Chongruo and Zhang, Zhongyue and Zhu, Yi and Zhang, Zhi and Lin, Haibin and Sun, Yue and He, Tong and Muller, Jonas and Manmatha, R. and Li, Mu and Smola, Alexander},
+  journal={arXiv preprint arXiv:2004.08955},
+  year={2020}
+}""",
     "mmseg2020": """@misc{mmseg2020,
   title={{MMSegmentation}: OpenMMLab Semantic Segmentation Toolbox and Benchmark},
   author={MMSegmentation Contributors},
@@ -48,4 +150,10 @@ CITATIONS: dict[str, str] = {
 }
 
 METHOD_CITATION = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": "zhao2017pyramid",
-                   "deeplabv3": "chen2017rethinking", "deeplabv3plus": "deeplabv3plus2018"}
+                   "deeplabv3": "chen2017rethinking", "deeplabv3plus": "deeplabv3plus2018",
+                   "nonlocal": "wang2018non", "dnl": "yin2020disentangled", "gcnet": "cao2019gcnet",
+                   "emanet": "li2019expectation", "ccnet": "huang2019ccnet", "danet": "fu2019dual",
+                   "ann": "zhu2019asymmetric", "isanet": "huang2019interlaced", "encnet": "zhang2018context",
+                   "apcnet": "he2019adaptive", "dmnet": "he2019dynamic", "psanet": "zhao2018psanet",
+                   "upernet": "xiao2018unified", "fpn": "kirillov2019panoptic", "pointrend": "kirillov2020pointrend",
+                   "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest"}
