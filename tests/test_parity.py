@@ -1,7 +1,8 @@
 """Logit parity with MMSegmentation 1.2.2 on golden outputs made by tools/make_golden.py.
 
 The golden logits are the reference's float64 forward (tools/oracle_dump64.py), so the parity check runs
-sszoo in float64 too: a wrong layer, key or resize shows as an O(1) difference, float32 rounding does not.
+sszoo in float64 too (bound 1e-8 of the logit scale; measured about 1e-13): a wrong layer, key or resize
+shows as an O(1) difference, float32 rounding does not.
 The float32 forward is checked against the same logits with a bound for the rounding that a random
 deep network amplifies (about 1e-4 of the logit scale for a ResNet-101, more than any kernel change).
 """
@@ -40,6 +41,7 @@ def test_logits_match_reference(case, tmp_path):
         out = model.double()(x)
     assert out.shape == ref.shape
     diff = (out - ref).abs().max().item()
-    assert diff <= 1e-4 * scale, f"{case}: float64 max|diff| {diff:.2e} > {1e-4 * scale:.2e}"
+    # the issue's bound is 1e-4 x scale; float64 shows far more: the same operations agree to ~1e-13
+    assert diff <= 1e-8 * scale, f"{case}: float64 max|diff| {diff:.2e} > {1e-8 * scale:.2e}"
     diff32 = (out32.double() - ref).abs().max().item()
     assert diff32 <= 2e-3 * scale, f"{case}: float32 max|diff| {diff32:.2e} > {2e-3 * scale:.2e}"

@@ -147,8 +147,10 @@ class Segmentor(nn.Module):
         for head in heads[1:]:
             logits = head.predict(feats, logits)
         # The 8x upsampling runs in float32 even under autocast: rounding the full-size logits to fp16/bf16
-        # flips labels at near-tie pixels. (In fp32 this changes nothing.)
-        return resize(logits.float(), x.shape[2:] if out_size is None else out_size, self.align_corners)
+        # flips labels at near-tie pixels. (float32 and float64 logits keep their precision.)
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()
+        return resize(logits, x.shape[2:] if out_size is None else out_size, self.align_corners)
 
     def loss(self, outputs: HeadOutputs, label: torch.Tensor, *, aux_weight: float | None = None,
              ignore_index: int = 255) -> dict[str, torch.Tensor]:
