@@ -33,7 +33,8 @@ def main() -> None:
     g = torch.Generator().manual_seed(1)
     with torch.no_grad():  # random, not the reference's init, so that every layer matters
         for name, p in head.named_parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * (0.5 if p.dim() > 1 else 0.1) + (1.0 if name.endswith("bn.weight") else 0.0))
+            offset = 1.0 if name.endswith("bn.weight") else 0.0
+            p.copy_(torch.randn(p.shape, generator=g) * (0.5 if p.dim() > 1 else 0.1) + offset)
     head.double()
     init = {k: v.clone() for k, v in head.state_dict().items()}
     inputs = [[torch.randn(FEAT_SHAPE, generator=g).double() for _ in range(2)] for _ in FORWARD_SEEDS]
@@ -51,7 +52,7 @@ def main() -> None:
         head.zero_grad()
         loss.backward()
         steps.append(dict(logits=logits.detach().clone(), loss=loss.detach().clone(),
-                          grads={n: (p.grad.clone() if p.grad is not None else None) for n, p in head.named_parameters()},
+                          grads={n: None if p.grad is None else p.grad.clone() for n, p in head.named_parameters()},
                           state={k: v.clone() for k, v in head.state_dict().items()}))
     head.eval()
     with torch.no_grad():

@@ -60,8 +60,8 @@ def _sep_aspp(h: Cfg) -> Cfg:
 
 def _fcn_block(h: Cfg) -> Cfg:
     """The FCNHead fields of the heads that put a context block between its two convs (NL, DNL, GC)."""
-    return dict(**base_head(h), concat_input=bool(h.get("concat_input", True)), kernel_size=int(h.get("kernel_size", 3)),
-                dilation=int(h.get("dilation", 1)))
+    return dict(**base_head(h), concat_input=bool(h.get("concat_input", True)),
+                kernel_size=int(h.get("kernel_size", 3)), dilation=int(h.get("dilation", 1)))
 
 
 def _nonlocal(h: Cfg) -> Cfg:
