@@ -19,9 +19,10 @@ GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "parity")
 
 
 def randomise_like_oracle(model: nn.Module, seed: int, calib_shape: tuple[int, int, int, int], *,
-                          float64: bool = False) -> None:
+                          float64: bool = False, buffers: dict[str, torch.Tensor] | None = None) -> None:
     """The oracle's seeded weights. With ``float64`` (tools/oracle_dump64.py's golden files) the BatchNorm
-    calibration runs in float64 and its statistics are rounded to float32, as there; the model stays float32."""
+    calibration runs in float64 and its statistics are rounded to float32, as there; the model stays float32.
+    ``buffers`` (the golden's state not drawn from the seed, e.g. EMANet's bases) are set before calibrating."""
     g = torch.Generator().manual_seed(seed)
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     with torch.no_grad():
@@ -32,6 +33,10 @@ def randomise_like_oracle(model: nn.Module, seed: int, calib_shape: tuple[int, i
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
             else:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
+        if buffers:
+            own = dict(model.named_buffers())
+            for key, value in buffers.items():
+                own[key].copy_(value)
         for m in bns:
             m.reset_running_stats()
             m.momentum = None
@@ -79,6 +84,8 @@ def oracle_checkpoint(case: str, path: str, dtype: torch.dtype = torch.float32
     and the reference logits as ``dtype``, and the info."""
     x, logits, info = load_case(case)
     model = build_model(case_arch(info))
-    randomise_like_oracle(model, info["seed"], tuple(info["calib_shape"]), float64=info.get("dtype") == "float64")
+    buffers = torch.load(os.path.join(GOLDEN, case + ".pt"), weights_only=True).get("buffers")
+    randomise_like_oracle(model, info["seed"], tuple(info["calib_shape"]), float64=info.get("dtype") == "float64",
+                          buffers=buffers)
     torch.save({"state_dict": model.state_dict(), "meta": {"config": info["config"], "CLASSES": None}}, path)
     return x.to(dtype), logits.to(dtype), info

@@ -58,8 +58,38 @@ def _sep_aspp(h: Cfg) -> Cfg:
                 c1_in_channels=int(h["c1_in_channels"]), c1_channels=int(h["c1_channels"]), c1_index=0)
 
 
+def _fcn_block(h: Cfg) -> Cfg:
+    """The FCNHead fields of the heads that put a context block between its two convs (NL, DNL, GC)."""
+    return dict(**base_head(h), concat_input=bool(h.get("concat_input", True)),
+                kernel_size=int(h.get("kernel_size", 3)), dilation=int(h.get("dilation", 1)))
+
+
+def _nonlocal(h: Cfg) -> Cfg:
+    return dict(kind="nonlocal", **_fcn_block(h), reduction=int(h.get("reduction", 2)),
+                use_scale=bool(h.get("use_scale", True)), mode=str(h.get("mode", "embedded_gaussian")))
+
+
+def _dnl(h: Cfg) -> Cfg:
+    return dict(kind="dnl", **_fcn_block(h), reduction=int(h.get("reduction", 2)),
+                use_scale=bool(h.get("use_scale", True)), mode=str(h.get("mode", "embedded_gaussian")),
+                temperature=float(h.get("temperature", 0.05)))
+
+
+def _gc(h: Cfg) -> Cfg:
+    return dict(kind="gc", **_fcn_block(h), ratio=float(h.get("ratio", 1 / 4.)),
+                pooling_type=str(h.get("pooling_type", "att")),
+                fusion_types=list(h.get("fusion_types", ("channel_add",))))
+
+
+def _ema(h: Cfg) -> Cfg:
+    return dict(kind="ema", **base_head(h), ema_channels=int(h["ema_channels"]), num_bases=int(h["num_bases"]),
+                num_stages=int(h["num_stages"]), concat_input=bool(h.get("concat_input", True)),
+                momentum=float(h.get("momentum", 0.1)))
+
+
 HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "FCNHead": _fcn, "PSPHead": _psp, "ASPPHead": _aspp, "DepthwiseSeparableASPPHead": _sep_aspp,
+    "NLHead": _nonlocal, "DNLHead": _dnl, "GCHead": _gc, "EMAHead": _ema,
 }
 NECKS: dict[str, Callable[[Cfg], Cfg]] = {}
 

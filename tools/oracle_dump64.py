@@ -15,7 +15,9 @@ float64 the same amplification leaves about 1e-12.
 
 Writes OUT/input.pt (float64), OUT/logits.pt (float64) and OUT/info.json (as the shared script, plus
 ``dtype``, ``calib_shape``, ``n_params`` and ``arch``, sszoo's architecture record from tools/mmseg_arch.py);
-no checkpoint: the weights are regenerated from the seed.
+no checkpoint: the weights are regenerated from the seed. Buffers that are neither parameters nor BatchNorm
+statistics (EMANet's bases, drawn from the global generator while the model is built) cannot be
+regenerated that way: those few go to OUT/buffers.pt.
 """
 import argparse
 import json
@@ -60,6 +62,14 @@ def randomise64_(model, seed, calib_shape):
         for m in bns:
             m.running_mean.copy_(m.running_mean.float().double())
             m.running_var.copy_(m.running_var.float().double())
+
+
+def state_buffers(model, sd):
+    """The state-dict buffers other than BatchNorm's statistics, as float32 (their values are float32 numbers)."""
+    params = {k for k, _ in model.named_parameters()}
+    bn = {f"{name}.{b}" for name, m in model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+          for b in ("running_mean", "running_var", "num_batches_tracked")}
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items() if k not in params and k not in bn}
 
 
 def main():
@@ -117,6 +127,9 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     sd = {k: v for k, v in model.state_dict().items() if not k.startswith("data_preprocessor")}
     torch.save(x, os.path.join(a.out, "input.pt"))
+    buffers = state_buffers(model, sd)
+    if buffers:  # state the seed does not regenerate (EMANet's bases, drawn while the model is built)
+        torch.save(buffers, os.path.join(a.out, "buffers.pt"))
     torch.save(logits, os.path.join(a.out, "logits.pt"))
     heads = D.as_list(model.decode_head)
     aux = D.as_list(model.auxiliary_head) if getattr(model, "auxiliary_head", None) is not None else []

@@ -14,11 +14,13 @@ from torch import nn
 from .backbones import ResNet, ResNetConfig
 from .heads import (ASPPHead, ASPPHeadConfig, FCNHead, FCNHeadConfig, PSPHead, PSPHeadConfig, SepASPPHead,
                     SepASPPHeadConfig)
+from .heads import DNLHead, DNLHeadConfig, EMAHead, EMAHeadConfig, GCHead, GCHeadConfig, NLHead, NLHeadConfig
 
 BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet}
 NECKS: dict[type, type[nn.Module]] = {}
 HEADS: dict[type, type[nn.Module]] = {
     FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
+    NLHeadConfig: NLHead, DNLHeadConfig: DNLHead, GCHeadConfig: GCHead, EMAHeadConfig: EMAHead,
 }
 
 

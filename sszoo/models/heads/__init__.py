@@ -7,6 +7,11 @@ from .aspp import ASPPHead, ASPPHeadConfig
 from .fcn import FCNHead, FCNHeadConfig
 from .psp import PSPHead, PSPHeadConfig
 from .sep_aspp import SepASPPHead, SepASPPHeadConfig
+from .non_local import NLHead, NLHeadConfig
+from .dnl import DNLHead, DNLHeadConfig
+from .gc import GCHead, GCHeadConfig
+from .ema import EMAHead, EMAHeadConfig
 
 __all__ = ["ASPPHead", "ASPPHeadConfig", "FCNHead", "FCNHeadConfig", "PSPHead", "PSPHeadConfig", "SepASPPHead",
-           "SepASPPHeadConfig"]
+           "SepASPPHeadConfig", "NLHead", "NLHeadConfig", "DNLHead", "DNLHeadConfig", "GCHead", "GCHeadConfig",
+           "EMAHead", "EMAHeadConfig"]
