@@ -7,6 +7,11 @@ from .aspp import ASPPHead, ASPPHeadConfig
 from .fcn import FCNHead, FCNHeadConfig
 from .psp import PSPHead, PSPHeadConfig
 from .sep_aspp import SepASPPHead, SepASPPHeadConfig
+from .ccnet import CCHead, CCHeadConfig
+from .danet import DAHead, DAHeadConfig
+from .ann import ANNHead, ANNHeadConfig
+from .isanet import ISAHead, ISAHeadConfig
 
 __all__ = ["ASPPHead", "ASPPHeadConfig", "FCNHead", "FCNHeadConfig", "PSPHead", "PSPHeadConfig", "SepASPPHead",
-           "SepASPPHeadConfig"]
+           "SepASPPHeadConfig",
+           "CCHead", "CCHeadConfig", "DAHead", "DAHeadConfig", "ANNHead", "ANNHeadConfig", "ISAHead", "ISAHeadConfig"]
