@@ -58,6 +58,14 @@ CASES = {
     "gcnet_r50_d8_ac": ("gcnet_r50-d8_4xb2-40k_cityscapes-769x769", ["--height", "49", "--width", "67", "--batch", "2"]),
     "emanet_r50_d8": ("emanet_r50-d8_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "97", "--batch", "2"]),
     "emanet_r50_d8_ac": ("emanet_r50-d8_4xb2-80k_cityscapes-769x769", ["--height", "69", "--width", "85", "--num-classes", "6"]),
+    "ccnet_r50_d8": ("ccnet_r50-d8_4xb2-40k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
+    "ccnet_r101_d8_ac": ("ccnet_r101-d8_4xb2-40k_cityscapes-769x769", ["--height", "73", "--width", "89", "--num-classes", "7"]),
+    "danet_r50_d8_ac": ("danet_r50-d8_4xb2-40k_cityscapes-769x769", ["--height", "67", "--width", "83", "--num-classes", "7"]),
+    "danet_r101_d8_voc": ("danet_r101-d8_4xb4-20k_voc12aug-512x512", ["--height", "49", "--width", "61", "--batch", "2"]),
+    "ann_r50_d8_ac": ("ann_r50-d8_4xb2-40k_cityscapes-769x769", ["--height", "71", "--width", "93", "--num-classes", "7"]),
+    "ann_r101_d8_ade": ("ann_r101-d8_4xb4-80k_ade20k-512x512", ["--height", "57", "--width", "73"]),
+    "isanet_r50_d8": ("isanet_r50-d8_4xb2-40k_cityscapes-512x1024", ["--height", "65", "--width", "97", "--num-classes", "7"]),
+    "isanet_r101_d8_voc": ("isanet_r101-d8_4xb4-20k_voc12aug-512x512", ["--height", "81", "--width", "113"]),
 }
 
 

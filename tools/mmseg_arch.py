@@ -85,11 +85,33 @@ def _ema(h: Cfg) -> Cfg:
     return dict(kind="ema", **base_head(h), ema_channels=int(h["ema_channels"]), num_bases=int(h["num_bases"]),
                 num_stages=int(h["num_stages"]), concat_input=bool(h.get("concat_input", True)),
                 momentum=float(h.get("momentum", 0.1)))
+def _cc(h: Cfg) -> Cfg:
+    return dict(kind="cc", **base_head(h), recurrence=int(h.get("recurrence", 2)),
+                concat_input=bool(h.get("concat_input", True)), kernel_size=int(h.get("kernel_size", 3)),
+                dilation=int(h.get("dilation", 1)))
+
+
+def _da(h: Cfg) -> Cfg:
+    return dict(kind="da", **base_head(h), pam_channels=int(h["pam_channels"]))
+
+
+def _ann(h: Cfg) -> Cfg:
+    # multiple_select: two (low, high) maps, so in_channels and in_index are pairs
+    base = base_head(dict(h, in_channels=0, in_index=0))
+    return dict(base, kind="ann", in_channels=[int(c) for c in h["in_channels"]],
+                in_index=[int(i) for i in h["in_index"]], project_channels=int(h["project_channels"]),
+                query_scales=list(h.get("query_scales", (1,))), key_pool_scales=list(h.get("key_pool_scales", (1, 3, 6, 8))))
+
+
+def _isa(h: Cfg) -> Cfg:
+    return dict(kind="isa", **base_head(h), isa_channels=int(h["isa_channels"]),
+                down_factor=list(h.get("down_factor", (8, 8))))
 
 
 HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "FCNHead": _fcn, "PSPHead": _psp, "ASPPHead": _aspp, "DepthwiseSeparableASPPHead": _sep_aspp,
     "NLHead": _nonlocal, "DNLHead": _dnl, "GCHead": _gc, "EMAHead": _ema,
+    "CCHead": _cc, "DAHead": _da, "ANNHead": _ann, "ISAHead": _isa,
 }
 NECKS: dict[str, Callable[[Cfg], Cfg]] = {}
 

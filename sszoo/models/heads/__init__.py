@@ -12,6 +12,9 @@ from .dnl import DNLHead, DNLHeadConfig
 from .gc import GCHead, GCHeadConfig
 from .ema import EMAHead, EMAHeadConfig
 
-__all__ = ["ASPPHead", "ASPPHeadConfig", "FCNHead", "FCNHeadConfig", "PSPHead", "PSPHeadConfig", "SepASPPHead",
-           "SepASPPHeadConfig", "NLHead", "NLHeadConfig", "DNLHead", "DNLHeadConfig", "GCHead", "GCHeadConfig",
-           "EMAHead", "EMAHeadConfig"]
+from .ccnet import CCHead, CCHeadConfig
+from .danet import DAHead, DAHeadConfig
+from .ann import ANNHead, ANNHeadConfig
+from .isanet import ISAHead, ISAHeadConfig
+
+__all__ = ["ANNHead", "ANNHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead", "CCHeadConfig", "DAHead", "DAHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead", "EMAHeadConfig", "FCNHead", "FCNHeadConfig", "GCHead", "GCHeadConfig", "ISAHead", "ISAHeadConfig", "NLHead", "NLHeadConfig", "PSPHead", "PSPHeadConfig", "SepASPPHead", "SepASPPHeadConfig"]
