@@ -58,8 +58,20 @@ def _sep_aspp(h: Cfg) -> Cfg:
                 c1_in_channels=int(h["c1_in_channels"]), c1_channels=int(h["c1_channels"]), c1_index=0)
 
 
+def multi_head(h: Cfg) -> Cfg:
+    """The shared fields of a head that reads several maps (MMSegmentation's ``multiple_select``: lists)."""
+    return dict(in_channels=[int(c) for c in h["in_channels"]], channels=int(h["channels"]),
+                in_index=[int(i) for i in h["in_index"]], dropout=max(0.0, float(h.get("dropout_ratio", 0.1))),
+                loss_weight=loss_weight(h))
+
+
+def _uper(h: Cfg) -> Cfg:
+    return dict(kind="uper", **multi_head(h), pool_scales=list(h.get("pool_scales", (1, 2, 3, 6))))
+
+
 HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "FCNHead": _fcn, "PSPHead": _psp, "ASPPHead": _aspp, "DepthwiseSeparableASPPHead": _sep_aspp,
+    "UPerHead": _uper,
 }
 NECKS: dict[str, Callable[[Cfg], Cfg]] = {}
 

@@ -7,6 +7,7 @@ from .aspp import ASPPHead, ASPPHeadConfig
 from .fcn import FCNHead, FCNHeadConfig
 from .psp import PSPHead, PSPHeadConfig
 from .sep_aspp import SepASPPHead, SepASPPHeadConfig
+from .uper import UPerHead, UPerHeadConfig
 
 __all__ = ["ASPPHead", "ASPPHeadConfig", "FCNHead", "FCNHeadConfig", "PSPHead", "PSPHeadConfig", "SepASPPHead",
-           "SepASPPHeadConfig"]
+           "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig"]
