@@ -52,6 +52,8 @@ CASES = {
     "slide_deeplabv3plus_r18_d8": ("deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024", ["--mode", "slide", "--height", "90", "--width", "121", "--crop", "64", "--stride", "40", "--num-classes", "4"]),
     "upernet_r50_ac": ("upernet_r50_4xb2-40k_cityscapes-769x769", ["--height", "65", "--width", "97", "--num-classes", "7"]),
     "upernet_r101_ade": ("upernet_r101_4xb4-80k_ade20k-512x512", ["--height", "41", "--width", "57"]),
+    "fpn_r50": ("fpn_r50_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
+    "fpn_r101_ade": ("fpn_r101_4xb4-160k_ade20k-512x512", ["--height", "47", "--width", "61", "--num-classes", "7"]),
 }
 
 

@@ -69,11 +69,26 @@ def _uper(h: Cfg) -> Cfg:
     return dict(kind="uper", **multi_head(h), pool_scales=list(h.get("pool_scales", (1, 2, 3, 6))))
 
 
+def _fpn_head(h: Cfg) -> Cfg:
+    return dict(kind="fpn_head", **multi_head(h), feature_strides=[int(s) for s in h["feature_strides"]])
+
+
 HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "FCNHead": _fcn, "PSPHead": _psp, "ASPPHead": _aspp, "DepthwiseSeparableASPPHead": _sep_aspp,
-    "UPerHead": _uper,
+    "UPerHead": _uper, "FPNHead": _fpn_head,
 }
-NECKS: dict[str, Callable[[Cfg], Cfg]] = {}
+
+
+# ---------------------------------------------------------------------------------------------- necks
+def _fpn(n: Cfg) -> Cfg:
+    if (n.get("add_extra_convs") or n.get("end_level", -1) != -1 or n.get("norm_cfg") or n.get("act_cfg")
+            or (n.get("upsample_cfg") or {"mode": "nearest"}) != {"mode": "nearest"}):
+        raise ValueError(f"sszoo's FPN neck has no variant {n}")
+    return dict(kind="fpn", in_channels=[int(c) for c in n["in_channels"]], out_channels=int(n["out_channels"]),
+                num_outs=int(n["num_outs"]), start_level=int(n.get("start_level", 0)))
+
+
+NECKS: dict[str, Callable[[Cfg], Cfg]] = {"FPN": _fpn}
 
 
 def _convert(table: dict[str, Callable[[Cfg], Cfg]], cfg: Cfg, what: str) -> Cfg:

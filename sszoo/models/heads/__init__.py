@@ -8,6 +8,7 @@ from .fcn import FCNHead, FCNHeadConfig
 from .psp import PSPHead, PSPHeadConfig
 from .sep_aspp import SepASPPHead, SepASPPHeadConfig
 from .uper import UPerHead, UPerHeadConfig
+from .fpn_head import FPNHead, FPNHeadConfig
 
 __all__ = ["ASPPHead", "ASPPHeadConfig", "FCNHead", "FCNHeadConfig", "PSPHead", "PSPHeadConfig", "SepASPPHead",
-           "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig"]
+           "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig", "FPNHead", "FPNHeadConfig"]
