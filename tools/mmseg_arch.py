@@ -73,9 +73,24 @@ def _fpn_head(h: Cfg) -> Cfg:
     return dict(kind="fpn_head", **multi_head(h), feature_strides=[int(s) for s in h["feature_strides"]])
 
 
+def _point_head(h: Cfg) -> Cfg:
+    # the point selection lives in the segmentor's train_cfg / test_cfg there (passed in by arch_from_mmseg)
+    train, test = h.get("train_cfg") or {}, h.get("test_cfg") or {}
+    if h.get("class_agnostic") or h.get("norm_cfg"):
+        raise ValueError("sszoo's PointHead has no class_agnostic or norm variant")
+    return dict(kind="point", **multi_head(h), num_fcs=int(h.get("num_fcs", 3)),
+                coarse_pred_each_layer=bool(h.get("coarse_pred_each_layer", True)),
+                num_points=int(train.get("num_points", 2048)),
+                oversample_ratio=float(train.get("oversample_ratio", 3)),
+                importance_sample_ratio=float(train.get("importance_sample_ratio", 0.75)),
+                subdivision_steps=int(test.get("subdivision_steps", 2)),
+                subdivision_num_points=int(test.get("subdivision_num_points", 8196)),
+                scale_factor=float(test.get("scale_factor", 2)))
+
+
 HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "FCNHead": _fcn, "PSPHead": _psp, "ASPPHead": _aspp, "DepthwiseSeparableASPPHead": _sep_aspp,
-    "UPerHead": _uper, "FPNHead": _fpn_head,
+    "UPerHead": _uper, "FPNHead": _fpn_head, "PointHead": _point_head,
 }
 
 
@@ -109,6 +124,8 @@ def _heads(cfg: Any, what: str) -> Any:
 def arch_from_mmseg(model: Cfg) -> Cfg:
     """sszoo's ``arch`` record for MMSegmentation's resolved ``cfg.model``."""
     decode = model["decode_head"]
+    if isinstance(decode, list):  # a cascade's point selection is in the segmentor's train/test cfg (PointRend)
+        decode = [dict(h, train_cfg=model.get("train_cfg"), test_cfg=model.get("test_cfg")) for h in decode]
     last = decode[-1] if isinstance(decode, list) else decode
     neck = model.get("neck")
     return dict(backbone=_convert(BACKBONES, model["backbone"], "backbone"), decode_head=_heads(decode, "head"),

@@ -14,14 +14,14 @@ from torch import nn
 from .backbones import ResNet, ResNetConfig
 from .heads import (ASPPHead, ASPPHeadConfig, FCNHead, FCNHeadConfig, PSPHead, PSPHeadConfig, SepASPPHead,
                     SepASPPHeadConfig)
-from .heads import FPNHead, FPNHeadConfig, UPerHead, UPerHeadConfig
+from .heads import FPNHead, FPNHeadConfig, PointHead, PointHeadConfig, UPerHead, UPerHeadConfig
 from .necks import FPN, FPNConfig
 
 BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet}
 NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN}
 HEADS: dict[type, type[nn.Module]] = {
     FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
-    UPerHeadConfig: UPerHead, FPNHeadConfig: FPNHead,
+    UPerHeadConfig: UPerHead, FPNHeadConfig: FPNHead, PointHeadConfig: PointHead,
 }
 
 

@@ -9,6 +9,7 @@ from .psp import PSPHead, PSPHeadConfig
 from .sep_aspp import SepASPPHead, SepASPPHeadConfig
 from .uper import UPerHead, UPerHeadConfig
 from .fpn_head import FPNHead, FPNHeadConfig
+from .point_head import PointHead, PointHeadConfig
 
 __all__ = ["ASPPHead", "ASPPHeadConfig", "FCNHead", "FCNHeadConfig", "PSPHead", "PSPHeadConfig", "SepASPPHead",
-           "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig", "FPNHead", "FPNHeadConfig"]
+           "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig", "FPNHead", "FPNHeadConfig", "PointHead", "PointHeadConfig"]
