@@ -66,6 +66,15 @@ CASES = {
     "ann_r101_d8_ade": ("ann_r101-d8_4xb4-80k_ade20k-512x512", ["--height", "57", "--width", "73"]),
     "isanet_r50_d8": ("isanet_r50-d8_4xb2-40k_cityscapes-512x1024", ["--height", "65", "--width", "97", "--num-classes", "7"]),
     "isanet_r101_d8_voc": ("isanet_r101-d8_4xb4-20k_voc12aug-512x512", ["--height", "81", "--width", "113"]),
+    "upernet_r50_ac": ("upernet_r50_4xb2-40k_cityscapes-769x769", ["--height", "65", "--width", "97", "--num-classes", "7"]),
+    "upernet_r101_ade": ("upernet_r101_4xb4-80k_ade20k-512x512", ["--height", "41", "--width", "57"]),
+    "fpn_r50": ("fpn_r50_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
+    "fpn_r101_ade": ("fpn_r101_4xb4-160k_ade20k-512x512", ["--height", "47", "--width", "61", "--num-classes", "7"]),
+    # 77 x 97: the second subdivision step refines all 80 x 100 <= 8196 pixels. With more pixels than points the
+    # selection's cutoff falls between uncertainties ~1e-4 apart, which float32 rounding reorders (O(1) logit
+    # changes at those pixels); tests/test_point_head.py checks the selection in float64 instead.
+    "pointrend_r50": ("pointrend_r50_4xb2-80k_cityscapes-512x1024", ["--height", "77", "--width", "97"]),
+    "pointrend_r101_ade": ("pointrend_r101_4xb4-160k_ade20k-512x512", ["--height", "57", "--width", "71", "--batch", "2"]),
 }
 
 

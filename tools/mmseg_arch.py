@@ -14,6 +14,8 @@ Cfg = dict[str, Any]
 
 
 # ------------------------------------------------------------------------------------------ backbones
+
+
 def _resnet(b: Cfg) -> Cfg:
     return dict(kind="resnet", depth=int(b["depth"]), deep_stem=b["type"] == "ResNetV1c" or bool(b.get("deep_stem")),
                 strides=list(b.get("strides", (1, 2, 2, 2))), dilations=list(b.get("dilations", (1, 1, 1, 1))),
@@ -25,6 +27,8 @@ BACKBONES: dict[str, Callable[[Cfg], Cfg]] = {"ResNetV1c": _resnet, "ResNet": _r
 
 
 # ---------------------------------------------------------------------------------------------- heads
+
+
 def loss_weight(h: Cfg) -> float:
     """The weight of a head's (first) loss, as its ``loss_decode`` says."""
     loss = h.get("loss_decode") or {}
@@ -85,6 +89,8 @@ def _ema(h: Cfg) -> Cfg:
     return dict(kind="ema", **base_head(h), ema_channels=int(h["ema_channels"]), num_bases=int(h["num_bases"]),
                 num_stages=int(h["num_stages"]), concat_input=bool(h.get("concat_input", True)),
                 momentum=float(h.get("momentum", 0.1)))
+
+
 def _cc(h: Cfg) -> Cfg:
     return dict(kind="cc", **base_head(h), recurrence=int(h.get("recurrence", 2)),
                 concat_input=bool(h.get("concat_input", True)), kernel_size=int(h.get("kernel_size", 3)),
@@ -108,12 +114,56 @@ def _isa(h: Cfg) -> Cfg:
                 down_factor=list(h.get("down_factor", (8, 8))))
 
 
+def multi_head(h: Cfg) -> Cfg:
+    """The shared fields of a head that reads several maps (MMSegmentation's ``multiple_select``: lists)."""
+    return dict(in_channels=[int(c) for c in h["in_channels"]], channels=int(h["channels"]),
+                in_index=[int(i) for i in h["in_index"]], dropout=max(0.0, float(h.get("dropout_ratio", 0.1))),
+                loss_weight=loss_weight(h))
+
+
+def _uper(h: Cfg) -> Cfg:
+    return dict(kind="uper", **multi_head(h), pool_scales=list(h.get("pool_scales", (1, 2, 3, 6))))
+
+
+def _fpn_head(h: Cfg) -> Cfg:
+    return dict(kind="fpn_head", **multi_head(h), feature_strides=[int(s) for s in h["feature_strides"]])
+
+
+def _point_head(h: Cfg) -> Cfg:
+    # the point selection lives in the segmentor's train_cfg / test_cfg there (passed in by arch_from_mmseg)
+    train, test = h.get("train_cfg") or {}, h.get("test_cfg") or {}
+    if h.get("class_agnostic") or h.get("norm_cfg"):
+        raise ValueError("sszoo's PointHead has no class_agnostic or norm variant")
+    return dict(kind="point", **multi_head(h), num_fcs=int(h.get("num_fcs", 3)),
+                coarse_pred_each_layer=bool(h.get("coarse_pred_each_layer", True)),
+                num_points=int(train.get("num_points", 2048)),
+                oversample_ratio=float(train.get("oversample_ratio", 3)),
+                importance_sample_ratio=float(train.get("importance_sample_ratio", 0.75)),
+                subdivision_steps=int(test.get("subdivision_steps", 2)),
+                subdivision_num_points=int(test.get("subdivision_num_points", 8196)),
+                scale_factor=float(test.get("scale_factor", 2)))
+
+
 HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "FCNHead": _fcn, "PSPHead": _psp, "ASPPHead": _aspp, "DepthwiseSeparableASPPHead": _sep_aspp,
     "NLHead": _nonlocal, "DNLHead": _dnl, "GCHead": _gc, "EMAHead": _ema,
     "CCHead": _cc, "DAHead": _da, "ANNHead": _ann, "ISAHead": _isa,
+    "UPerHead": _uper, "FPNHead": _fpn_head, "PointHead": _point_head,
 }
-NECKS: dict[str, Callable[[Cfg], Cfg]] = {}
+
+
+# ---------------------------------------------------------------------------------------------- necks
+
+
+def _fpn(n: Cfg) -> Cfg:
+    if (n.get("add_extra_convs") or n.get("end_level", -1) != -1 or n.get("norm_cfg") or n.get("act_cfg")
+            or (n.get("upsample_cfg") or {"mode": "nearest"}) != {"mode": "nearest"}):
+        raise ValueError(f"sszoo's FPN neck has no variant {n}")
+    return dict(kind="fpn", in_channels=[int(c) for c in n["in_channels"]], out_channels=int(n["out_channels"]),
+                num_outs=int(n["num_outs"]), start_level=int(n.get("start_level", 0)))
+
+
+NECKS: dict[str, Callable[[Cfg], Cfg]] = {"FPN": _fpn}
 
 
 def _convert(table: dict[str, Callable[[Cfg], Cfg]], cfg: Cfg, what: str) -> Cfg:
@@ -134,6 +184,8 @@ def _heads(cfg: Any, what: str) -> Any:
 def arch_from_mmseg(model: Cfg) -> Cfg:
     """sszoo's ``arch`` record for MMSegmentation's resolved ``cfg.model``."""
     decode = model["decode_head"]
+    if isinstance(decode, list):  # a cascade's point selection is in the segmentor's train/test cfg (PointRend)
+        decode = [dict(h, train_cfg=model.get("train_cfg"), test_cfg=model.get("test_cfg")) for h in decode]
     last = decode[-1] if isinstance(decode, list) else decode
     neck = model.get("neck")
     return dict(backbone=_convert(BACKBONES, model["backbone"], "backbone"), decode_head=_heads(decode, "head"),

@@ -34,6 +34,22 @@ from mmseg.registry import MODELS  # noqa: E402
 from mmseg.utils import register_all_modules  # noqa: E402
 
 
+def _point_sample_in_input_dtype() -> None:
+    """PointRend's head makes its test points in float32 and grid_sample needs them in the features' dtype:
+    in float64 cast them (a no-op in float32, where the reference runs as published)."""
+    from mmseg.models.decode_heads import point_head
+
+    original = point_head.point_sample
+    if getattr(original, "casts_points", False):
+        return
+
+    def point_sample(input, points, *args, **kwargs):
+        return original(input, points.to(input.dtype), *args, **kwargs)
+
+    point_sample.casts_points = True
+    point_head.point_sample = point_sample
+
+
 def randomise64_(model, seed, calib_shape):
     """The shared script's seeded weights (drawn in float32), BN statistics measured in float64, rounded to float32."""
     g = torch.Generator().manual_seed(seed)
@@ -90,6 +106,7 @@ def main():
 
     D = dump_module()  # the shared oracle script: config lookup, fixed-size checks, head lists
     register_all_modules()
+    _point_sample_in_input_dtype()
     cfg = Config.fromfile(D.find_config(a.config))
     mcfg = cfg.model
     mcfg.pop("pretrained", None)

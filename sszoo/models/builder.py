@@ -16,13 +16,16 @@ from .heads import (ASPPHead, ASPPHeadConfig, FCNHead, FCNHeadConfig, PSPHead, P
                     SepASPPHeadConfig)
 from .heads import DNLHead, DNLHeadConfig, EMAHead, EMAHeadConfig, GCHead, GCHeadConfig, NLHead, NLHeadConfig
 from .heads import ANNHead, ANNHeadConfig, CCHead, CCHeadConfig, DAHead, DAHeadConfig, ISAHead, ISAHeadConfig
+from .heads import FPNHead, FPNHeadConfig, PointHead, PointHeadConfig, UPerHead, UPerHeadConfig
+from .necks import FPN, FPNConfig
 
 BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet}
-NECKS: dict[type, type[nn.Module]] = {}
+NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN}
 HEADS: dict[type, type[nn.Module]] = {
     FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
     NLHeadConfig: NLHead, DNLHeadConfig: DNLHead, GCHeadConfig: GCHead, EMAHeadConfig: EMAHead,
     CCHeadConfig: CCHead, DAHeadConfig: DAHead, ANNHeadConfig: ANNHead, ISAHeadConfig: ISAHead,
+    UPerHeadConfig: UPerHead, FPNHeadConfig: FPNHead, PointHeadConfig: PointHead,
 }
 
 

@@ -17,4 +17,8 @@ from .danet import DAHead, DAHeadConfig
 from .ann import ANNHead, ANNHeadConfig
 from .isanet import ISAHead, ISAHeadConfig
 
-__all__ = ["ANNHead", "ANNHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead", "CCHeadConfig", "DAHead", "DAHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead", "EMAHeadConfig", "FCNHead", "FCNHeadConfig", "GCHead", "GCHeadConfig", "ISAHead", "ISAHeadConfig", "NLHead", "NLHeadConfig", "PSPHead", "PSPHeadConfig", "SepASPPHead", "SepASPPHeadConfig"]
+from .uper import UPerHead, UPerHeadConfig
+from .fpn_head import FPNHead, FPNHeadConfig
+from .point_head import PointHead, PointHeadConfig
+
+__all__ = ["ANNHead", "ANNHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead", "CCHeadConfig", "DAHead", "DAHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead", "EMAHeadConfig", "FCNHead", "FCNHeadConfig", "FPNHead", "FPNHeadConfig", "GCHead", "GCHeadConfig", "ISAHead", "ISAHeadConfig", "NLHead", "NLHeadConfig", "PSPHead", "PSPHeadConfig", "PointHead", "PointHeadConfig", "SepASPPHead", "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig"]
