@@ -51,6 +51,8 @@ DROPOUT_SEED = 1234
 CASES = {
     "fcn_r18_d8": ("fcn_r18-d8_4xb2-80k_cityscapes-512x1024", 5, 2, 56, 72, 3),
     "pspnet_r18_d8_769": ("pspnet_r18-d8_4xb2-80k_cityscapes-769x769", 4, 4, 48, 64, 7),
+    # EncNet: the SE loss (sigmoid cross-entropy on per-image class presence, weight 0.2) beside the CE
+    "encnet_r50_d8": ("encnet_r50-d8_4xb2-40k_cityscapes-512x1024", 5, 2, 56, 72, 11),
 }
 FULL_TENSORS = ("decode_head.conv_seg.weight", "decode_head.conv_seg.bias", "auxiliary_head.conv_seg.weight",
                 "backbone.stem.0.weight", "backbone.layer4.1.bn2.running_mean", "backbone.layer4.1.bn2.running_var")
@@ -117,7 +119,9 @@ def make_case(name: str) -> dict:
         with recorded_dropout2d(DROPOUT_SEED + step, masks):
             loss_dict = model.loss(x, samples)
         total, _ = model.parse_losses(loss_dict)
-        losses.append([loss_dict["decode.loss_ce"].item(), loss_dict["aux.loss_ce"].item(), total.item()])
+        # every decode-head term (EncNet adds loss_se), every auxiliary term, and the total
+        terms = {p: sum(v for kk, v in loss_dict.items() if kk.startswith(p) and "loss" in kk) for p in ("decode.", "aux.")}
+        losses.append([terms["decode."].item(), terms["aux."].item(), total.item()])
         optim_wrapper.update_params(total)
         scheduler.step()
 
