@@ -14,11 +14,13 @@ from torch import nn
 from .backbones import ResNet, ResNetConfig
 from .heads import (ASPPHead, ASPPHeadConfig, FCNHead, FCNHeadConfig, PSPHead, PSPHeadConfig, SepASPPHead,
                     SepASPPHeadConfig)
+from .heads import APCHead, APCHeadConfig, DMHead, DMHeadConfig, EncHead, EncHeadConfig, PSAHead, PSAHeadConfig
 
 BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet}
 NECKS: dict[type, type[nn.Module]] = {}
 HEADS: dict[type, type[nn.Module]] = {
     FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
+    EncHeadConfig: EncHead, APCHeadConfig: APCHead, DMHeadConfig: DMHead, PSAHeadConfig: PSAHead,
 }
 
 

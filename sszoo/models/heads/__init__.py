@@ -7,6 +7,11 @@ from .aspp import ASPPHead, ASPPHeadConfig
 from .fcn import FCNHead, FCNHeadConfig
 from .psp import PSPHead, PSPHeadConfig
 from .sep_aspp import SepASPPHead, SepASPPHeadConfig
+from .enc import EncHead, EncHeadConfig
+from .apc import APCHead, APCHeadConfig
+from .dm import DMHead, DMHeadConfig
+from .psa import PSAHead, PSAHeadConfig
 
 __all__ = ["ASPPHead", "ASPPHeadConfig", "FCNHead", "FCNHeadConfig", "PSPHead", "PSPHeadConfig", "SepASPPHead",
-           "SepASPPHeadConfig"]
+           "SepASPPHeadConfig", "EncHead", "EncHeadConfig", "APCHead", "APCHeadConfig", "DMHead",
+           "DMHeadConfig", "PSAHead", "PSAHeadConfig"]
