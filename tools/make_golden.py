@@ -50,6 +50,15 @@ CASES = {
     # sliding window (stride smaller than the window: overlapping windows, border windows shifted inside)
     "slide_pspnet_r18_d8_ac": ("pspnet_r18-d8_4xb2-80k_cityscapes-769x769", ["--mode", "slide", "--height", "100", "--width", "150", "--crop", "65", "--stride", "43", "--num-classes", "5"]),
     "slide_deeplabv3plus_r18_d8": ("deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024", ["--mode", "slide", "--height", "90", "--width", "121", "--crop", "64", "--stride", "40", "--num-classes", "4"]),
+    "encnet_r50_d8": ("encnet_r50-d8_4xb2-40k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
+    "encnet_r101_d8_ac": ("encnet_r101-d8_4xb2-40k_cityscapes-769x769", ["--height", "57", "--width", "73", "--num-classes", "7", "--batch", "2"]),
+    "apcnet_r50_d8_ac": ("apcnet_r50-d8_4xb2-40k_cityscapes-769x769", ["--height", "65", "--width", "97", "--num-classes", "7", "--batch", "2"]),
+    "apcnet_r50_d8_ade": ("apcnet_r50-d8_4xb4-80k_ade20k-512x512", ["--height", "41", "--width", "57"]),
+    "dmnet_r50_d8": ("dmnet_r50-d8_4xb2-40k_cityscapes-512x1024", ["--height", "65", "--width", "97", "--batch", "2"]),
+    "dmnet_r50_d8_ac": ("dmnet_r50-d8_4xb2-40k_cityscapes-769x769", ["--height", "61", "--width", "83", "--num-classes", "7"]),
+    "psanet_r50_d8": ("psanet_r50-d8_4xb2-40k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
+    "psanet_r50_d8_ade": ("psanet_r50-d8_4xb4-80k_ade20k-512x512", ["--height", "41", "--width", "65"]),
+    "psanet_r50_d8_ac": ("psanet_r50-d8_4xb2-40k_cityscapes-769x769", ["--height", "57", "--width", "81", "--num-classes", "7"]),
 }
 
 
