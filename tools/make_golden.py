@@ -75,6 +75,15 @@ CASES = {
     # changes at those pixels); tests/test_point_head.py checks the selection in float64 instead.
     "pointrend_r50": ("pointrend_r50_4xb2-80k_cityscapes-512x1024", ["--height", "77", "--width", "97"]),
     "pointrend_r101_ade": ("pointrend_r101_4xb4-160k_ade20k-512x512", ["--height", "57", "--width", "71", "--batch", "2"]),
+    "encnet_r50_d8": ("encnet_r50-d8_4xb2-40k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
+    "encnet_r101_d8_ac": ("encnet_r101-d8_4xb2-40k_cityscapes-769x769", ["--height", "57", "--width", "73", "--num-classes", "7", "--batch", "2"]),
+    "apcnet_r50_d8_ac": ("apcnet_r50-d8_4xb2-40k_cityscapes-769x769", ["--height", "65", "--width", "97", "--num-classes", "7", "--batch", "2"]),
+    "apcnet_r50_d8_ade": ("apcnet_r50-d8_4xb4-80k_ade20k-512x512", ["--height", "41", "--width", "57"]),
+    "dmnet_r50_d8": ("dmnet_r50-d8_4xb2-40k_cityscapes-512x1024", ["--height", "65", "--width", "97", "--batch", "2"]),
+    "dmnet_r50_d8_ac": ("dmnet_r50-d8_4xb2-40k_cityscapes-769x769", ["--height", "61", "--width", "83", "--num-classes", "7"]),
+    "psanet_r50_d8": ("psanet_r50-d8_4xb2-40k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
+    "psanet_r50_d8_ade": ("psanet_r50-d8_4xb4-80k_ade20k-512x512", ["--height", "41", "--width", "65"]),
+    "psanet_r50_d8_ac": ("psanet_r50-d8_4xb2-40k_cityscapes-769x769", ["--height", "57", "--width", "81", "--num-classes", "7"]),
 }
 
 

@@ -144,11 +144,40 @@ def _point_head(h: Cfg) -> Cfg:
                 scale_factor=float(test.get("scale_factor", 2)))
 
 
+def _enc(h: Cfg) -> Cfg:
+    # multiple_select: in_channels and in_index are lists
+    se = h.get("loss_se_decode") or {}
+    return dict(kind="enc", in_channels=[int(c) for c in h["in_channels"]], channels=int(h["channels"]),
+                in_index=[int(i) for i in h.get("in_index", (1, 2, 3))], num_codes=int(h.get("num_codes", 32)),
+                use_se_loss=bool(h.get("use_se_loss", True)), add_lateral=bool(h.get("add_lateral", False)),
+                se_loss_weight=float(se.get("loss_weight", 0.2)), dropout=float(h.get("dropout_ratio", 0.1)),
+                loss_weight=loss_weight(h))
+
+
+def _apc(h: Cfg) -> Cfg:
+    return dict(kind="apc", **base_head(h), pool_scales=list(h.get("pool_scales", (1, 2, 3, 6))),
+                fusion=bool(h.get("fusion", True)))
+
+
+def _dm(h: Cfg) -> Cfg:
+    return dict(kind="dm", **base_head(h), filter_sizes=list(h.get("filter_sizes", (1, 3, 5, 7))),
+                fusion=bool(h.get("fusion", False)))
+
+
+def _psa(h: Cfg) -> Cfg:
+    nf = h.get("normalization_factor", 1.0)
+    return dict(kind="psa", **base_head(h), mask_size=[int(m) for m in h["mask_size"]],
+                psa_type=str(h.get("psa_type", "bi-direction")), compact=bool(h.get("compact", False)),
+                shrink_factor=int(h.get("shrink_factor", 2)), normalization_factor=None if nf is None else float(nf),
+                psa_softmax=bool(h.get("psa_softmax", True)))
+
+
 HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "FCNHead": _fcn, "PSPHead": _psp, "ASPPHead": _aspp, "DepthwiseSeparableASPPHead": _sep_aspp,
     "NLHead": _nonlocal, "DNLHead": _dnl, "GCHead": _gc, "EMAHead": _ema,
     "CCHead": _cc, "DAHead": _da, "ANNHead": _ann, "ISAHead": _isa,
     "UPerHead": _uper, "FPNHead": _fpn_head, "PointHead": _point_head,
+    "EncHead": _enc, "APCHead": _apc, "DMHead": _dm, "PSAHead": _psa,
 }
 
 

@@ -18,6 +18,7 @@ from .heads import DNLHead, DNLHeadConfig, EMAHead, EMAHeadConfig, GCHead, GCHea
 from .heads import ANNHead, ANNHeadConfig, CCHead, CCHeadConfig, DAHead, DAHeadConfig, ISAHead, ISAHeadConfig
 from .heads import FPNHead, FPNHeadConfig, PointHead, PointHeadConfig, UPerHead, UPerHeadConfig
 from .necks import FPN, FPNConfig
+from .heads import APCHead, APCHeadConfig, DMHead, DMHeadConfig, EncHead, EncHeadConfig, PSAHead, PSAHeadConfig
 
 BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet}
 NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN}
@@ -26,6 +27,7 @@ HEADS: dict[type, type[nn.Module]] = {
     NLHeadConfig: NLHead, DNLHeadConfig: DNLHead, GCHeadConfig: GCHead, EMAHeadConfig: EMAHead,
     CCHeadConfig: CCHead, DAHeadConfig: DAHead, ANNHeadConfig: ANNHead, ISAHeadConfig: ISAHead,
     UPerHeadConfig: UPerHead, FPNHeadConfig: FPNHead, PointHeadConfig: PointHead,
+    EncHeadConfig: EncHead, APCHeadConfig: APCHead, DMHeadConfig: DMHead, PSAHeadConfig: PSAHead,
 }
 
 

@@ -21,4 +21,9 @@ from .uper import UPerHead, UPerHeadConfig
 from .fpn_head import FPNHead, FPNHeadConfig
 from .point_head import PointHead, PointHeadConfig
 
-__all__ = ["ANNHead", "ANNHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead", "CCHeadConfig", "DAHead", "DAHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead", "EMAHeadConfig", "FCNHead", "FCNHeadConfig", "FPNHead", "FPNHeadConfig", "GCHead", "GCHeadConfig", "ISAHead", "ISAHeadConfig", "NLHead", "NLHeadConfig", "PSPHead", "PSPHeadConfig", "PointHead", "PointHeadConfig", "SepASPPHead", "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig"]
+from .enc import EncHead, EncHeadConfig
+from .apc import APCHead, APCHeadConfig
+from .dm import DMHead, DMHeadConfig
+from .psa import PSAHead, PSAHeadConfig
+
+__all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead", "CCHeadConfig", "DAHead", "DAHeadConfig", "DMHead", "DMHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead", "EMAHeadConfig", "EncHead", "EncHeadConfig", "FCNHead", "FCNHeadConfig", "FPNHead", "FPNHeadConfig", "GCHead", "GCHeadConfig", "ISAHead", "ISAHeadConfig", "NLHead", "NLHeadConfig", "PSAHead", "PSAHeadConfig", "PSPHead", "PSPHeadConfig", "PointHead", "PointHeadConfig", "SepASPPHead", "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig"]
