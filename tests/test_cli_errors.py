@@ -141,3 +141,10 @@ def test_help_texts():
     for dest in ("split", "batch_size", "workers", "random_weights", "save_predictions", "format", "gt"):
         assert helps[dest], dest
     assert eval_parser().get_default("workers") == default_workers()
+
+
+def test_train_refuses_a_crop_too_large_for_memory(data):
+    proc = _run("sszoo.train", "--model", MODEL, "--data", data, "--crop", "200000x200000", "--batch-size", "2",
+                "--iters", "1", "--print-recipe")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "GiB" in proc.stderr and "--crop or --batch-size" in proc.stderr

@@ -123,6 +123,22 @@ def _iters_from_epochs(entry, args: argparse.Namespace) -> int:
     return iterations_of(entry, n, args.batch_size)
 
 
+def _check_fits(cfg) -> None:
+    """Refuse, in one line and before any allocation, a crop and batch whose forward pass alone would not
+    fit in the device's free memory (a lower bound: training keeps more activations for the backward)."""
+    import torch
+
+    from ..inference import Protocol, available_bytes, estimate_bytes
+    dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    free = available_bytes(dev)
+    per_process = -(-cfg.batch_size // max(int(os.environ.get("WORLD_SIZE", "1")), 1))
+    need = estimate_bytes(Protocol(scale=None), cfg.crop[0], cfg.crop[1], cfg.num_classes) * per_process
+    if free is not None and need > free:
+        raise ValueError(f"{per_process} training crops of {cfg.crop[0]}x{cfg.crop[1]} per process need at least "
+                         f"{need / 2**30:.1f} GiB but {free / 2**30:.1f} GiB are free on {dev}; use a smaller "
+                         "--crop or --batch-size")
+
+
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     """Entry point of ``python -m sszoo.train``.
 
@@ -137,6 +153,7 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
         for path in (args.init_from, args.resume if args.resume != "auto" else None):
             check_checkpoint_file(path)  # a text file as .pth: one line, not an unpickler traceback
         cfg = config_from_args(args)
+        _check_fits(cfg)
         if args.print_recipe:
             print(format_config(cfg))
             return {"config": cfg.to_dict()}
