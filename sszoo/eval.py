@@ -401,7 +401,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                 _fail(f"out of memory on {dev} ({one_line(e)[:200]}); use a smaller --scale or --batch-size 1")
             except user_errors as e:
                 _fail(one_line(e))
-        reported, why = _reported(a, entry, key, dataset, changes)
+        published = Protocol.from_entry(entry)   # options that repeat the entry's own values change nothing
+        changed = {k: v for k, v in changes.items() if getattr(published, k) != v}
+        reported, why = _reported(a, entry, key, dataset, changed)
         res["model"] = entry.name
         res["dataset"] = {"key": key, "root": os.path.abspath(a.data), "split": a.split,
                           "labels": dataset.label_note}
