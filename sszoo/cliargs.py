@@ -1,4 +1,5 @@
-"""argparse helpers shared by sszoo's command lines (and the benchmarks')."""
+"""argparse helpers shared by sszoo's command lines (and the benchmarks'): size arguments, the default
+worker count, up-front checks of ``--device`` and checkpoint files, and one-line errors and warnings."""
 from __future__ import annotations
 
 import argparse

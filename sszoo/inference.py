@@ -388,6 +388,8 @@ def infer(model: torch.nn.Module, images: Any, protocol: Optional[Protocol] = No
             (any :class:`sszoo.models.Segmentor`). It is put in eval mode.
         images: one image (3 x H x W or H x W x 3 tensor/array, or a PIL image), a list of them (any sizes),
             or a batch N x 3 x H x W / N x H x W x 3. Pixels are uint8, or floats on the 0-255 scale, RGB.
+            PIL images of any mode follow :func:`sszoo.data.io.to_rgb8` (16-bit: the high byte; alpha
+            dropped); read-only arrays are copied; uint16 arrays are refused with that rule.
         protocol: the test protocol; default ``Protocol.from_entry(model.entry)`` for zoo models, otherwise
             no resize and whole-image inference with ImageNet mean/std.
         output: ``"labels"`` (H x W int64 argmax), ``"logits"`` (K x H x W float32) or ``"probs"`` (softmax).
