@@ -1,8 +1,10 @@
 """torch.hub entry points: one per zoo architecture, plus ``create_model``.
 
-    torch.hub.list("<owner>/sszoo")                        # or a local checkout with source="local"
+    torch.hub.list("<owner>/sszoo")       # GitHub repos only: torch.hub.list/help take no source="local"
     model = torch.hub.load("<owner>/sszoo", "pspnet_r101_d8_cityscapes", pretrained=True)
     model = torch.hub.load(".", "pspnet_r101_d8_cityscapes", source="local", tag="769x769_80k")
+
+For a local checkout, ``sszoo.list_models()`` lists what ``torch.hub.list`` would.
 """
 dependencies = ["torch", "torchvision", "safetensors", "huggingface_hub", "requests", "numpy", "PIL"]
 

@@ -18,8 +18,9 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[str
     removed when it raises. ``fsync`` flushes the file to disk before the rename (training checkpoints).
 
     The temporary name lies in the target's folder (a rename across file systems is not atomic) and keeps
-    its extension, for writers that go by it. The writer creates it, so it gets normal permissions
-    (``tempfile.mkstemp`` would leave the final file private).
+    its extension, for writers that go by it. Before the rename the file gets the permissions a plain
+    ``open(path, "w")`` would give (0666 minus the umask, so 0644 under the usual umask 022): some writers
+    (safetensors' ``save_file``, ``tempfile.mkstemp``) create private 0600 files.
     """
     final = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(final)
@@ -27,6 +28,8 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[str
     tmp = os.path.join(folder, f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{os.path.splitext(final)[1]}")
     try:
         yield tmp
+        if os.path.isfile(tmp):
+            os.chmod(tmp, 0o666 & ~_umask())
         if fsync:
             fd = os.open(tmp, os.O_RDONLY)
             try:
@@ -38,6 +41,20 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[str
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells (Linux), else set and restored."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(text: str, path: str | os.PathLike) -> None:

@@ -12,9 +12,12 @@ the multi-scale + flip protocol behind the published "ms+flip" numbers (MMSegmen
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
+import time
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -116,10 +119,20 @@ def _to_chw(img: Any, what: str) -> torch.Tensor:
         except ImportError:  # pragma: no cover - pillow is a dependency
             Image = None
         if Image is not None and isinstance(img, Image.Image):
-            img = np.array(img.convert("RGB"))  # a writable copy: torch refuses read-only arrays
+            from .data.io import to_rgb8
+            img = to_rgb8(img, what)  # 16-bit -> high byte, alpha dropped, ...: the file readers' rules
         else:
             raise TypeError(f"{what}: expected a torch.Tensor, numpy array or PIL image, got {type(img).__name__}")
-    t = torch.from_numpy(np.ascontiguousarray(img)) if isinstance(img, np.ndarray) else img
+    if isinstance(img, np.ndarray):
+        if img.dtype in (np.uint16, np.int32, np.uint32, np.int64):
+            raise TypeError(f"{what}: {img.dtype} pixels; sszoo's models take 8-bit RGB (uint8, or floats on the "
+                            "0-255 scale). For 16-bit images keep the high byte, (img >> 8).astype(np.uint8), "
+                            "as sszoo's file readers and OpenCV's imread do")
+        # a read-only array (np.asarray of a PIL image, a memory map) is copied: torch.from_numpy warns on it
+        img = np.ascontiguousarray(img) if img.flags.writeable else np.array(img, order="C")
+        t = torch.from_numpy(img)
+    else:
+        t = img
     if t.dim() != 3:
         raise ValueError(f"{what}: expected an image of shape 3 x H x W or H x W x 3, got shape {tuple(t.shape)}")
     if t.shape[0] != 3 and t.shape[-1] == 3:
@@ -127,7 +140,9 @@ def _to_chw(img: Any, what: str) -> torch.Tensor:
     if t.shape[0] != 3:
         raise ValueError(f"{what}: expected 3 colour channels (RGB), got shape {tuple(t.shape)}")
     if not (t.dtype == torch.uint8 or t.is_floating_point()):
-        raise TypeError(f"{what}: expected uint8 or float pixels on the 0-255 scale, got {t.dtype}")
+        hint = " (16-bit: keep the high byte, img >> 8)" if t.dtype in (torch.int16, torch.int32) or \
+            str(t.dtype) == "torch.uint16" else ""
+        raise TypeError(f"{what}: expected uint8 or float pixels on the 0-255 scale, got {t.dtype}{hint}")
     return t
 
 
@@ -140,6 +155,147 @@ def _as_list(images: Any) -> tuple[list[torch.Tensor], str]:
     if isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 4:
         return [_to_chw(im, f"image {i}") for i, im in enumerate(images)], "batch"
     return [_to_chw(images, "image")], "single"
+
+
+
+# ------------------------------------------------------------------------------ work, memory, progress
+
+LARGE_CPU_WORK = 1_000_000  # network pixels per image beyond which a CPU run takes seconds to minutes
+
+
+class SlowProtocolWarning(UserWarning):
+    """The test protocol makes a CPU run large (an upsampling resize, many sliding windows); issued once
+    per protocol and process, with what the protocol does and how to skip its resize."""
+
+
+class InferenceSizeError(ValueError):
+    """An image whose protocol size would not fit in the device's memory (checked before allocating)."""
+
+
+@dataclass(frozen=True)
+class Work:
+    """What the protocol does with one image of ``size`` (height, width)."""
+
+    size: tuple[int, int]
+    resized: tuple[int, int]         # the network input's (height, width); the largest scale with tta
+    windows: int                     # forward passes per image (sliding windows x scales x flips)
+    network_pixels: int              # pixels through the network per image, all passes together
+
+    def describe(self, protocol: Protocol, tta: bool) -> str:
+        """E.g. 'upsamples 240x320 to 1025x1366 (test scale 2048x1024) and runs 6 sliding windows of 769x769'."""
+        (h, w), (rh, rw) = self.size, self.resized
+        parts = []
+        if (rh, rw) != (h, w):
+            verb = "upsamples" if rh * rw > h * w else "resizes"
+            scale = f" (test scale {'x'.join(map(str, protocol.scale))})" if protocol.scale else ""
+            parts.append(f"{verb} {h}x{w} to {rh}x{rw}{scale}" + (" at its largest tta scale" if tta else ""))
+        else:
+            parts.append(f"runs {h}x{w} at its own size")
+        if protocol.mode == "slide":
+            parts.append(f"runs {self.windows} sliding windows of {protocol.crop[0]}x{protocol.crop[1]}"
+                         + (" over all tta scales and flips" if tta else ""))
+        elif tta:
+            parts.append(f"runs {self.windows} passes (scales x flips)")
+        return " and ".join(parts)
+
+
+def protocol_work(protocol: Protocol, height: int, width: int, tta: bool = False) -> Work:
+    """How many pixels go through the network for one ``height`` x ``width`` image under ``protocol``."""
+    sizes = _tta_sizes(protocol, height, width) if tta else [protocol.resized_size(height, width)]
+    passes = 2 if tta else 1
+    windows = pixels = 0
+    for rh, rw in sizes:
+        if protocol.mode == "slide":
+            wins = slide_windows(rh, rw, protocol.crop, protocol.stride)
+            windows += passes * len(wins)
+            pixels += passes * sum((y2 - y1) * (x2 - x1) for y1, y2, x1, x2 in wins)
+        else:
+            windows += passes
+            pixels += passes * rh * rw
+    largest = max(sizes, key=lambda s: s[0] * s[1])
+    return Work((height, width), largest, windows, pixels)
+
+
+def estimate_bytes(protocol: Protocol, height: int, width: int, num_classes: int, tta: bool = False) -> int:
+    """A lower bound of the memory one image needs under ``protocol`` (float32): the resized image, the
+    logits at the resized and the original size, and a dilated ResNet's widest feature maps."""
+    work = protocol_work(protocol, height, width, tta)
+    rh, rw = work.resized
+    nh, nw = (min(protocol.crop[0], rh), min(protocol.crop[1], rw)) if protocol.mode == "slide" else (rh, rw)
+    features = 2048 * (nh // 8 + 1) * (nw // 8 + 1) * 2           # two 2048-channel maps at 1/8 alive at once
+    return 4 * (3 * rh * rw * 2 + num_classes * rh * rw * 2 + num_classes * height * width * 2 + features)
+
+
+def available_bytes(device: torch.device) -> Optional[int]:
+    """Free memory on ``device`` (CUDA: free plus cached by torch; CPU: MemAvailable), None if unknown."""
+    try:
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+        if device.type == "cpu":
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, RuntimeError, AttributeError):
+        return None
+    return None
+
+
+def check_fits(protocol: Protocol, sizes: Any, num_classes: int, device: torch.device, tta: bool = False) -> None:
+    """Raise :class:`InferenceSizeError` when an image of one of ``sizes`` ((height, width) pairs) would
+    need more memory under ``protocol`` than ``device`` has free: one clear line before any allocation."""
+    avail = available_bytes(device)
+    if avail is None:
+        return
+    for h, w in sizes:
+        need = estimate_bytes(protocol, h, w, num_classes, tta)
+        if need > avail:
+            work = protocol_work(protocol, h, w, tta)
+            raise InferenceSizeError(
+                f"an image of {h}x{w}: the protocol {work.describe(protocol, tta)}, which needs at least "
+                f"{need / 2**30:.1f} GiB but {avail / 2**30:.1f} GiB are free on {device}; use a smaller test "
+                "scale (--scale LONGxSHORT, or --scale none for the image's own size)")
+
+
+_WARNED: set = set()
+
+
+def _warn_if_slow(protocol: Protocol, works: list[Work], device: torch.device, tta: bool) -> None:
+    big = max(works, key=lambda wk: wk.network_pixels)
+    key = (protocol, tta, device.type)
+    if device.type != "cpu" or big.network_pixels <= LARGE_CPU_WORK or key in _WARNED:
+        return
+    _WARNED.add(key)
+    warnings.warn(SlowProtocolWarning(
+        f"on the CPU the test protocol {big.describe(protocol, tta)}: {big.network_pixels / 1e6:.1f} megapixels "
+        "through the network per image, which can take minutes; --scale none (Protocol(scale=None)) runs at "
+        "the image's own size (the published numbers were measured with the protocol's resize)"), stacklevel=3)
+
+
+class _Ticker:
+    """Windows done / total on one carriage-return line of stderr (only when it is a terminal)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self.done, self.last, self.wrote = total, enabled and total > 1, 0, 0.0, False
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if self.enabled and (now - self.last > 0.25 or self.done >= self.total):
+            self.last, self.wrote = now, True
+            sys.stderr.write(f"\rsszoo.inference: {self.done}/{self.total} windows")
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.wrote:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _stderr_is_terminal() -> bool:
+    return bool(getattr(sys.stderr, "isatty", None) and sys.stderr.isatty())
 
 
 # ------------------------------------------------------------------------------------------- inference
@@ -200,7 +356,7 @@ def slide_windows(height: int, width: int, crop: tuple[int, int], stride: tuple[
 
 
 def _slide(model: torch.nn.Module, x: torch.Tensor, protocol: Protocol, precision: str,
-           num_classes: Optional[int], chunk: int) -> torch.Tensor:
+           num_classes: Optional[int], chunk: int, tick: Optional[Callable[[int], None]] = None) -> torch.Tensor:
     """Sliding-window logits for a batch x (N x 3 x H x W): window logits summed, divided by the count."""
     n, _, h, w = x.shape
     windows = slide_windows(h, w, protocol.crop, protocol.stride)
@@ -218,6 +374,8 @@ def _slide(model: torch.nn.Module, x: torch.Tensor, protocol: Protocol, precisio
             total = torch.zeros((n, logits.shape[1], h, w), device=x.device, dtype=logits.dtype)
         for k, (i, (y1, y2, x1, x2)) in enumerate(part):
             total[i, :, y1:y2, x1:x2] += logits[k]
+        if tick is not None:
+            tick(len(part))
     for (y1, y2, x1, x2) in windows:
         count[:, :, y1:y2, x1:x2] += 1
     return total / count
@@ -231,7 +389,7 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 
 def infer(model: torch.nn.Module, images: Any, protocol: Optional[Protocol] = None, *, output: str = "labels",
           precision: str = "fp32", tta: bool = False, device: Union[str, torch.device, None] = None,
-          batch_size: int = 8) -> Union[torch.Tensor, list[torch.Tensor]]:
+          batch_size: int = 8, progress: Optional[bool] = None) -> Union[torch.Tensor, list[torch.Tensor]]:
     """Run ``model`` on raw images with the reference test protocol.
 
     Args:
@@ -239,6 +397,8 @@ def infer(model: torch.nn.Module, images: Any, protocol: Optional[Protocol] = No
             (any :class:`sszoo.models.Segmentor`). It is put in eval mode.
         images: one image (3 x H x W or H x W x 3 tensor/array, or a PIL image), a list of them (any sizes),
             or a batch N x 3 x H x W / N x H x W x 3. Pixels are uint8, or floats on the 0-255 scale, RGB.
+            PIL images of any mode follow :func:`sszoo.data.io.to_rgb8` (16-bit: the high byte; alpha
+            dropped); read-only arrays are copied; uint16 arrays are refused with that rule.
         protocol: the test protocol; default ``Protocol.from_entry(model.entry)`` for zoo models, otherwise
             no resize and whole-image inference with ImageNet mean/std.
         output: ``"labels"`` (H x W int64 argmax), ``"logits"`` (K x H x W float32) or ``"probs"`` (softmax).
@@ -248,6 +408,12 @@ def infer(model: torch.nn.Module, images: Any, protocol: Optional[Protocol] = No
         device: where to run; default the model's device. A different device moves the model there.
         batch_size: images (or sliding windows) per forward pass; images are batched when their resized
             sizes are equal.
+        progress: show ``done/total windows`` on stderr for multi-window work; default only when stderr
+            is a terminal.
+
+    Before any work, images whose protocol size would not fit in the device's free memory raise
+    :class:`InferenceSizeError`, and on a CPU a protocol that sends more than a megapixel per image
+    through the network issues a :class:`SlowProtocolWarning` (once per protocol) saying what it does.
 
     Returns:
         one tensor for one image, a list for a list, a stacked tensor for a batch input. Every result has
@@ -273,18 +439,28 @@ def infer(model: torch.nn.Module, images: Any, protocol: Optional[Protocol] = No
             warnings.warn("float image with values <= 1.0: sszoo expects pixels on the 0-255 scale "
                           "(multiply by 255)", stacklevel=2)
             break
+    sizes = sorted({(int(im.shape[1]), int(im.shape[2])) for im in imgs})
+    check_fits(protocol, sizes, int(getattr(model, "num_classes", 1)), dev, tta)
+    works = {hw: protocol_work(protocol, *hw, tta=tta) for hw in sizes}
+    _warn_if_slow(protocol, list(works.values()), dev, tta)
+    ticker = _Ticker(sum(works[(int(im.shape[1]), int(im.shape[2]))].windows for im in imgs),
+                     _stderr_is_terminal() if progress is None else progress)
 
     mean = torch.tensor(protocol.mean, device=dev).view(1, 3, 1, 1)
     std = torch.tensor(protocol.std, device=dev).view(1, 3, 1, 1)
     results: list[Optional[torch.Tensor]] = [None] * len(imgs)
     with torch.inference_mode():
-        if tta:
-            for i, im in enumerate(imgs):
-                results[i] = _tta_one(model, im, protocol, mean, std, precision, dev, batch_size)
-        else:
-            for idx, batch_logits in _run_batches(model, imgs, protocol, mean, std, precision, dev, batch_size):
-                for i, lg in zip(idx, batch_logits):
-                    results[i] = lg
+        try:
+            if tta:
+                for i, im in enumerate(imgs):
+                    results[i] = _tta_one(model, im, protocol, mean, std, precision, dev, batch_size, ticker)
+            else:
+                for idx, batch_logits in _run_batches(model, imgs, protocol, mean, std, precision, dev, batch_size,
+                                                      ticker):
+                    for i, lg in zip(idx, batch_logits):
+                        results[i] = lg
+        finally:
+            ticker.close()
     outs = []
     for r in results:
         assert r is not None
@@ -311,18 +487,22 @@ def _prepare(im: torch.Tensor, size: tuple[int, int], dev: torch.device, mean: t
     return (x - mean) / std
 
 
-def _logits(model, x, protocol, precision, batch_size, size: tuple[int, int]) -> torch.Tensor:
+def _logits(model, x, protocol, precision, batch_size, size: tuple[int, int], tick=None) -> torch.Tensor:
     """Logits of the prepared batch ``x`` at the images' original ``size``."""
     if protocol.mode == "slide":
-        logits = _slide(model, x, protocol, precision, None, batch_size)
-    elif protocol.resize_logits_once and _resizes_its_own_logits(model):
-        return _forward(model, x, precision, out_size=size)
+        logits = _slide(model, x, protocol, precision, None, batch_size, tick)
     else:
-        logits = _forward(model, x, precision)
+        if protocol.resize_logits_once and _resizes_its_own_logits(model):
+            logits = _forward(model, x, precision, out_size=size)
+        else:
+            logits = _forward(model, x, precision)
+        if tick is not None:
+            tick(x.shape[0])
     return _to_size(logits, size, protocol.align_corners)
 
 
-def _run_batches(model, imgs, protocol, mean, std, precision, dev, batch_size) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
+def _run_batches(model, imgs, protocol, mean, std, precision, dev, batch_size,
+                 tick=None) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
     """Group images by resized size, run them batched, yield logits at each image's original size."""
     groups: dict[tuple[int, int, int, int], list[int]] = {}
     for i, im in enumerate(imgs):
@@ -332,7 +512,7 @@ def _run_batches(model, imgs, protocol, mean, std, precision, dev, batch_size) -
         for s in range(0, len(idx), batch_size):
             part = idx[s:s + batch_size]
             x = torch.cat([_prepare(imgs[i], (rh, rw), dev, mean, std) for i in part])
-            yield part, list(_logits(model, x, protocol, precision, batch_size, (h, w)))
+            yield part, list(_logits(model, x, protocol, precision, batch_size, (h, w), tick))
 
 
 def _to_size(logits: torch.Tensor, size: tuple[int, int], align_corners: bool) -> torch.Tensor:
@@ -341,18 +521,22 @@ def _to_size(logits: torch.Tensor, size: tuple[int, int], align_corners: bool) -
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=align_corners)
 
 
-def _tta_one(model, im, protocol, mean, std, precision, dev, batch_size) -> torch.Tensor:
+def _tta_sizes(protocol: Protocol, h: int, w: int) -> list[tuple[int, int]]:
+    """The resized (height, width) of every ``tta`` scale: MultiScaleFlipAug's ratio x test scale, truncated."""
+    base = protocol.scale if protocol.scale is not None else (max(h, w), min(h, w))
+    return [rescale_size(h, w, (int(base[0] * r), int(base[1] * r)), protocol.keep_ratio)
+            for r in protocol.msflip_ratios]
+
+
+def _tta_one(model, im, protocol, mean, std, precision, dev, batch_size, tick=None) -> torch.Tensor:
     """Average softmax probabilities over scales x {no flip, flip}, each resized back to the image."""
     h, w = im.shape[1:]
-    base = protocol.scale if protocol.scale is not None else (max(h, w), min(h, w))
     total = None
     n = 0
-    for r in protocol.msflip_ratios:
-        scale = (int(base[0] * r), int(base[1] * r))  # MultiScaleFlipAug: ratio x test scale, truncated
-        size = rescale_size(h, w, scale, protocol.keep_ratio)
+    for size in _tta_sizes(protocol, h, w):
         for flip in (False, True):
             x = _prepare(im, size, dev, mean, std, flip=flip)
-            logits = _logits(model, x, protocol, precision, batch_size, (h, w))
+            logits = _logits(model, x, protocol, precision, batch_size, (h, w), tick)
             p = logits.softmax(dim=1)[0]
             if flip:
                 p = p.flip(-1)

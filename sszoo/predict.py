@@ -28,9 +28,11 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from .cliargs import parse_pair
+from .data.io import ImageReadError, read_rgb8
+
+from .cliargs import check_checkpoint_file, check_device, one_line, one_line_warnings, parse_pair
 from .hub import CheckpointError, load_pretrained, load_state_dict_strict
 from .inference import PRECISIONS, Protocol, infer
 from .models import Segmentor, build_model
@@ -40,10 +42,6 @@ from .visualize import class_shares, colorize, legend_image, overlay, palette_fo
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 OUTPUT_SUFFIXES = ("_color.png", "_overlay.png", "_legend.png", "_ids.png")
 Weights = Union[bool, str, os.PathLike, None]
-
-
-class ImageReadError(ValueError):
-    """An input that is missing, not an image, or in a format Pillow cannot decode."""
 
 
 # ------------------------------------------------------------------------------------------ model loading
@@ -65,6 +63,7 @@ def load_model(name: str, weights: Weights = True, *, num_classes: Optional[int]
         from .factory import create_model
         model = create_model(entry.name, num_classes=num_classes, aux=False)
     else:
+        check_checkpoint_file(weights)  # a text file saved as .pth: one line instead of an unpickler traceback
         state = load_pretrained(entry, weights)
         classifier = state.get("decode_head.conv_seg.weight")
         if classifier is None:
@@ -96,25 +95,17 @@ def class_names_and_palette(model: torch.nn.Module) -> tuple[list[str], np.ndarr
 # ------------------------------------------------------------------------------------------------ images
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as H x W x 3 uint8 RGB (EXIF orientation applied, as OpenCV's imread does).
+    """An image file as H x W x 3 uint8 RGB, by :func:`sszoo.data.io.to_rgb8`'s rules (16-bit pixels keep
+    their high byte, alpha is dropped, the EXIF orientation is applied, as OpenCV's imread does).
 
-    Raises :class:`ImageReadError` for a missing file, a folder, or a file Pillow cannot decode.
+    Raises :class:`ImageReadError` for a missing file, a folder, a file Pillow cannot decode or an
+    unsupported mode (32-bit float, ...).
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ImageReadError(f"cannot read image {path!r}: no such file")
     if os.path.isdir(path):
         raise ImageReadError(f"cannot read image {path!r}: it is a folder (pass it to predict's IMAGES to use "
                              "every image inside)")
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB")).copy()
-    except UnidentifiedImageError:
-        raise ImageReadError(f"cannot read image {path!r}: not an image format Pillow can decode "
-                             f"(use {', '.join(e.lstrip('.') for e in IMAGE_EXTENSIONS[:7])}, ...)") from None
-    except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt files
-        raise ImageReadError(f"cannot read image {path!r}: the file is damaged or truncated ({e})") from None
+    return read_rgb8(path)
 
 
 def collect_images(specs: Sequence[str], exclude: Optional[str] = None) -> list[str]:
@@ -250,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "image's own size; default: the entry's test protocol")
     p.add_argument("--mode", choices=["whole", "slide"], default=None,
                    help="whole-image or sliding-window inference (default: the entry's)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first image that cannot be decoded (default: name it, skip it, predict the "
+                        "others and exit with status 1)")
     return p
 
 
@@ -259,56 +253,81 @@ def _fail(message: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    """CLI entry point. Returns ``{"model", "out", "predictions": [PredictionFiles as dicts]}``.
+    """CLI entry point. Returns ``{"model", "out", "predictions": [PredictionFiles as dicts], "skipped"}``.
 
-    Bad input (a missing or unreadable image, an unknown model, a bad option) exits with status 2 and a
-    message saying what to fix.
+    Bad input (a missing file, an unknown model, a checkpoint that is not one or does not fit, a device
+    this machine lacks, a size too large for memory, a bad option) exits with status 2 and one line
+    saying what to fix. An image that cannot be decoded is named and skipped, and the others are
+    predicted (``skipped`` lists them; the console script then exits with status 1); with ``--strict``
+    it stops everything before the model is loaded.
     """
     from .hub import CacheCorruptError, DownloadError
+    from .inference import InferenceSizeError
 
     args = build_parser().parse_args(argv)
     if not 0.0 <= args.opacity <= 1.0:
         _fail(f"--opacity must be between 0 and 1, got {args.opacity}")
     if args.random_weights and args.weights:
         _fail("--weights and --random-weights exclude each other")
-    try:
-        paths = collect_images(args.images, exclude=args.out)
-        images = {}
-        for p in paths:  # read everything first: a bad file fails before any model download or compute
-            images[p] = read_image(p)
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        weights = False if args.random_weights else (args.weights or True)
-        model = load_model(args.model, weights, num_classes=args.num_classes, device=device)
-    except (ImageReadError, KeyError, ValueError, TypeError, OSError, CheckpointError, DownloadError,
-            CacheCorruptError) as e:
-        _fail(str(e))
-    protocol = Protocol.from_entry(model.entry)
-    if args.mode == "slide" and protocol.crop is None:
-        _fail(f"--mode slide needs a crop size, and {model.entry.name} is tested whole-image; use --mode whole")
-    if args.scale is not None:
+    user_errors = (ImageReadError, KeyError, ValueError, TypeError, OSError, CheckpointError, DownloadError,
+                   CacheCorruptError, InferenceSizeError)
+    skipped: list[str] = []
+    with one_line_warnings("sszoo.predict"):
         try:
-            protocol = protocol.with_(scale=_parse_scale(args.scale))
-        except argparse.ArgumentTypeError as e:
-            _fail(f"--scale: {e}")
-    if args.mode is not None:
-        protocol = protocol.with_(mode=args.mode)
-    names, palette = class_names_and_palette(model)
-    results = []
-    for path, stem in zip(paths, _unique_stems(paths)):
-        labels = infer(model, images[path], protocol, output="labels", precision=args.precision, tta=args.tta)
-        files = save_prediction(images[path], labels, args.out, stem, class_names=names, palette=palette,
-                                opacity=args.opacity, save_ids=args.save_ids, source=path)
-        top = ", ".join(f"{names[c]} {100 * s:.0f}%" for c, s in list(files.classes.items())[:4])
-        print(f"{path} -> {files.overlay} ({top})")
-        results.append(dataclasses.asdict(files))
+            check_device(args.device)
+            paths = collect_images(args.images, exclude=args.out)
+            images = {}
+            for p in paths:  # read everything first: bad files are known before any model download or compute
+                try:
+                    images[p] = read_image(p)
+                except ImageReadError as e:
+                    if args.strict or len(paths) == 1:
+                        raise
+                    print(f"sszoo.predict: warning: {e}; skipping it", file=sys.stderr)
+                    skipped.append(p)
+            if not images:
+                _fail(f"none of the {len(paths)} images could be read (see the warnings above)")
+            paths = [p for p in paths if p in images]
+            device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            weights = False if args.random_weights else (args.weights or True)
+            model = load_model(args.model, weights, num_classes=args.num_classes, device=device)
+        except user_errors as e:
+            _fail(one_line(e))
+        protocol = Protocol.from_entry(model.entry)
+        if args.mode == "slide" and protocol.crop is None:
+            _fail(f"--mode slide needs a crop size, and {model.entry.name} is tested whole-image; use --mode whole")
+        if args.scale is not None:
+            try:
+                protocol = protocol.with_(scale=_parse_scale(args.scale))
+            except argparse.ArgumentTypeError as e:
+                _fail(f"--scale: {e}")
+        if args.mode is not None:
+            protocol = protocol.with_(mode=args.mode)
+        names, palette = class_names_and_palette(model)
+        results = []
+        try:
+            for path, stem in zip(paths, _unique_stems(paths)):
+                labels = infer(model, images[path], protocol, output="labels", precision=args.precision,
+                               tta=args.tta)
+                files = save_prediction(images[path], labels, args.out, stem, class_names=names, palette=palette,
+                                        opacity=args.opacity, save_ids=args.save_ids, source=path)
+                top = ", ".join(f"{names[c]} {100 * s:.0f}%" for c, s in list(files.classes.items())[:4])
+                print(f"{path} -> {files.overlay} ({top})")
+                results.append(dataclasses.asdict(files))
+        except InferenceSizeError as e:
+            _fail(one_line(e))
     print(f"wrote {len(results)} prediction(s) to {os.path.abspath(args.out)}")
-    return {"model": model.entry.name, "out": os.path.abspath(args.out), "predictions": results}
+    if skipped:
+        print(f"sszoo.predict: skipped {len(skipped)} unreadable image(s): {', '.join(skipped)}", file=sys.stderr)
+    return {"model": model.entry.name, "out": os.path.abspath(args.out), "predictions": results, "skipped": skipped}
 
 
 def console_main() -> int:
-    """``sszoo-predict``: run :func:`main` and exit 0 (``main`` returns a dict, which ``sys.exit`` would treat as failure)."""
-    main()
-    return 0
+    """``sszoo-predict``: run :func:`main`; exit 0, or 1 when unreadable images were skipped.
+
+    (``main`` returns a dict, which ``sys.exit`` would treat as failure.)
+    """
+    return 1 if main()["skipped"] else 0
 
 
 class _CallableModule(types.ModuleType):
@@ -322,4 +341,4 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
-    main()
+    sys.exit(console_main())

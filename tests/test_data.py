@@ -122,3 +122,19 @@ def test_synthetic_cli_and_determinism(tmp_path, capsys):
         synthetic.generate(str(tmp_path), "kitti", 1)
     with pytest.raises(SystemExit):
         synthetic.main([str(tmp_path), "--layout", "voc", "--num", "1", "--size", "big"])
+
+
+def test_synthetic_cityscapes_instance_ids_and_marker(tmp_path):
+    synthetic.generate(str(tmp_path), "cityscapes", 3, size=(64, 48), seed=4)
+    assert (tmp_path / synthetic.MARKER).is_file()
+    n_instances = 0
+    for ids_path in sorted(tmp_path.rglob("*_gtFine_labelIds.png")):
+        ids = np.asarray(Image.open(ids_path)).astype(np.int64)
+        inst = np.asarray(Image.open(str(ids_path).replace("labelIds", "instanceIds"))).astype(np.int64)
+        assert inst.shape == ids.shape
+        has = inst >= 1000
+        # cityscapesScripts' encoding: label id x 1000 + instance number on person (24) and car (26) pixels
+        assert np.array_equal(np.where(has, inst // 1000, inst), ids)
+        assert set(np.unique(ids[has])) <= {24, 26} and set(np.unique(ids[~has])).isdisjoint({24, 26})
+        n_instances += len(np.unique(inst[has]))
+    assert n_instances >= 3 * 2   # at least one box and one ellipse per scene

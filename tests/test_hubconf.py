@@ -38,3 +38,28 @@ def test_hub_list_and_help_from_cached_repo(tmp_path, monkeypatch):
         assert "769x769_40k" in doc  # every tag is listed
     finally:
         torch.hub.set_dir(old)
+
+
+def test_docstring_calls_only_what_the_installed_torch_accepts():
+    """Every torch.hub call in hubconf's docstring passes only keywords its signature has (torch.hub.list
+    and help take no source=)."""
+    import ast
+    import inspect
+    import re
+
+    doc = ast.parse(open(os.path.join(ROOT, "hubconf.py")).read()).body[0].value.value   # as written
+    code_lines = [line for line in doc.splitlines() if line.startswith("    ") and "torch.hub." in line]
+    calls = [line.split("#")[0] for line in code_lines]
+    for line in code_lines:   # nor does a comment suggest list/help(..., source="local")
+        if re.search(r"torch\.hub\.(list|help)\(", line):
+            assert not re.search(r'(?<!no )source="local"', line), line
+    assert calls, "the docstring shows torch.hub calls"
+    for code in calls:
+        code = re.sub(r"^\s*\w+\s*=\s*", "", code.strip())           # "model = torch.hub.load(...)"
+        call = ast.parse(code, mode="eval").body
+        func = getattr(torch.hub, call.func.attr)
+        params = inspect.signature(func).parameters
+        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        for kw in call.keywords:
+            assert kw.arg in params or (takes_kwargs and kw.arg not in ("source",)), (code, kw.arg)
+    assert "source" not in inspect.signature(torch.hub.list).parameters   # why the docstring says so

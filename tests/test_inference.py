@@ -154,3 +154,52 @@ def test_uint8_resize_matches_opencv_hand_computed():
     # an exact 2x downscale is a rounded 2x2 average, as OpenCV's INTER_AREA fast path
     img = torch.tensor([[[[1, 2], [3, 5]]]])
     assert resize_uint8_like_opencv(img, (1, 1)).item() == 3.0
+
+
+def test_protocol_work_by_hand_and_the_cpu_warning(small, monkeypatch):
+    """240x320 under a 769x769 Cityscapes entry: resized to 1025x1367 (f = min(2049/320, 1025/240)),
+    2 x 3 windows of 769x769 with stride 513; the warning says so once, and scale=None skips the resize."""
+    from sszoo.inference import SlowProtocolWarning, protocol_work
+    p = Protocol.from_entry(sszoo.get_entry("fcn_r18_d8_cityscapes.769x769_80k"))
+    work = protocol_work(p, 240, 320)
+    assert work.resized == (1025, 1367) and work.windows == 6 and work.network_pixels == 6 * 769 * 769
+    assert "upsamples 240x320 to 1025x1367" in work.describe(p, False) and "6 sliding windows" in work.describe(p, False)
+    assert protocol_work(p.with_(scale=None), 240, 320).network_pixels == 240 * 320   # one window, own size
+    assert protocol_work(Protocol(scale=(80, 50), msflip_ratios=(0.5, 1.0)), 45, 67, tta=True).windows == 4
+    model, _ = small
+    img = torch.zeros(3, 40, 40, dtype=torch.uint8)
+    # the threshold is a megapixel per image; lowered here so that the test runs small images
+    monkeypatch.setattr(sszoo.inference, "LARGE_CPU_WORK", 100 * 100)
+    big = Protocol(scale=(120, 110))     # 40x40 -> 110x110, over the (lowered) threshold
+    with pytest.warns(SlowProtocolWarning, match=r"upsamples 40x40 to 110x110.*--scale none"):
+        infer(model, img, big, device="cpu")
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        infer(model, img, big, device="cpu")                # once per protocol
+        infer(model, img, Protocol(scale=None), device="cpu")   # small work: no warning
+
+
+def test_too_large_sizes_are_refused_before_allocating(small):
+    from sszoo.inference import InferenceSizeError, check_fits, estimate_bytes
+    model, img = small
+    # the lower bound by hand: resized 3 x 2 x HW + logits K x 2 x HW (+ at the image size) + features, float32
+    p = Protocol(scale=(400, 300))
+    hw = 300 * 400
+    assert estimate_bytes(p, 300, 400, 5) == 4 * (3 * hw * 2 + 5 * hw * 2 + 5 * hw * 2 + 2048 * 38 * 51 * 2)
+    with pytest.raises(InferenceSizeError, match=r"45x67 to \d+x\d+.*GiB.*--scale"):
+        infer(model, img, Protocol(scale=(10 ** 6, 10 ** 6)))
+    check_fits(p, [(300, 400)], 5, torch.device("cpu"))     # an ordinary size passes
+
+
+def test_window_progress_only_on_a_terminal(small, monkeypatch, capsys):
+    model, img = small
+    p = Protocol(scale=(80, 50), mode="slide", crop=(32, 32), stride=(24, 24))   # 50x75: 2 x 3 windows
+    infer(model, img, p, batch_size=1)
+    assert capsys.readouterr().err == ""                    # pytest's stderr is not a terminal
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    infer(model, img, p, batch_size=1)
+    err = capsys.readouterr().err
+    assert "\r" in err and "6/6 windows" in err and err.endswith("\n")
+    infer(model, img, p, batch_size=1, progress=False)
+    assert capsys.readouterr().err == ""

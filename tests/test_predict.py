@@ -173,3 +173,24 @@ def test_bad_options_exit_with_a_clear_message(weights, images, tmp_path, capsys
         collect_images([str(tmp_path)])
     with pytest.raises(ImageReadError, match="it is a folder"):
         read_image(str(images))
+
+
+def test_a_corrupt_image_among_others_is_named_and_skipped(weights, images, tmp_path, capsys, monkeypatch):
+    (images / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    out = tmp_path / "o"
+    res = main([str(images), "--model", NAME, "--weights", weights, "--out", str(out), "--scale", "none"])
+    assert [p["image"].rsplit("/", 1)[1] for p in res["predictions"]] == ["grey.png", "small.jpg", "street.png"]
+    assert res["skipped"] == [str(images / "zz_broken.png")]
+    err = capsys.readouterr().err
+    assert "warning: cannot read image" in err and "zz_broken.png" in err and "skipped 1 unreadable" in err
+    assert not list(out.glob("zz_broken*"))
+    # the console script reports the skip in its exit status
+    from sszoo.predict import console_main
+    monkeypatch.setattr("sys.argv", ["sszoo-predict", str(images), "--model", NAME, "--weights", weights,
+                                     "--out", str(tmp_path / "o2"), "--scale", "none"])
+    assert console_main() == 1
+    # --strict stops before loading the model
+    with pytest.raises(SystemExit) as e:
+        main([str(images), "--model", NAME, "--weights", weights, "--out", str(tmp_path / "o3"), "--strict"])
+    assert e.value.code == 2 and "zz_broken.png" in capsys.readouterr().err
+    assert not (tmp_path / "o3").exists()

@@ -4,7 +4,7 @@
 learnable datasets in the Cityscapes, ADE20K and VOC layouts for tests, demos and smoke training.
 """
 from .datasets import CITYSCAPES_ID_TO_TRAINID, LAYOUTS, Layout, SegDataset, build_dataset, cityscapes_lut
-from .io import DataError, read_image, read_label
+from .io import DataError, ImageReadError, read_image, read_label, read_rgb8, to_rgb8
 
 __all__ = ["CITYSCAPES_ID_TO_TRAINID", "LAYOUTS", "Layout", "SegDataset", "build_dataset", "cityscapes_lut",
-           "DataError", "read_image", "read_label"]
+           "DataError", "ImageReadError", "read_image", "read_label", "read_rgb8", "to_rgb8"]

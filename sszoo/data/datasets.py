@@ -26,6 +26,13 @@ CITYSCAPES_ID_TO_TRAINID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7
                             24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
 
 
+# cityscapesScripts' categories of the 19 evaluated classes, by train id (labels.py), for category IoU
+CITYSCAPES_CATEGORIES = {"flat": (0, 1), "construction": (2, 3, 4), "object": (5, 6, 7), "nature": (8, 9),
+                         "sky": (10,), "human": (11, 12), "vehicle": (13, 14, 15, 16, 17, 18)}
+# --gt choices: which Cityscapes label files to read
+GT_CHOICES = ("auto", "labelTrainIds", "labelIds")
+
+
 def cityscapes_lut() -> np.ndarray:
     """A 256-entry lookup table from Cityscapes label ids to train ids (255 elsewhere)."""
     lut = np.full(256, IGNORE, dtype=np.uint8)
@@ -55,14 +62,15 @@ class Layout:
     split_ann_dir: dict[str, str] = field(default_factory=dict)  # a split with its own label folder (VOC aug)
 
     def describe(self, split: str) -> str:
+        """The expected files of ``split``, on one line."""
         s = self.split_names.get(split, split)
         img = os.path.join(self.img_dir.format(split=s), ("<city>/" if self.recursive else "") + "*" + self.img_suffix)
         ann_dir = self.split_ann_dir.get(split, self.ann_dir)
         ann = os.path.join(ann_dir.format(split=s), ("<city>/" if self.recursive else "") + "*" + self.ann_suffix)
-        lines = [f"  {img}", f"  {ann}"]
+        parts = [img, ann]
         if self.split_file:
-            lines.append(f"  {self.split_file.format(split=s)}  (one image name per line)")
-        return "\n".join(lines)
+            parts.append(f"{self.split_file.format(split=s)} (one image name per line)")
+        return ", ".join(parts)
 
 
 _SPLITS_TV = {"train": "train", "val": "val", "test": "test"}
@@ -73,11 +81,12 @@ LAYOUTS: dict[str, Layout] = {
                          alt_ann_suffix="_gtFine_labelIds.png", alt_lut=cityscapes_lut),
     "ade20k": Layout(("", "ADEChallengeData2016", "ade/ADEChallengeData2016"), "images/{split}",
                      "annotations/{split}", ".jpg", ".png",
-                     {"train": "training", "val": "validation", "training": "training", "validation": "validation"}),
+                     {"train": "training", "val": "validation", "training": "training", "validation": "validation",
+                      "test": "testing", "testing": "testing"}),
     "voc12aug": Layout(("", "VOC2012", "VOCdevkit/VOC2012", "VOCdevkit/VOC2012".lower()), "JPEGImages",
                        "SegmentationClass", ".jpg", ".png",
                        {"train": "train", "val": "val", "trainval": "trainval", "aug": "aug",
-                        "train_aug": "train_aug"},
+                        "train_aug": "train_aug", "test": "test"},
                        split_file="ImageSets/Segmentation/{split}.txt",
                        split_ann_dir={"aug": "SegmentationClassAug", "train_aug": "SegmentationClassAug"}),
     "pascal_context": Layout(("", "VOC2010", "VOCdevkit/VOC2010"), "JPEGImages", "SegmentationClassContext",
@@ -108,11 +117,16 @@ class SegDataset(Dataset):
         reduce_zero_label: override ``info.reduce_zero_label``.
     """
 
-    def __init__(self, info: DatasetInfo, samples: Sequence[tuple[str, str]],
+    def __init__(self, info: DatasetInfo, samples: Sequence[tuple[str, Optional[str]]],
                  label_luts: Optional[Sequence[Optional[np.ndarray]]] = None,
-                 reduce_zero_label: Optional[bool] = None, root: str = "", split: str = "") -> None:
+                 reduce_zero_label: Optional[bool] = None, root: str = "", split: str = "",
+                 stems: Optional[Sequence[str]] = None, label_note: str = "") -> None:
         self.info = info
         self.samples = list(samples)
+        # image names relative to the split's image folder, without the image suffix (prediction file names)
+        self.stems = list(stems) if stems is not None else \
+            [os.path.splitext(os.path.basename(img))[0] for img, _ in self.samples]
+        self.label_note = label_note  # which label files were read, e.g. "*_gtFine_labelTrainIds.png (500)"
         self.label_luts = list(label_luts) if label_luts is not None else [None] * len(self.samples)
         self.reduce_zero_label = info.reduce_zero_label if reduce_zero_label is None else reduce_zero_label
         self.root = root
@@ -121,9 +135,11 @@ class SegDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def load_label(self, index: int) -> torch.Tensor:
-        """The label map of sample ``index`` as int64 H x W train ids (255 = ignore)."""
+    def load_label(self, index: int) -> Optional[torch.Tensor]:
+        """The label map of sample ``index`` as int64 H x W train ids (255 = ignore); None without a label."""
         path = self.samples[index][1]
+        if path is None:
+            return None
         lab = read_label(path)
         lut = self.label_luts[index]
         if lut is not None:
@@ -139,10 +155,15 @@ class SegDataset(Dataset):
         img_path, lab_path = self.samples[index]
         image = read_image(img_path)
         label = self.load_label(index)
-        if tuple(image.shape[1:]) != tuple(label.shape):
+        if label is not None and tuple(image.shape[1:]) != tuple(label.shape):
             raise DataError(f"label {lab_path} is {label.shape[1]}x{label.shape[0]} (WxH) but its image {img_path} "
                             f"is {image.shape[2]}x{image.shape[1]}; labels must have their image's size")
-        return {"image": image, "label": label, "path": img_path}
+        return {"image": image, "label": label, "path": img_path, "stem": self.stems[index]}
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether every sample has a label file."""
+        return all(lab is not None for _, lab in self.samples)
 
     def __repr__(self) -> str:
         return f"SegDataset({self.info.key!r}, split={self.split!r}, root={self.root!r}, n={len(self)})"
@@ -159,36 +180,54 @@ def _find_root(root: str, layout: Layout, split: str) -> str:
 
 
 def build_dataset(key: str, root: str, split: str = "val", *, reduce_zero_label: Optional[bool] = None,
-                  limit: Optional[int] = None) -> SegDataset:
+                  limit: Optional[int] = None, labels: str = "required", gt: str = "auto") -> SegDataset:
     """Open dataset ``key`` (``"cityscapes"``, ``"ade20k"``, ``"voc12aug"``, ...) stored under ``root``.
 
     ``root`` is the dataset folder in its standard layout (e.g. the folder holding ``leftImg8bit`` and
     ``gtFine``) or a parent of it (``data/`` holding ``cityscapes/``). Samples are sorted by image path, so
     every process of a distributed run sees the same order.
 
+    Args:
+        labels: ``"required"`` (every image needs its label), ``"optional"`` (images without a label file
+            yield ``"label": None``; all or none of them must have one) or ``"none"`` (labels are not read:
+            a test split, whose label files, where they exist, are placeholders).
+        gt: Cityscapes only: ``"auto"`` reads ``*_gtFine_labelTrainIds.png`` where it exists and
+            ``*_gtFine_labelIds.png`` (mapped to train ids) otherwise; ``"labelTrainIds"`` or ``"labelIds"``
+            read only those files.
+
     Raises:
         DataError: a missing folder or split file (the message shows the expected layout), an image
             without its label, or an empty split.
     """
-    info = get_dataset(key)
+    try:
+        info = get_dataset(key)
+    except KeyError as e:
+        raise DataError(str(e.args[0]) if e.args else f"unknown dataset {key!r}") from None
     if key not in LAYOUTS:
-        raise KeyError(f"no on-disk layout known for dataset {key!r}; known: {', '.join(sorted(LAYOUTS))}")
+        raise DataError(f"no on-disk layout known for dataset {key!r}; known: {', '.join(sorted(LAYOUTS))}")
+    if labels not in ("required", "optional", "none"):
+        raise ValueError(f"labels must be 'required', 'optional' or 'none', got {labels!r}")
+    if gt not in GT_CHOICES:
+        raise DataError(f"--gt must be one of {', '.join(GT_CHOICES)}, got {gt!r}")
     layout = LAYOUTS[key]
+    if gt != "auto" and not layout.alt_ann_suffix:
+        raise DataError(f"--gt {gt} chooses between Cityscapes' label files; {info.title} has one kind (use --gt auto)")
     if split not in layout.split_names:
         raise DataError(f"unknown split {split!r} for {key}; choose one of {sorted(set(layout.split_names))}")
     if not os.path.isdir(root):
-        raise DataError(f"dataset root {root!r} does not exist; {info.title} ({key}) expects under it:\n"
+        raise DataError(f"dataset root {root!r} does not exist; {info.title} ({key}) expects under it: "
                         + layout.describe(split))
     base = _find_root(root, layout, split)
     if not base:
-        raise DataError(f"{info.title} ({key}) split {split!r} not found under {root!r}; expected the layout:\n"
-                        + layout.describe(split) + "\n(relative to ROOT"
+        raise DataError(f"{info.title} ({key}) split {split!r} not found under {root!r}; expected "
+                        + layout.describe(split) + " (relative to ROOT"
                         + "".join(f" or ROOT/{r}" for r in layout.roots if r) + ")")
     s = layout.split_names[split]
     img_dir = os.path.join(base, layout.img_dir.format(split=s))
     ann_dir = os.path.join(base, layout.split_ann_dir.get(split, layout.ann_dir).format(split=s))
-    if not os.path.isdir(ann_dir):
-        raise DataError(f"label folder {ann_dir} is missing; {info.title} expects:\n" + layout.describe(split))
+    optional = labels != "required"
+    if not os.path.isdir(ann_dir) and not optional:
+        raise DataError(f"label folder {ann_dir} is missing; {info.title} expects: " + layout.describe(split))
 
     if layout.split_file:
         with open(os.path.join(base, layout.split_file.format(split=s))) as f:
@@ -199,27 +238,47 @@ def build_dataset(key: str, root: str, split: str = "val", *, reduce_zero_label:
             os.path.join(img_dir, "*" + layout.img_suffix)
         found = sorted(glob.glob(pattern, recursive=layout.recursive))
         rel = [os.path.relpath(p, img_dir)[: -len(layout.img_suffix)] for p in found]
-    samples, luts = [], []
+    # the label files to look for, in order: (suffix, lookup table)
     lut_alt = layout.alt_lut() if layout.alt_lut else None
+    kinds: list[tuple[str, Optional[np.ndarray]]] = []
+    if labels != "none":
+        if gt in ("auto", "labelTrainIds"):
+            kinds.append((layout.ann_suffix, None))
+        if layout.alt_ann_suffix and gt in ("auto", "labelIds"):
+            kinds.append((layout.alt_ann_suffix, lut_alt))
+    samples: list[tuple[str, Optional[str]]] = []
+    luts: list[Optional[np.ndarray]] = []
+    used: dict[str, int] = {}
+    kept: list[str] = []
     for stem in sorted(rel):
         img = os.path.join(img_dir, stem + layout.img_suffix)
-        # label stems drop the image's suffix ("aachen_000000_000019") and take the label's
-        ann = os.path.join(ann_dir, stem + layout.ann_suffix)
-        lut = None
-        if not os.path.isfile(ann) and layout.alt_ann_suffix:
-            alt = os.path.join(ann_dir, stem + layout.alt_ann_suffix)
-            if os.path.isfile(alt):
-                ann, lut = alt, lut_alt
-        if not os.path.isfile(ann):
-            raise DataError(f"no label for image {img}: expected {ann}"
-                            + (f" (or {stem + layout.alt_ann_suffix})" if layout.alt_ann_suffix else ""))
         if layout.split_file and not os.path.isfile(img):
             raise DataError(f"image {img} listed in {layout.split_file.format(split=s)} does not exist")
+        # label stems drop the image's suffix ("aachen_000000_000019") and take the label's
+        ann, lut = None, None
+        for suffix, table in kinds:
+            cand = os.path.join(ann_dir, stem + suffix)
+            if os.path.isfile(cand):
+                ann, lut = cand, table
+                used[suffix] = used.get(suffix, 0) + 1
+                break
+        if ann is None and not optional:
+            wanted = " or ".join(stem + suffix for suffix, _ in kinds)
+            raise DataError(f"no label for image {img}: expected {os.path.join(ann_dir, wanted)}")
         samples.append((img, ann))
         luts.append(lut)
+        kept.append(stem)
     if not samples:
-        raise DataError(f"no images matching *{layout.img_suffix} in {img_dir}; {info.title} expects:\n"
+        raise DataError(f"no images matching *{layout.img_suffix} in {img_dir}; {info.title} expects: "
                         + layout.describe(split))
+    labelled = sum(ann is not None for _, ann in samples)
+    if optional and 0 < labelled < len(samples):
+        missing = next(img for img, ann in samples if ann is None)
+        raise DataError(f"{len(samples) - labelled} of {len(samples)} images of split {split!r} have no label "
+                        f"(e.g. {missing}); a split is evaluated with all its labels or predicted without any")
     if limit is not None:
-        samples, luts = samples[:limit], luts[:limit]
-    return SegDataset(info, samples, luts, reduce_zero_label=reduce_zero_label, root=base, split=split)
+        samples, luts, kept = samples[:limit], luts[:limit], kept[:limit]
+    note = ", ".join(f"*{suffix} ({n})" + (" mapped to train ids" if suffix == layout.alt_ann_suffix else "")
+                     for suffix, n in used.items()) or "none (no label files)"
+    return SegDataset(info, samples, luts, reduce_zero_label=reduce_zero_label, root=base, split=split,
+                      stems=kept, label_note=note)

@@ -18,7 +18,10 @@ import os
 import sys
 from typing import Optional, Sequence, Union
 
+import json
+
 import numpy as np
+import torch
 from PIL import Image
 
 from ..atomic import write_text
@@ -37,6 +40,12 @@ CLASSES = {
 }
 DATASET_KEY = {"cityscapes": "cityscapes", "ade20k": "ade20k", "voc": "voc12aug"}
 SizeArg = Union[tuple[int, int], Sequence[tuple[int, int]]]
+# working memory of _scene per pixel: float32 image and noise, int64 role map and grids, textures
+_BYTES_PER_PIXEL = 96
+# written into every generated dataset's folder: sszoo.eval reports no published number on such data
+MARKER = "sszoo_synthetic.json"
+# Cityscapes label ids whose pixels carry instance ids (labels.py hasInstances, among the scene's classes)
+_CS_INSTANCE_IDS = (24, 25, 26, 27, 28, 31, 32, 33)
 
 
 def _texture(role: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
@@ -60,7 +69,15 @@ def _texture(role: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 def make_scene(w: int, h: int, rng: np.random.Generator, palette: Sequence[Sequence[int]],
                classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic image (H x W x 3 uint8) and its label map of class indices (H x W, uint8)."""
+    img, label, _ = _scene(w, h, rng, palette, classes)
+    return img, label
+
+
+def _scene(w: int, h: int, rng: np.random.Generator, palette: Sequence[Sequence[int]],
+           classes: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`make_scene` plus the object each pixel belongs to (H x W int32, 0 = none, 1.. in drawing order)."""
     role_map = np.zeros((h, w), np.int64)                      # role index per pixel
+    objects = np.zeros((h, w), np.int32)
     sky_end = int(h * rng.uniform(0.2, 0.35))
     ground_start = int(h * rng.uniform(0.6, 0.75))
     split_col = int(w * rng.uniform(0.3, 0.7))
@@ -74,10 +91,13 @@ def make_scene(w: int, h: int, rng: np.random.Generator, palette: Sequence[Seque
         x0 = int(rng.integers(0, max(w - bw, 1)))
         y1 = int(rng.integers(ground_start, h + 1))
         role_map[max(y1 - bh, 0):y1, x0:x0 + bw] = 4
+        objects[max(y1 - bh, 0):y1, x0:x0 + bw] = objects.max() + 1
     for _ in range(int(rng.integers(1, 3))):                  # upright ellipses
         cx, cy = rng.uniform(0, w), rng.uniform(sky_end, h)
         rx, ry = w * rng.uniform(0.03, 0.06), h * rng.uniform(0.1, 0.18)
-        role_map[((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1] = 5
+        inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
+        role_map[inside] = 5
+        objects[inside] = objects.max() + 1
 
     img = np.zeros((h, w, 3), np.float32)
     for r, role in enumerate(ROLES):
@@ -89,7 +109,7 @@ def make_scene(w: int, h: int, rng: np.random.Generator, palette: Sequence[Seque
         img[mask] = colour + 25.0 * tex[mask][:, None]
     img += rng.normal(0, 8, img.shape)                         # sensor noise
     label = np.asarray(classes, np.uint8)[role_map]
-    return np.clip(img + 0.5, 0, 255).astype(np.uint8), label
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8), label, objects
 
 
 def _sizes(size: SizeArg, num: int) -> list[tuple[int, int]]:
@@ -100,6 +120,13 @@ def _sizes(size: SizeArg, num: int) -> list[tuple[int, int]]:
     for s in sizes:
         if len(s) != 2 or min(s) < 8:
             raise ValueError(f"image sizes are (width, height) pairs of at least 8 pixels, got {s!r}")
+    from ..inference import available_bytes
+    free = available_bytes(torch.device("cpu"))
+    for w, h in sizes:
+        need = w * h * _BYTES_PER_PIXEL
+        if free is not None and need > free:
+            raise ValueError(f"a {w}x{h} scene needs about {need / 2**30:.0f} GiB of memory to draw but "
+                             f"{free / 2**30:.1f} GiB are free; use a smaller --size")
     return [sizes[i % len(sizes)] for i in range(num)]
 
 
@@ -126,7 +153,11 @@ def generate(root: str, layout: str, num: int, size: SizeArg = (256, 128), seed:
         seed: the random seed; the same seed writes the same files.
         split: ``"train"`` or ``"val"`` (``"val"`` is written as ``validation`` for ADE20K).
         label_ids, train_ids: Cityscapes only: which label files to write (``*_gtFine_labelIds.png``
-            with the official ids, ``*_gtFine_labelTrainIds.png`` with train ids).
+            with the official ids, ``*_gtFine_labelTrainIds.png`` with train ids). With ``label_ids`` the
+            ``*_gtFine_instanceIds.png`` files are written too (16-bit: label id x 1000 + instance number on
+            cars and people, the label id elsewhere), so cityscapesScripts' evaluation runs on the set as is.
+
+    A file ``sszoo_synthetic.json`` in the dataset's folder marks the data as generated.
 
     Returns:
         the image paths written, in order.
@@ -144,7 +175,7 @@ def generate(root: str, layout: str, num: int, size: SizeArg = (256, 128), seed:
     names = []
     for i, (w, h) in enumerate(_sizes(size, num)):
         rng = np.random.default_rng([seed, i, 0 if split == "val" else 1])
-        img, lab = make_scene(w, h, rng, info.palette, classes)
+        img, lab, objects = _scene(w, h, rng, info.palette, classes)
         if layout == "cityscapes":
             city = ("frankfurt", "lindau", "munster")[i % 3] if split == "val" else ("aachen", "bochum")[i % 2]
             stem = f"{city}_{i:06d}_000019"
@@ -157,7 +188,9 @@ def generate(root: str, layout: str, num: int, size: SizeArg = (256, 128), seed:
                 lut = np.zeros(256, np.uint8)     # unlabeled (id 0) for anything without a train id
                 for t, k in trainid_to_id.items():
                     lut[t] = k
-                atomic_write_png(Image.fromarray(lut[lab]), base + "_gtFine_labelIds.png")
+                ids = lut[lab]
+                atomic_write_png(Image.fromarray(ids), base + "_gtFine_labelIds.png")
+                atomic_write_png(Image.fromarray(_instance_ids(ids, objects)), base + "_gtFine_instanceIds.png")
         elif layout == "ade20k":
             sub = "validation" if split == "val" else "training"
             stem = f"ADE_{'val' if split == 'val' else 'train'}_{i + 1:08d}"
@@ -181,6 +214,10 @@ def generate(root: str, layout: str, num: int, size: SizeArg = (256, 128), seed:
                 atomic_write_png(Image.fromarray(lab), os.path.join(d, "SegmentationClassAug", stem + ".png"))
             names.append(stem)
         written.append(ip)
+    base_dir = {"cityscapes": root, "ade20k": os.path.join(root, "ADEChallengeData2016"),
+                "voc": os.path.join(root, "VOCdevkit", "VOC2012")}[layout]
+    write_text(json.dumps({"generator": "sszoo.data.synthetic", "layout": layout, "seed": seed}) + "\n",
+               os.path.join(base_dir, MARKER))
     if layout == "voc":
         sets = os.path.join(root, "VOCdevkit", "VOC2012", "ImageSets", "Segmentation")
         os.makedirs(sets, exist_ok=True)
@@ -188,6 +225,21 @@ def generate(root: str, layout: str, num: int, size: SizeArg = (256, 128), seed:
         for name in lists:
             write_text("".join(n + "\n" for n in names), os.path.join(sets, f"{name}.txt"))
     return written
+
+
+def _instance_ids(ids: np.ndarray, objects: np.ndarray) -> np.ndarray:
+    """Cityscapes instanceIds: label id x 1000 + a per-class instance number on instance classes, else the id."""
+    out = ids.astype(np.uint16)
+    count: dict[int, int] = {}
+    for obj in range(1, int(objects.max()) + 1):
+        mask = objects == obj
+        if not mask.any():
+            continue  # drawn over by a later object
+        label_id = int(np.bincount(ids[mask]).argmax())
+        if label_id in _CS_INSTANCE_IDS:
+            out[mask & (ids == label_id)] = label_id * 1000 + count.get(label_id, 0)
+            count[label_id] = count.get(label_id, 0) + 1
+    return out
 
 
 def _object_border(lab: np.ndarray) -> np.ndarray:
@@ -205,13 +257,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sszoo.data.synthetic", description=__doc__.split("\n\n")[0])
     ap.add_argument("root", help="dataset root to write (e.g. data/cityscapes)")
     ap.add_argument("--layout", choices=sorted(CLASSES), required=True)
-    ap.add_argument("--num", type=int, required=True, help="number of images")
+    ap.add_argument("--num", type=int, required=True, help="number of images (at least 1)")
     ap.add_argument("--size", type=functools.partial(parse_pair, form="WxH", example="256x128"), action="append",
                     help="WxH (default 256x128); repeat for several sizes used in turn")
     ap.add_argument("--split", choices=["train", "val"], default="val")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
-    paths = generate(a.root, a.layout, a.num, size=a.size or (256, 128), seed=a.seed, split=a.split)
+    try:
+        paths = generate(a.root, a.layout, a.num, size=a.size or (256, 128), seed=a.seed, split=a.split)
+    except (ValueError, OSError) as e:
+        print(f"{ap.prog}: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(f"wrote {len(paths)} {a.layout} {a.split} images under {a.root} "
           f"(open with sszoo.data.build_dataset({DATASET_KEY[a.layout]!r}, {a.root!r}, {a.split!r}))")
     return 0

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from ..hub.checkpoint import CheckpointError
 from ..registry import get_entry
-from ..cliargs import parse_pair
+from ..cliargs import DefaultsHelpFormatter, check_checkpoint_file, check_device, parse_pair
 from ..registry import UnknownModelError
 from .checkpoint import find_last_checkpoint
 from .engine import TrainingError, train
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m sszoo.train",
         description="Train a zoo model with its published recipe (every default comes from the entry's recipe; "
                     "every option overrides it). Distributed: torchrun --nproc_per_node=N -m sszoo.train ...",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     p.add_argument("--model", required=True, help="zoo name, e.g. pspnet_r50_d8_cityscapes.512x1024_80k")
     p.add_argument("--data", required=True, help="dataset root in its standard layout (train and val splits)")
     p.add_argument("--dataset", default=None, help="dataset key (default: the entry's dataset, e.g. cityscapes)")
@@ -43,11 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None,
                    help="global batch over all processes (default: images per GPU x GPUs of the recipe)")
     p.add_argument("--lr", type=float, default=None, help="base learning rate (default: the recipe's)")
-    p.add_argument("--momentum", type=float, default=None)
-    p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--min-lr", type=float, default=None, help="poly schedule floor")
-    p.add_argument("--poly-power", type=float, default=None)
-    p.add_argument("--aux-weight", type=float, default=None, help="auxiliary loss weight")
+    p.add_argument("--momentum", type=float, default=None, help="SGD momentum (default: the recipe's)")
+    p.add_argument("--weight-decay", type=float, default=None, help="weight decay (default: the recipe's)")
+    p.add_argument("--min-lr", type=float, default=None, help="poly schedule floor (default: the recipe's)")
+    p.add_argument("--poly-power", type=float, default=None, help="poly schedule power (default: the recipe's)")
+    p.add_argument("--aux-weight", type=float, default=None, help="auxiliary loss weight (default: the recipe's)")
     p.add_argument("--crop", type=_size, default=None, help="training crop HxW (default: the recipe's)")
     p.add_argument("--scale", type=_size, default=None,
                    help="random-resize base scale WxH, multiplied by 0.5-2.0 (default: the recipe's)")
@@ -59,11 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate every N iterations (0: only at the end; default: iters/8 rounded)")
     p.add_argument("--ckpt-interval", type=int, default=None,
                    help="checkpoint every N iterations (0: only at the end; default: the eval interval)")
-    p.add_argument("--log-interval", type=int, default=None, help="console/JSON log every N iterations")
-    p.add_argument("--keep-checkpoints", type=int, default=None, help="iteration checkpoints to keep")
+    p.add_argument("--log-interval", type=int, default=None, help="console/JSON log every N iterations (default: iters/20, at most 50)")
+    p.add_argument("--keep-checkpoints", type=int, default=None, help="iteration checkpoints kept besides the best and final ones (default: 2)")
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="PATH",
                    help="continue from PATH, or from the work dir's last checkpoint when PATH is omitted")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     init = p.add_mutually_exclusive_group()
     init.add_argument("--pretrained-backbone", nargs="?", const="recipe", default=None, metavar="SPEC",
                       help="start the backbone from ImageNet weights: the recipe's (e.g. open-mmlab://resnet50_v1c) "
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--init-from", default=None, metavar="NAME|PATH",
                       help="start the whole model from a zoo checkpoint (name) or a checkpoint file")
     p.add_argument("--num-classes", type=int, default=None, help="classes of your data (replaces the classifier)")
-    p.add_argument("--workers", type=int, default=None, help="data loader worker processes per GPU")
+    p.add_argument("--workers", type=int, default=None, help="data loader worker processes per GPU (default: 2)")
     p.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: cuda when available)")
     p.add_argument("--no-photometric", action="store_true", help="turn the photometric distortion off")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
@@ -123,6 +123,22 @@ def _iters_from_epochs(entry, args: argparse.Namespace) -> int:
     return iterations_of(entry, n, args.batch_size)
 
 
+def _check_fits(cfg) -> None:
+    """Refuse, in one line and before any allocation, a crop and batch whose forward pass alone would not
+    fit in the device's free memory (a lower bound: training keeps more activations for the backward)."""
+    import torch
+
+    from ..inference import Protocol, available_bytes, estimate_bytes
+    dev = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    free = available_bytes(dev)
+    per_process = -(-cfg.batch_size // max(int(os.environ.get("WORLD_SIZE", "1")), 1))
+    need = estimate_bytes(Protocol(scale=None), cfg.crop[0], cfg.crop[1], cfg.num_classes) * per_process
+    if free is not None and need > free:
+        raise ValueError(f"{per_process} training crops of {cfg.crop[0]}x{cfg.crop[1]} per process need at least "
+                         f"{need / 2**30:.1f} GiB but {free / 2**30:.1f} GiB are free on {dev}; use a smaller "
+                         "--crop or --batch-size")
+
+
 def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     """Entry point of ``python -m sszoo.train``.
 
@@ -133,7 +149,11 @@ def main(argv: Optional[list[str]] = None) -> dict[str, Any]:
     """
     args = build_parser().parse_args(argv)
     try:
+        check_device(args.device)
+        for path in (args.init_from, args.resume if args.resume != "auto" else None):
+            check_checkpoint_file(path)  # a text file as .pth: one line, not an unpickler traceback
         cfg = config_from_args(args)
+        _check_fits(cfg)
         if args.print_recipe:
             print(format_config(cfg))
             return {"config": cfg.to_dict()}
