@@ -21,7 +21,17 @@ def _resnet(b: Cfg) -> Cfg:
                 multi_grid=list(b["multi_grid"]) if b.get("multi_grid") else None)
 
 
-BACKBONES: dict[str, Callable[[Cfg], Cfg]] = {"ResNetV1c": _resnet, "ResNet": _resnet, "ResNetV1b": _resnet}
+def _resnest(b: Cfg) -> Cfg:
+    return dict(kind="resnest", depth=int(b["depth"]), stem_channels=int(b.get("stem_channels", 64)),
+                strides=list(b.get("strides", (1, 2, 2, 2))), dilations=list(b.get("dilations", (1, 1, 1, 1))),
+                contract_dilation=bool(b.get("contract_dilation", False)),
+                multi_grid=list(b["multi_grid"]) if b.get("multi_grid") else None, groups=int(b.get("groups", 1)),
+                base_width=int(b.get("base_width", 4)), radix=int(b.get("radix", 2)),
+                reduction_factor=int(b.get("reduction_factor", 4)), avg_down_stride=bool(b.get("avg_down_stride", True)))
+
+
+BACKBONES: dict[str, Callable[[Cfg], Cfg]] = {"ResNetV1c": _resnet, "ResNet": _resnet, "ResNetV1b": _resnet,
+                                              "ResNeSt": _resnest}
 
 
 # ---------------------------------------------------------------------------------------------- heads
@@ -61,7 +71,17 @@ def _sep_aspp(h: Cfg) -> Cfg:
 HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "FCNHead": _fcn, "PSPHead": _psp, "ASPPHead": _aspp, "DepthwiseSeparableASPPHead": _sep_aspp,
 }
-NECKS: dict[str, Callable[[Cfg], Cfg]] = {}
+
+
+# ---------------------------------------------------------------------------------------------- necks
+def _jpu(n: Cfg) -> Cfg:
+    return dict(kind="jpu", in_channels=list(n.get("in_channels", (512, 1024, 2048))),
+                mid_channels=int(n.get("mid_channels", 512)), start_level=int(n.get("start_level", 0)),
+                end_level=int(n.get("end_level", -1)), dilations=list(n.get("dilations", (1, 2, 4, 8))),
+                align_corners=bool(n.get("align_corners", False)))
+
+
+NECKS: dict[str, Callable[[Cfg], Cfg]] = {"JPU": _jpu}
 
 
 def _convert(table: dict[str, Callable[[Cfg], Cfg]], cfg: Cfg, what: str) -> Cfg:

@@ -11,12 +11,13 @@ from typing import Any
 
 from torch import nn
 
-from .backbones import ResNet, ResNetConfig
+from .backbones import ResNeSt, ResNeStConfig, ResNet, ResNetConfig
 from .heads import (ASPPHead, ASPPHeadConfig, FCNHead, FCNHeadConfig, PSPHead, PSPHeadConfig, SepASPPHead,
                     SepASPPHeadConfig)
+from .necks import JPU, JPUConfig
 
-BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet}
-NECKS: dict[type, type[nn.Module]] = {}
+BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet, ResNeStConfig: ResNeSt}
+NECKS: dict[type, type[nn.Module]] = {JPUConfig: JPU}
 HEADS: dict[type, type[nn.Module]] = {
     FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
 }
