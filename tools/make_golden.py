@@ -50,6 +50,15 @@ CASES = {
     # sliding window (stride smaller than the window: overlapping windows, border windows shifted inside)
     "slide_pspnet_r18_d8_ac": ("pspnet_r18-d8_4xb2-80k_cityscapes-769x769", ["--mode", "slide", "--height", "100", "--width", "150", "--crop", "65", "--stride", "43", "--num-classes", "5"]),
     "slide_deeplabv3plus_r18_d8": ("deeplabv3plus_r18-d8_4xb2-80k_cityscapes-512x1024", ["--mode", "slide", "--height", "90", "--width", "121", "--crop", "64", "--stride", "40", "--num-classes", "4"]),
+    # ResNeSt-101 (the only depth with configs; no 769x769 configs) under its PSP/ASPP/separable-ASPP heads, and
+    # FastFCN (R-50 only, no 769x769 configs) with its JPU neck. No ResNeSt+FCN case: random ResNeSt amplifies
+    # rounding so much that on those inputs MMSegmentation's own float32 forward misses its float64 logits by
+    # ~0.2 of their scale (sszoo's float32 by the same amount), beyond the float32 bound; float64 parity holds.
+    "resnest_s101_d8_pspnet_ade": ("resnest_s101-d8_pspnet_4xb4-160k_ade20k-512x512", ["--height", "57", "--width", "71", "--num-classes", "7"]),
+    "resnest_s101_d8_deeplabv3": ("resnest_s101-d8_deeplabv3_4xb2-80k_cityscapes-512x1024", ["--height", "49", "--width", "67"]),
+    "resnest_s101_d8_deeplabv3plus_ade": ("resnest_s101-d8_deeplabv3plus_4xb4-160k_ade20k-512x512", ["--height", "53", "--width", "61", "--batch", "2", "--num-classes", "21"]),
+    "fastfcn_r50_d32_jpu_psp": ("fastfcn_r50-d32_jpu_psp_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
+    "fastfcn_r50_d32_jpu_aspp_ade": ("fastfcn_r50-d32_jpu_aspp_4xb4-80k_ade20k-512x512", ["--height", "71", "--width", "93", "--num-classes", "7"]),
 }
 
 
