@@ -84,6 +84,15 @@ CASES = {
     "psanet_r50_d8": ("psanet_r50-d8_4xb2-40k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
     "psanet_r50_d8_ade": ("psanet_r50-d8_4xb4-80k_ade20k-512x512", ["--height", "41", "--width", "65"]),
     "psanet_r50_d8_ac": ("psanet_r50-d8_4xb2-40k_cityscapes-769x769", ["--height", "57", "--width", "81", "--num-classes", "7"]),
+    # ResNeSt-101 (the only depth with configs; no 769x769 configs) under its PSP/ASPP/separable-ASPP heads, and
+    # FastFCN (R-50 only, no 769x769 configs) with its JPU neck. No ResNeSt+FCN case: random ResNeSt amplifies
+    # rounding so much that on those inputs MMSegmentation's own float32 forward misses its float64 logits by
+    # ~0.2 of their scale (sszoo's float32 by the same amount), beyond the float32 bound; float64 parity holds.
+    "resnest_s101_d8_pspnet_ade": ("resnest_s101-d8_pspnet_4xb4-160k_ade20k-512x512", ["--height", "57", "--width", "71", "--num-classes", "7"]),
+    "resnest_s101_d8_deeplabv3": ("resnest_s101-d8_deeplabv3_4xb2-80k_cityscapes-512x1024", ["--height", "49", "--width", "67"]),
+    "resnest_s101_d8_deeplabv3plus_ade": ("resnest_s101-d8_deeplabv3plus_4xb4-160k_ade20k-512x512", ["--height", "53", "--width", "61", "--batch", "2", "--num-classes", "21"]),
+    "fastfcn_r50_d32_jpu_psp": ("fastfcn_r50-d32_jpu_psp_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
+    "fastfcn_r50_d32_jpu_aspp_ade": ("fastfcn_r50-d32_jpu_aspp_4xb4-80k_ade20k-512x512", ["--height", "71", "--width", "93", "--num-classes", "7"]),
 }
 
 

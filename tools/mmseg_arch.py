@@ -13,6 +13,10 @@ from typing import Any, Callable
 Cfg = dict[str, Any]
 
 
+class Unsupported(KeyError):
+    """A variant of a known MMSegmentation type that sszoo does not build (treated like an unknown type)."""
+
+
 # ------------------------------------------------------------------------------------------ backbones
 
 
@@ -23,7 +27,17 @@ def _resnet(b: Cfg) -> Cfg:
                 multi_grid=list(b["multi_grid"]) if b.get("multi_grid") else None)
 
 
-BACKBONES: dict[str, Callable[[Cfg], Cfg]] = {"ResNetV1c": _resnet, "ResNet": _resnet, "ResNetV1b": _resnet}
+def _resnest(b: Cfg) -> Cfg:
+    return dict(kind="resnest", depth=int(b["depth"]), stem_channels=int(b.get("stem_channels", 64)),
+                strides=list(b.get("strides", (1, 2, 2, 2))), dilations=list(b.get("dilations", (1, 1, 1, 1))),
+                contract_dilation=bool(b.get("contract_dilation", False)),
+                multi_grid=list(b["multi_grid"]) if b.get("multi_grid") else None, groups=int(b.get("groups", 1)),
+                base_width=int(b.get("base_width", 4)), radix=int(b.get("radix", 2)),
+                reduction_factor=int(b.get("reduction_factor", 4)), avg_down_stride=bool(b.get("avg_down_stride", True)))
+
+
+BACKBONES: dict[str, Callable[[Cfg], Cfg]] = {"ResNetV1c": _resnet, "ResNet": _resnet, "ResNetV1b": _resnet,
+                                              "ResNeSt": _resnest}
 
 
 # ---------------------------------------------------------------------------------------------- heads
@@ -133,7 +147,7 @@ def _point_head(h: Cfg) -> Cfg:
     # the point selection lives in the segmentor's train_cfg / test_cfg there (passed in by arch_from_mmseg)
     train, test = h.get("train_cfg") or {}, h.get("test_cfg") or {}
     if h.get("class_agnostic") or h.get("norm_cfg"):
-        raise ValueError("sszoo's PointHead has no class_agnostic or norm variant")
+        raise Unsupported("sszoo's PointHead has no class_agnostic or norm variant")
     return dict(kind="point", **multi_head(h), num_fcs=int(h.get("num_fcs", 3)),
                 coarse_pred_each_layer=bool(h.get("coarse_pred_each_layer", True)),
                 num_points=int(train.get("num_points", 2048)),
@@ -187,12 +201,19 @@ HEADS: dict[str, Callable[[Cfg], Cfg]] = {
 def _fpn(n: Cfg) -> Cfg:
     if (n.get("add_extra_convs") or n.get("end_level", -1) != -1 or n.get("norm_cfg") or n.get("act_cfg")
             or (n.get("upsample_cfg") or {"mode": "nearest"}) != {"mode": "nearest"}):
-        raise ValueError(f"sszoo's FPN neck has no variant {n}")
+        raise Unsupported(f"sszoo's FPN neck has no variant {n}")
     return dict(kind="fpn", in_channels=[int(c) for c in n["in_channels"]], out_channels=int(n["out_channels"]),
                 num_outs=int(n["num_outs"]), start_level=int(n.get("start_level", 0)))
 
 
-NECKS: dict[str, Callable[[Cfg], Cfg]] = {"FPN": _fpn}
+def _jpu(n: Cfg) -> Cfg:
+    return dict(kind="jpu", in_channels=list(n.get("in_channels", (512, 1024, 2048))),
+                mid_channels=int(n.get("mid_channels", 512)), start_level=int(n.get("start_level", 0)),
+                end_level=int(n.get("end_level", -1)), dilations=list(n.get("dilations", (1, 2, 4, 8))),
+                align_corners=bool(n.get("align_corners", False)))
+
+
+NECKS: dict[str, Callable[[Cfg], Cfg]] = {"FPN": _fpn, "JPU": _jpu}
 
 
 def _convert(table: dict[str, Callable[[Cfg], Cfg]], cfg: Cfg, what: str) -> Cfg:

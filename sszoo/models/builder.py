@@ -11,17 +11,17 @@ from typing import Any
 
 from torch import nn
 
-from .backbones import ResNet, ResNetConfig
+from .backbones import ResNeSt, ResNeStConfig, ResNet, ResNetConfig
 from .heads import (ASPPHead, ASPPHeadConfig, FCNHead, FCNHeadConfig, PSPHead, PSPHeadConfig, SepASPPHead,
                     SepASPPHeadConfig)
 from .heads import DNLHead, DNLHeadConfig, EMAHead, EMAHeadConfig, GCHead, GCHeadConfig, NLHead, NLHeadConfig
 from .heads import ANNHead, ANNHeadConfig, CCHead, CCHeadConfig, DAHead, DAHeadConfig, ISAHead, ISAHeadConfig
 from .heads import FPNHead, FPNHeadConfig, PointHead, PointHeadConfig, UPerHead, UPerHeadConfig
-from .necks import FPN, FPNConfig
 from .heads import APCHead, APCHeadConfig, DMHead, DMHeadConfig, EncHead, EncHeadConfig, PSAHead, PSAHeadConfig
+from .necks import FPN, FPNConfig, JPU, JPUConfig
 
-BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet}
-NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN}
+BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet, ResNeStConfig: ResNeSt}
+NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN, JPUConfig: JPU}
 HEADS: dict[type, type[nn.Module]] = {
     FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
     NLHeadConfig: NLHead, DNLHeadConfig: DNLHead, GCHeadConfig: GCHead, EMAHeadConfig: EMAHead,

@@ -1,5 +1,6 @@
 """Necks between the backbone and the heads: one file per architecture, each a typed config plus an ``nn.Module``
-that maps the backbone's list of feature maps to another list."""
+that maps the backbone's list of feature maps to the list of maps the heads read."""
 from .fpn import FPN, FPNConfig
+from .jpu import JPU, JPUConfig
 
-__all__ = ["FPN", "FPNConfig"]
+__all__ = ["FPN", "FPNConfig", "JPU", "JPUConfig"]
