@@ -19,7 +19,7 @@ import json
 import os
 import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -359,6 +359,12 @@ def facts_entries() -> list[dict]:
             + (["micikevicius2017mixed"] if fp16 else []) + ["mmseg2020"],
             aliases=[base],
         ))
+    # the same model, crop and schedule trained at two batch layouts (FastFCN's 4xb2 and 4xb4): the layout
+    # joins the tag of each
+    names = Counter(e["name"] for e in out)
+    for e in out:
+        if names[e["name"]] > 1:
+            e["name"] += "_" + re.search(r"\d+xb\d+", e["aliases"][0]).group(0)
     return out
 
 
