@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .atomic import atomic_path
+from .models.layers import pool_matrix
 
 FORMATS = ("onnx", "pt2")
 DEFAULT_OPSET = 17
@@ -59,10 +60,8 @@ class ExportReport:
 class MatrixAdaptiveAvgPool2d(nn.Module):
     """``nn.AdaptiveAvgPool2d(output_size)`` written as ``A_h @ x @ A_w^T`` so that ONNX can express it.
 
-    Bin ``i`` of ``n`` input pixels pooled to ``s`` bins covers pixels ``floor(i*n/s)`` to
-    ``ceil((i+1)*n/s) - 1`` (PyTorch's definition, overlapping when ``n`` is not a multiple of ``s``);
-    row ``i`` of ``A`` holds ``1/len`` on those pixels. The matrices are computed from the input shape
-    with integer tensor ops, so they follow a dynamic input size in an exported graph.
+    The matrices (:func:`sszoo.models.layers.pool_matrix`) are computed from the input shape with integer
+    tensor ops, so they follow a dynamic input size in an exported graph.
     """
 
     def __init__(self, output_size: int | tuple[int, int]) -> None:
@@ -73,18 +72,9 @@ class MatrixAdaptiveAvgPool2d(nn.Module):
             raise ExportError("adaptive pooling with a None output size is not supported for export")
         self.output_size = (int(output_size[0]), int(output_size[1]))
 
-    @staticmethod
-    def _matrix(n, s: int, like: torch.Tensor) -> torch.Tensor:
-        i = torch.arange(s, device=like.device)
-        start = torch.div(i * n, s, rounding_mode="floor")
-        end = torch.div((i + 1) * n + (s - 1), s, rounding_mode="floor")  # ceil((i+1) n / s)
-        j = torch.arange(n, device=like.device)
-        inside = (j.unsqueeze(0) >= start.unsqueeze(1)) & (j.unsqueeze(0) < end.unsqueeze(1))
-        return inside.to(like.dtype) / (end - start).unsqueeze(1).to(like.dtype)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a_h = self._matrix(x.shape[-2], self.output_size[0], x)
-        a_w = self._matrix(x.shape[-1], self.output_size[1], x)
+        a_h = pool_matrix(x.shape[-2], self.output_size[0], x)
+        a_w = pool_matrix(x.shape[-1], self.output_size[1], x)
         return torch.matmul(torch.matmul(a_h, x), a_w.transpose(0, 1))
 
     def extra_repr(self) -> str:

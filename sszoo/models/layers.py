@@ -39,6 +39,30 @@ class SeparableConvBNReLU(nn.Module):
         return self.pointwise_conv(self.depthwise_conv(x))
 
 
+def pool_matrix(n, s: int, like: torch.Tensor) -> torch.Tensor:
+    """The s x n matrix of adaptive average pooling along one axis of n pixels to s bins.
+
+    Bin ``i`` covers pixels ``floor(i*n/s)`` to ``ceil((i+1)*n/s) - 1`` (PyTorch's definition, overlapping
+    when ``n`` is not a multiple of ``s``); row ``i`` holds ``1/len`` on those pixels. Integer tensor ops
+    only, so an exported graph follows a dynamic input size.
+    """
+    i = torch.arange(s, device=like.device)
+    start = torch.div(i * n, s, rounding_mode="floor")
+    end = torch.div((i + 1) * n + (s - 1), s, rounding_mode="floor")  # ceil((i+1) n / s)
+    j = torch.arange(n, device=like.device)
+    inside = (j.unsqueeze(0) >= start.unsqueeze(1)) & (j.unsqueeze(0) < end.unsqueeze(1))
+    return inside.to(like.dtype) / (end - start).unsqueeze(1).to(like.dtype)
+
+
+def adaptive_avg_pool2d(x: torch.Tensor, output_size: int | tuple[int, int]) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d``; while exporting to ONNX, which cannot express bins that do not divide the
+    input, the same pooling as ``A_h @ x @ A_w^T`` (:func:`pool_matrix`)."""
+    if not torch.onnx.is_in_onnx_export():
+        return F.adaptive_avg_pool2d(x, output_size)
+    sh, sw = (output_size, output_size) if isinstance(output_size, int) else output_size
+    return torch.matmul(torch.matmul(pool_matrix(x.shape[-2], sh, x), x), pool_matrix(x.shape[-1], sw, x).transpose(0, 1))
+
+
 def resize(x: torch.Tensor, size: tuple[int, int] | torch.Size, align_corners: bool) -> torch.Tensor:
     """Bilinear resize to ``size`` (H, W), the interpolation every head and the segmentor use."""
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=align_corners)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..layers import ClassifierHead, ConvBNReLU
+from ..layers import ClassifierHead, ConvBNReLU, adaptive_avg_pool2d
 from .self_attention import ConvBN, SelfAttentionBlock
 
 
@@ -26,7 +26,7 @@ class PyramidPoolConcat(nn.Module):
         self.pool_scales = tuple(pool_scales)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([nn.functional.adaptive_avg_pool2d(x, s).flatten(2) for s in self.pool_scales], dim=2)
+        return torch.cat([adaptive_avg_pool2d(x, s).flatten(2) for s in self.pool_scales], dim=2)
 
 
 def _pyramid_attention(key_in_channels: int, query_in_channels: int, channels: int, out_channels: int, *,

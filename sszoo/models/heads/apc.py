@@ -8,7 +8,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..layers import ClassifierHead, ConvBNReLU
+from ..layers import ClassifierHead, ConvBNReLU, adaptive_avg_pool2d
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,11 @@ class AdaptiveContextModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         # region features: N x s*s x C
-        regions = self.pooled_redu_conv(F.adaptive_avg_pool2d(x, self.pool_scale)).flatten(2).transpose(1, 2)
+        regions = self.pooled_redu_conv(adaptive_avg_pool2d(x, self.pool_scale)).flatten(2).transpose(1, 2)
         x = self.input_redu_conv(x)
         h, w = x.shape[2:]
         # the 1x1 global feature is broadcast over the map (the reference's nearest upsampling of a 1x1 map)
-        glob = self.global_info(F.adaptive_avg_pool2d(x, 1))
+        glob = self.global_info(adaptive_avg_pool2d(x, 1))
         affinity = torch.sigmoid(self.gla(x + glob)).flatten(2).transpose(1, 2)  # N x h*w x s*s
         context = torch.bmm(affinity, regions).transpose(1, 2).reshape(n, -1, h, w)
         out = F.relu(self.residual_conv(context) + x)

@@ -36,7 +36,10 @@ class CrissCrossAttention(nn.Module):
         q, k, v = self.query_conv(x), self.key_conv(x), self.value_conv(x)
         # column energies: e_col[n, y, x, i] = <q[:, y, x], k[:, i, x]>, the self term masked
         e_col = torch.matmul(q.permute(0, 3, 2, 1), k.permute(0, 3, 1, 2)).transpose(1, 2)
-        self_mask = torch.zeros(h, h, dtype=x.dtype, device=x.device).fill_diagonal_(float("-inf"))
+        # -inf on the diagonal, from an index comparison (ONNX Runtime has neither fill_diagonal_ nor a boolean eye)
+        idx = torch.arange(h, device=x.device)
+        self_mask = torch.zeros(h, h, dtype=x.dtype, device=x.device).masked_fill(
+            idx[:, None] == idx[None, :], float("-inf"))
         e_col = e_col + self_mask.unsqueeze(1)  # indexed [y, i], broadcast over x
         # row energies: e_row[n, y, x, j] = <q[:, y, x], k[:, y, j]>
         e_row = torch.matmul(q.permute(0, 2, 3, 1), k.permute(0, 2, 1, 3))

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..layers import ClassifierHead, ConvBNReLU
+from ..layers import ClassifierHead, ConvBNReLU, adaptive_avg_pool2d
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class DynamicConvModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.filter_size
-        filters = self.filter_gen_conv(F.adaptive_avg_pool2d(x, k))  # N x C x k x k
+        filters = self.filter_gen_conv(adaptive_avg_pool2d(x, k))  # N x C x k x k
         x = self.input_redu_conv(x)
         n, c, h, w = x.shape
         # an even filter size pads one more on the top/left, so the output keeps the input's size
