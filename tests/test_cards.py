@@ -48,7 +48,7 @@ def test_checked_in_cards_match_the_registry(gen, rendered):
 
 def test_one_card_per_entry(rendered):
     entries = list_entries()
-    assert len(entries) == 239
+    assert len(entries) == 447  # 239 of FCN, PSPNet, DeepLabV3(+), 208 of zoo wave 2
     assert set(rendered) == {f"{e.name}.md" for e in entries} | {"README.md"}
 
 
@@ -99,8 +99,18 @@ def test_citations_include_mixed_precision_for_fp16_entries(rendered):
         text = rendered[f"{e.name}.md"]
         assert (micikevicius in text) == (e in fp16), e.name
         method_key = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": "zhao2017pyramid",
-                      "deeplabv3": "chen2017rethinking", "deeplabv3plus": "deeplabv3plus2018"}[e.method]
+                      "deeplabv3": "chen2017rethinking", "deeplabv3plus": "deeplabv3plus2018",
+                      "nonlocal": "wang2018non", "dnl": "yin2020disentangled", "gcnet": "cao2019gcnet",
+                      "emanet": "li2019expectation", "ccnet": "huang2019ccnet", "danet": "fu2019dual",
+                      "ann": "zhu2019asymmetric", "isanet": "huang2019interlaced", "encnet": "zhang2018context",
+                      "apcnet": "he2019adaptive", "dmnet": "he2019dynamic", "psanet": "zhao2018psanet",
+                      "upernet": "xiao2018unified", "fpn": "kirillov2019panoptic", "pointrend": "kirillov2020pointrend",
+                      "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest"}[e.method]
         assert CITATIONS[method_key] in text
+        if e.method == "resnest":  # and the head's paper: resnest_s101_d8_{fcn,pspnet,deeplabv3,deeplabv3plus}
+            head = e.name.split("_")[3]
+            assert CITATIONS[{"fcn": "long2015fully", "pspnet": "zhao2017pyramid", "deeplabv3": "chen2017rethinking",
+                              "deeplabv3plus": "deeplabv3plus2018"}[head]] in text
 
 
 def test_parameter_counts_equal_mmsegmentation_counts(gen):

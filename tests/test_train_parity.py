@@ -18,7 +18,7 @@ import torch
 from oracle_weights import randomise_like_oracle
 from sszoo.models import build_model
 from sszoo.registry import get_entry
-from sszoo.train.engine import TrainForward, build_optimizer, compute_losses, poly_lr
+from sszoo.train.engine import TrainForward, build_optimizer, compute_losses, scheduled_lr
 from sszoo.train.recipe import config_from_entry
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "train")
@@ -29,10 +29,16 @@ CASES = sorted(f[:-3] for f in os.listdir(GOLDEN) if f.endswith(".pt"))
 # 2.2e-16, whole tensors 2.8e-16, parameter changes 2.5e-14. The bounds leave a wide margin for other
 # kernels; a wrong loss weight, lr, momentum or BN momentum is off by a percent or far more, and weight
 # decay moves each step's change by 0.5% to 50%.
-RTOL_LOSS = 1e-10
-RTOL_NORM = 1e-10
-RTOL_TENSOR = 1e-10
-RTOL_DELTA = 1e-8
+RTOL = dict(loss=1e-10, norm=1e-10, tensor=1e-10, delta=1e-8)
+# EncNet's Encoding computes ||x - c||^2 expanded and sums the residuals as A^T X - (sum A) c, so no
+# N x HW x K x C tensor is built (the reference builds it); the rounding differs by 1e-10 per forward, and the
+# stem's cancellation-heavy BN-bias gradients carry that to 1e-5 after three steps (measured: losses 1.6e-8,
+# norms 1.0e-5, tensors 1.6e-5, changes 3.8e-5). Still far below what a wrong weight, lr or decay moves.
+CASE_RTOL = {"encnet_r50-d8_4xb2-40k_cityscapes-512x1024": dict(loss=1e-7, norm=1e-4, tensor=1e-4, delta=5e-4)}
+
+
+def rtol(info: dict, what: str) -> float:
+    return CASE_RTOL.get(info["config"], RTOL)[what]
 
 
 @contextlib.contextmanager
@@ -66,19 +72,23 @@ def _run_case(case: str):
         model.double()
     model.train()
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    # the golden's warm-up is the recipe's, shortened to fit the three steps (tools/make_train_golden.py)
     cfg = config_from_entry(entry, data="unused", work_dir="unused", iters=info["iters"],
-                            num_classes=info["num_classes"])
+                            num_classes=info["num_classes"], warmup_iters=info.get("warmup_iters", 0))
     assert (cfg.lr, cfg.momentum, cfg.weight_decay, cfg.min_lr, cfg.poly_power, cfg.aux_weight) == (
         info["lr"], info["momentum"], info["weight_decay"], info["min_lr"], info["power"], info["aux_weight"])
+    assert cfg.warmup_start_factor == info.get("warmup_start_factor", 1.0)
     optimizer = build_optimizer(model, cfg)
     forward = TrainForward(model)
     losses, lrs = [], []
     with replayed_dropout2d(g["dropout_masks"]) as unused:
         for step in range(info["steps"]):
-            lr = poly_lr(cfg.lr, step, cfg.iters, cfg.poly_power, cfg.min_lr)
+            lr = scheduled_lr(cfg, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             lrs.append(lr)
+            if "point_seed" in info:  # PointRend's training points: the reference's torch.rand draws
+                torch.manual_seed(info["point_seed"] + step)
             out = compute_losses(model, forward(g["input"]), g["label"], aux_weight=cfg.aux_weight,
                                  ignore_index=cfg.ignore_index)
             losses.append([out["decode"].item(), out["aux"].item(), out["total"].item()])
@@ -106,28 +116,28 @@ def test_losses_and_schedule_match_reference(case_run):
     torch.testing.assert_close(lrs, g["lrs"], rtol=1e-12, atol=0)
     # every step's decode, (weighted) auxiliary and total loss: step 1 checks the loss alone, steps 2-3
     # check that the previous updates (gradients, momentum, decay, lr) were the reference's
-    torch.testing.assert_close(losses, g["losses"], rtol=RTOL_LOSS, atol=0)
+    torch.testing.assert_close(losses, g["losses"], rtol=rtol(info, "loss"), atol=0)
 
 
 def test_updated_weights_match_reference(case_run):
-    g, _, model, initial, _, _ = case_run
+    g, info, model, initial, _, _ = case_run
     state = model.state_dict()
     norms = json.loads(g["norms"])
     assert set(norms) == {k for k, v in state.items() if v.is_floating_point()}
     for k, expected in norms.items():
         got = state[k].double().norm().item()
-        assert got == pytest.approx(expected, rel=RTOL_NORM), k
+        assert got == pytest.approx(expected, rel=rtol(info, "norm")), k
     # whole tensors: the error relative to the tensor's size (elements near 0 make elementwise ratios meaningless)
     for k, expected in g["tensors"].items():
         err = (state[k].double() - expected.double()).norm() / expected.double().norm()
-        assert err < RTOL_TENSOR, f"{k}: relative error {err:.2e}"
+        assert err < rtol(info, "tensor"), f"{k}: relative error {err:.2e}"
 
 
 def test_weight_changes_match_reference(case_run):
     """The change of every parameter (w_after - w_before) is what the reference's updates made. The changes
     are small differences of larger numbers, so rounding shows most here (see the tolerances above);
     a wrong gradient, decay or lr is off by more."""
-    g, _, model, initial, _, _ = case_run
+    g, info, model, initial, _, _ = case_run
     params = dict(model.named_parameters())
     deltas = json.loads(g["delta_norms"])
     assert set(deltas) == set(params)
@@ -136,5 +146,5 @@ def test_weight_changes_match_reference(case_run):
         got = (params[k].detach().double() - initial[k].double()).norm().item()
         assert expected > 0, k
         worst = max(worst, abs(got - expected) / expected)
-        assert got == pytest.approx(expected, rel=RTOL_DELTA), k
-    assert worst < RTOL_DELTA
+        assert got == pytest.approx(expected, rel=rtol(info, "delta")), k
+    assert worst < rtol(info, "delta")

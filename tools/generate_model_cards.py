@@ -201,7 +201,9 @@ def render_card(e: ZooEntry, params: tuple[int, int]) -> str:
             f"| crop (h x w) | {rc.crop[0]} x {rc.crop[1]} |", f"| batch | {batch} |", f"| schedule | {schedule} |",
             f"| optimizer | {rc.optimizer.upper() if rc.optimizer == 'sgd' else rc.optimizer}, lr {rc.lr:g}, "
             f"momentum {rc.momentum:g}, weight decay {rc.weight_decay:g} |",
-            f"| lr schedule | poly, power {rc.poly_power:g}, down to {rc.min_lr:g} |",
+            f"| lr schedule | poly, power {rc.poly_power:g}, down to {rc.min_lr:g}"
+            + (f", after a linear warm-up over {rc.warmup_iters} iterations from {rc.warmup_start_factor:g} x lr"
+               if rc.warmup_iters else "") + " |",
             f"| augmentation | random resize of ({rc.train_scale[0]}, {rc.train_scale[1]}) x "
             f"[{rc.ratio_range[0]:g}, {rc.ratio_range[1]:g}], random crop (cat_max_ratio {rc.cat_max_ratio:g}), "
             f"horizontal flip |",

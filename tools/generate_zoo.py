@@ -328,6 +328,18 @@ def facts_entries() -> list[dict]:
             notes_.append(f"MMSegmentation 1.2.2's config resolves to {rec['iters']} iterations; the published "
                           f"checkpoint was trained for {int(r['schedule'])}, as its name says.")
         fp16 = bool(rec.get("amp"))
+        scheds = rec.get("param_scheduler") or []
+        warm = [p for p in scheds if p["type"] == "LinearLR"]
+        if [p["type"] for p in scheds] not in (["PolyLR"], ["LinearLR", "PolyLR"]):
+            raise SystemExit(f"{r['config']}: lr schedule {[p['type'] for p in scheds]} is not poly (+ warm-up)")
+        keys = ((rec.get("paramwise_cfg") or {}).get("custom_keys") or {})
+        if keys and all(set(v) <= {"wd_mult"} for v in keys.values()):
+            # MMEngine (and MMCV before it) reads decay_mult; wd_mult is stored and never used
+            notes_.append(f"The config sets wd_mult=0 for {sorted(keys)}, which MMEngine's optimizer constructor "
+                          "does not read (it reads decay_mult): those weights were trained with the same weight "
+                          "decay as all others, and sszoo's recipe does the same.")
+        elif keys or (rec.get("paramwise_cfg") or {}):
+            raise SystemExit(f"{r['config']}: paramwise_cfg {rec['paramwise_cfg']} is not supported yet")
         out.append(dict(
             name=f"{method_prefix(base)}_{DATASETS[r['dataset']][0]}.{tag_of(base, r['crop'], False)}",
             method=method, backbone=r["architecture"].split("|")[0], arch=arch, dataset=DATASETS[r["dataset"]][0],
@@ -347,7 +359,9 @@ def facts_entries() -> list[dict]:
                         train_scale=rec["train_scale"], ratio_range=rec["ratio_range"],
                         cat_max_ratio=rec["cat_max_ratio"], precision="fp16" if fp16 else "fp32",
                         loss_scale=rec["loss_scale"] if fp16 else None,
-                        pretrained_backbone=next(iter((c.get("pretrained") or {}).values()), None)),
+                        pretrained_backbone=next(iter((c.get("pretrained") or {}).values()), None),
+                        warmup_iters=warm[0]["end"] - warm[0]["begin"] if warm else 0,
+                        warmup_start_factor=warm[0].get("start_factor", 1 / 3) if warm else 1.0),
             reported=dict(miou=num(r["miou"]), miou_msflip=num(r["miou_msflip"]), mem_gb=num(r["mem_gb"]),
                           fps=num(r["fps"]), hardware="V100" if "V100" in r["hardware"] else (r["hardware"] or None),
                           precision="fp16" if fp16 else "fp32"),

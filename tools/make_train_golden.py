@@ -53,8 +53,17 @@ CASES = {
     "pspnet_r18_d8_769": ("pspnet_r18-d8_4xb2-80k_cityscapes-769x769", 4, 4, 48, 64, 7),
     # EncNet: the SE loss (sigmoid cross-entropy on per-image class presence, weight 0.2) beside the CE
     "encnet_r50_d8": ("encnet_r50-d8_4xb2-40k_cityscapes-512x1024", 5, 2, 56, 72, 11),
+    # PointRend: FPN neck, cascade FPN head + point head (uncertainty-sampled training points, their CE),
+    # and the recipe's linear warm-up before the poly schedule
+    "pointrend_r50": ("pointrend_r50_4xb2-80k_cityscapes-512x1024", 5, 2, 64, 80, 13),
 }
+# cases whose recipe warms up: MMEngine's LinearLR(start_factor, begin=0, end=W) then PolyLR(begin=W, end=ITERS),
+# with W shortened from the config's 200 so that the three steps see the warm-up and the poly decay
+WARMUP = {"pointrend_r50": (2, 0.1)}
+# the training points are torch.rand draws: the global RNG is seeded before each step, here and in the test
+POINT_SEED = 4321
 FULL_TENSORS = ("decode_head.conv_seg.weight", "decode_head.conv_seg.bias", "auxiliary_head.conv_seg.weight",
+                "decode_head.0.conv_seg.weight", "decode_head.1.fc_seg.weight",
                 "backbone.stem.0.weight", "backbone.layer4.1.bn2.running_mean", "backbone.layer4.1.bn2.running_var")
 
 
@@ -80,7 +89,10 @@ def recorded_dropout2d(seed: int, masks: list):
 
 
 def make_case(name: str) -> dict:
-    from mmengine.optim import PolyLR, build_optim_wrapper
+    from mmengine.optim import LinearLR, PolyLR, build_optim_wrapper
+    from oracle_dump64 import _point_sample_in_input_dtype
+
+    _point_sample_in_input_dtype()  # PointRend makes its points in float32; the float64 model needs float64
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     from mmseg.utils import register_all_modules
@@ -111,30 +123,42 @@ def make_case(name: str) -> dict:
     # the recipe of every SGD entry: configs/_base_/schedules/schedule_80k.py
     optim_wrapper = build_optim_wrapper(model, dict(type="OptimWrapper", optimizer=dict(
         type="SGD", lr=0.01, momentum=0.9, weight_decay=0.0005), clip_grad=None))
-    scheduler = PolyLR(optim_wrapper.optimizer, eta_min=1e-4, power=0.9, begin=0, end=ITERS, by_epoch=False)
+    warm, start_factor = WARMUP.get(name, (0, 1.0))
+    if warm:
+        schedulers = [LinearLR(optim_wrapper.optimizer, start_factor=start_factor, begin=0, end=warm, by_epoch=False),
+                      PolyLR(optim_wrapper.optimizer, eta_min=1e-4, power=0.9, begin=warm, end=ITERS, by_epoch=False)]
+    else:
+        schedulers = [PolyLR(optim_wrapper.optimizer, eta_min=1e-4, power=0.9, begin=0, end=ITERS, by_epoch=False)]
 
     losses, lrs, masks = [], [], []
     for step in range(STEPS):
         lrs.append(optim_wrapper.optimizer.param_groups[0]["lr"])
+        torch.manual_seed(POINT_SEED + step)
         with recorded_dropout2d(DROPOUT_SEED + step, masks):
             loss_dict = model.loss(x, samples)
         total, _ = model.parse_losses(loss_dict)
-        # every decode-head term (EncNet adds loss_se), every auxiliary term, and the total
-        terms = {p: sum(v for kk, v in loss_dict.items() if kk.startswith(p) and "loss" in kk) for p in ("decode.", "aux.")}
-        losses.append([terms["decode."].item(), terms["aux."].item(), total.item()])
+        # every decode-head term (EncNet adds loss_se; a cascade's are decode_0.*, decode_1.*), every
+        # auxiliary term, and the total
+        terms = {p: sum((v for kk, v in loss_dict.items() if kk.startswith(p) and "loss" in kk), torch.zeros(()))
+                 for p in ("decode", "aux")}
+        losses.append([terms["decode"].item(), terms["aux"].item(), total.item()])
         optim_wrapper.update_params(total)
-        scheduler.step()
+        for scheduler in schedulers:
+            scheduler.step()
 
     final = {kk: v.detach().clone() for kk, v in model.state_dict().items()}
+    last_head = model.decode_head[-1] if isinstance(model.decode_head, torch.nn.ModuleList) else model.decode_head
     params = dict(model.named_parameters())
     norms = {kk: v.double().norm().item() for kk, v in final.items() if v.is_floating_point()}
     delta_norms = {kk: (final[kk].double() - initial[kk].double()).norm().item() for kk in params}
     info = dict(dtype="float64", config=config, num_classes=k, batch=n, height=h, width=w, seed=seed, calib_shape=list(calib),
                 steps=STEPS, iters=ITERS, dropout_seed=DROPOUT_SEED, lr=0.01, momentum=0.9, weight_decay=0.0005,
-                min_lr=1e-4, power=0.9, aux_weight=0.4, align_corners=bool(model.decode_head.align_corners))
+                min_lr=1e-4, power=0.9, warmup_iters=warm, warmup_start_factor=start_factor, point_seed=POINT_SEED,
+                aux_weight=cfg.model.auxiliary_head.loss_decode.loss_weight if cfg.model.get("auxiliary_head") else 0.0,
+                align_corners=bool(last_head.align_corners))
     return {"info": json.dumps(info), "input": x, "label": label, "losses": torch.tensor(losses, dtype=torch.float64),
             "lrs": torch.tensor(lrs, dtype=torch.float64), "norms": json.dumps(norms),
-            "delta_norms": json.dumps(delta_norms), "tensors": {kk: final[kk] for kk in FULL_TENSORS},
+            "delta_norms": json.dumps(delta_norms), "tensors": {kk: final[kk] for kk in FULL_TENSORS if kk in final},
             "dropout_masks": masks}
 
 

@@ -50,8 +50,9 @@ def build_reference_model(config: str, num_classes: Optional[int] = None, test_c
     _plain_bn(m)
     if num_classes is not None:
         for head in ("decode_head", "auxiliary_head"):
-            if isinstance(m.get(head), dict):
-                m[head].num_classes = num_classes
+            for h in (m.get(head) if isinstance(m.get(head), list) else [m.get(head)]):  # cascades are lists
+                if isinstance(h, dict):
+                    h.num_classes = num_classes
     if test_cfg is not None:
         m.test_cfg = test_cfg
     return dump, MODELS.build(m), cfg

@@ -130,10 +130,14 @@ class Segmentor(nn.Module):
         self._check_input(x)
         feats = self.forward_features(x)
         # decode heads first, as the reference: the heads' dropout layers then draw random numbers in its order
-        decode: list = []
-        for i, head in enumerate(self.decode_heads):
-            # a later cascade stage reads the previous stage's logits, as its forward (not predict) gives them
-            decode.append(head(feats) if i == 0 else head(feats, _logits(decode[-1])))
+        heads = self.decode_heads
+        decode: list = [heads[0](feats)]
+        prev = None
+        for i in range(1, len(heads)):
+            # As the reference's cascade: the previous stage runs again (in training mode, so with fresh
+            # dropout and BN statistics) to give the logits the next stage refines.
+            prev = heads[0](feats) if i == 1 else heads[i - 1](feats, _logits(prev))
+            decode.append(heads[i](feats, _logits(prev)))
         aux = [head(feats) for head in self.auxiliary_heads]
         return HeadOutputs(decode, aux)
 

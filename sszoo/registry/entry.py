@@ -69,6 +69,8 @@ class TrainRecipe:
     precision: str = "fp32"       # "fp32", "fp16" (static or dynamic loss scaling)
     loss_scale: Optional[float] = None
     pretrained_backbone: Optional[str] = None  # e.g. "open-mmlab://resnet50_v1c", "torchvision://resnet50"
+    warmup_iters: int = 0         # linear warm-up (MMEngine's LinearLR) before the poly schedule (PointRend: 200)
+    warmup_start_factor: float = 1.0   # the warm-up's first lr, as a fraction of lr
 
     @property
     def batch_size(self) -> int:

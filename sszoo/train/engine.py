@@ -69,6 +69,20 @@ def poly_lr(base_lr: float, iteration: int, total: int, power: float, min_lr: fl
     return (base_lr - min_lr) * (1.0 - frac) ** power + min_lr
 
 
+def scheduled_lr(cfg: TrainConfig, iteration: int) -> float:
+    """The learning rate of update ``iteration``: the linear warm-up, then the poly schedule.
+
+    As MMEngine's ``LinearLR(start_factor, begin=0, end=W)`` followed by ``PolyLR(begin=W, end=iters)``:
+    the warm-up rises from ``start_factor x lr`` to ``lr`` at update ``W - 1``, and the poly schedule
+    decays over the remaining updates (:func:`poly_lr`).
+    """
+    w = cfg.warmup_iters
+    if iteration < w:
+        frac = iteration / (w - 1) if w > 1 else 1.0
+        return cfg.lr * (cfg.warmup_start_factor + (1.0 - cfg.warmup_start_factor) * frac)
+    return poly_lr(cfg.lr, iteration - w, cfg.iters - w, cfg.poly_power, cfg.min_lr)
+
+
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """SGD (momentum, weight decay on every parameter, as the reference recipes) or AdamW."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -275,7 +289,7 @@ class Trainer:
         for it, batch in enumerate(loader, start=start):
             # dropout and any other torch randomness of this step depend on (seed, iteration, rank) only
             torch.manual_seed(_mix(cfg.seed, it, info.rank, 3))
-            lr = poly_lr(cfg.lr, it, cfg.iters, cfg.poly_power, cfg.min_lr)
+            lr = scheduled_lr(cfg, it)
             for g in optimizer.param_groups:
                 g["lr"] = lr
             x = normalize_batch(batch["image"].to(dev, non_blocking=True), batch["valid"], cfg.mean, cfg.std,

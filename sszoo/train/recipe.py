@@ -43,6 +43,8 @@ class TrainConfig:
     weight_decay: float = 5e-4
     poly_power: float = 0.9
     min_lr: float = 1e-4
+    warmup_iters: int = 0                    # linear warm-up iterations before the poly schedule
+    warmup_start_factor: float = 1.0         # the warm-up's first lr, as a fraction of lr
     aux_weight: float = 0.4
     ignore_index: int = 255
     amp: str = "off"                         # "off", "fp16" (dynamic loss scaling) or "bf16"
@@ -74,6 +76,9 @@ class TrainConfig:
             problems.append(f"ratio_range must be 0 < low <= high, got {self.ratio_range}")
         if self.lr <= 0:
             problems.append(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.warmup_iters < self.iters or not 0 < self.warmup_start_factor <= 1:
+            problems.append(f"warm-up must be 0 <= warmup_iters < iters and 0 < warmup_start_factor <= 1, got "
+                            f"{self.warmup_iters} of {self.iters} iterations from {self.warmup_start_factor}")
         if self.amp not in ("off", "fp16", "bf16"):
             problems.append(f"amp must be 'off', 'fp16' or 'bf16', got {self.amp!r}")
         if self.optimizer not in ("sgd", "adamw"):
@@ -138,7 +143,8 @@ def config_from_entry(entry: ZooEntry, data: str, work_dir: str, **overrides: An
         num_classes=entry.num_classes, iters=int(iters), batch_size=r.batch_size, crop=tuple(r.crop),
         scale=scale, test_scale=tuple(over.pop("test_scale", scale)), ratio_range=tuple(r.ratio_range),
         cat_max_ratio=r.cat_max_ratio, optimizer=r.optimizer, lr=r.lr, momentum=r.momentum,
-        weight_decay=r.weight_decay, poly_power=r.poly_power, min_lr=r.min_lr, aux_weight=r.aux_loss_weight,
+        weight_decay=r.weight_decay, poly_power=r.poly_power, min_lr=r.min_lr, warmup_iters=r.warmup_iters,
+        warmup_start_factor=r.warmup_start_factor, aux_weight=r.aux_loss_weight,
         ignore_index=entry.dataset.ignore_index, mean=tuple(entry.test.mean), std=tuple(entry.test.std),
     )
     base.update(over)

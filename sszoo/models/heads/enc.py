@@ -13,6 +13,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..layers import ClassifierHead, ConvBNReLU, resize
+from ..losses import loss_precision
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,8 @@ class EncHead(ClassifierHead):
         logits, se_logits = output
         terms = super().loss(logits, label, ignore_index=ignore_index)
         present = se_class_presence(label, se_logits.shape[1])
-        bce = F.binary_cross_entropy_with_logits(se_logits.float(), present)
+        se_logits = loss_precision(se_logits)
+        bce = F.binary_cross_entropy_with_logits(se_logits, present.to(se_logits.dtype))
         # The segmentor multiplies every term by this head's loss_weight; the SE term has its own weight.
         terms["se"] = bce * (self.se_loss_weight / self.loss_weight)
         return terms

@@ -16,6 +16,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..layers import ClassifierHead
+from ..losses import loss_precision
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ class PointHead(ClassifierHead):
         logits, points = output
         point_label = point_sample(label.unsqueeze(1).float(), points, mode="nearest",
                                    align_corners=self.align_corners).squeeze(1).long()
-        per_point = F.cross_entropy(logits.float(), point_label, ignore_index=ignore_index, reduction="none")
+        per_point = F.cross_entropy(loss_precision(logits), point_label, ignore_index=ignore_index, reduction="none")
         return {"point_ce": per_point.sum() / (point_label.numel() + torch.finfo(torch.float32).eps)}
 
     def reset_classifier(self, num_classes: int) -> None:
