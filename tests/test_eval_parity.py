@@ -32,8 +32,9 @@ def models():
     for name, s in g["sets"].items():
         entry = get_entry(s["config"])
         model = build_model(entry.arch.with_num_classes(s["num_classes"]))
-        randomise_like_oracle(model, g["seed"], tuple(g["calib_shape"]))
-        out[name] = (model.eval(), entry)
+        float64 = g.get("dtype") == "float64"
+        randomise_like_oracle(model, g["seed"], tuple(g["calib_shape"]), float64=float64)
+        out[name] = ((model.double() if float64 else model).eval(), entry)
     return out
 
 

@@ -6,8 +6,10 @@ in the oracle environment, which has MMSegmentation but no sszoo):
     /work/venv/bin/python tools/make_eval_golden.py
 
 Oracle phase, per set (a Cityscapes-layout and an ADE20K-layout set of three odd-sized images):
-1. build the config's model with the seeded weights of mmseg_oracle_dump.py (tests rebuild them with
-   tests/oracle_weights.randomise_like_oracle);
+1. build the config's model with the seeded weights of mmseg_oracle_dump.py, BatchNorm calibrated as
+   tools/oracle_dump64.py does, and run everything below in float64 (tests rebuild the weights with
+   tests/oracle_weights.randomise_like_oracle and evaluate in float64 too: in float32 a few near-tie
+   pixels flip from one CPU to another);
 2. make labels from the model's own prediction on a noise-perturbed copy of each image (so the mIoU is
    informative rather than ~0 with random weights), with an ignore band; ADE labels are stored +1 with a
    0 ("other") strip, one Cityscapes label is stored only as *_gtFine_labelIds.png;
@@ -75,11 +77,13 @@ def oracle() -> None:
     from mmseg.utils import register_all_modules
 
     register_all_modules()
-    golden = {"calib_shape": list(CALIB), "seed": SEED, "sets": {}}
+    golden = {"calib_shape": list(CALIB), "seed": SEED, "dtype": "float64", "sets": {}}
     for name, s in SETS.items():
         root = os.path.join(OUT, name)
-        dump, model, cfg = build_reference_model(s["config"], s["num_classes"], dict(mode="whole"))
-        dump.randomise_(model, SEED, CALIB)
+        _, model, cfg = build_reference_model(s["config"], s["num_classes"], dict(mode="whole"))
+        from oracle_dump64 import randomise64_
+        randomise64_(model, SEED, CALIB)  # float64 from here on: per-pixel parity must not hang on float32 rounding
+        model.backbone.register_forward_pre_hook(lambda m, args: (args[0].double(),) + tuple(args[1:]))
         model.eval()
 
         pipeline = [dict(type="LoadImageFromFile"), dict(type="Resize", scale=s["scale"], keep_ratio=True),
