@@ -34,6 +34,10 @@ class HashRequiredError(DownloadError):
     """``SSZOO_REQUIRE_HASHES`` is set and the file has no full sha256 pinned in the lock file."""
 
 
+class SpecError(HubError, ValueError):
+    """A weights spec (``hf-hub:org/repo@rev``, a mirror URL) is malformed or could name a path outside the cache."""
+
+
 class CheckpointError(HubError):
     """A checkpoint could not be read, is unsafe, or does not fit the model."""
 

@@ -22,7 +22,7 @@ from . import cache, lockfile
 from .checkpoint import CheckpointError, check_finite, check_fits, expected_state, read_checkpoint
 from .convert import Converted, backbone_to_sszoo, check_backbone, to_sszoo
 from .download import download_file, file_sha256, sha256_prefix_from_name
-from .errors import HashMismatchError, HashRequiredError, NetworkError, OfflineError
+from .errors import HashMismatchError, HashRequiredError, NetworkError, OfflineError, SpecError
 
 log = logging.getLogger("sszoo.hub")
 
@@ -58,7 +58,7 @@ def mirror_url(url: str) -> str:
     if not base:
         return url
     if not base.startswith(("http://", "https://")):
-        raise ValueError(f"SSZOO_MIRROR={base!r} must be an http(s) base URL, e.g. https://mirror.example.org/zoo")
+        raise SpecError(f"SSZOO_MIRROR={base!r} must be an http(s) base URL, e.g. https://mirror.example.org/zoo")
     parts = urlsplit(url)
     return base.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
 
@@ -264,10 +264,10 @@ def parse_hf_spec(spec: str) -> tuple[str, Optional[str]]:
     parts = repo.split("/")
     if (len(parts) != 2 or not all(_HF_PART.fullmatch(p) for p in parts)
             or any(".." in p or "--" in p or p.endswith((".", "-")) for p in parts)):
-        raise ValueError(f"bad Hugging Face spec {spec!r}; expected hf-hub:org/repo or hf-hub:org/repo@revision")
+        raise SpecError(f"bad Hugging Face spec {spec!r}; expected hf-hub:org/repo or hf-hub:org/repo@revision")
     if at and (not _HF_REVISION.fullmatch(rev) or any(seg in ("", ".", "..") for seg in rev.split("/"))
                or rev.endswith(".lock")):
-        raise ValueError(f"bad revision {rev!r} in {spec!r}: a revision is a branch, tag or commit hash "
+        raise SpecError(f"bad revision {rev!r} in {spec!r}: a revision is a branch, tag or commit hash "
                          "(letters, digits, '.', '_', '-', '/'; no '..' or empty path segments)")
     return repo, (rev or None)
 
