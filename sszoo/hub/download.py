@@ -277,8 +277,8 @@ def _strong_etag(value: Optional[str]) -> Optional[str]:
 def _check_size_up_front(total: int, have: int, part: str, url: str, limits: _Limits) -> None:
     if limits.expected_size is not None and total != limits.expected_size:
         discard_partial(part)
-        raise DownloadError(f"{url} announces {total} bytes, but the lock file pins {limits.expected_size}: the "
-                            "server has another file than the one pinned. Refused; nothing was kept.")
+        raise HashMismatchError(f"{url} announces {total} bytes, but the lock file pins {limits.expected_size}: the "
+                                "server has another file than the one pinned. Refused; nothing was kept.")
     if limits.expected_size is None and total > limits.policy.max_bytes:
         discard_partial(part)
         raise DownloadError(f"{url} announces {_human(total)}, more than the {_human(limits.policy.max_bytes)} "
@@ -379,10 +379,11 @@ def _attempt(session: requests.Session, url: str, part: str, limits: _Limits, pr
                             continue
                         size += len(block)
                         if size > limit:
-                            raise DownloadError(f"{url} sent more than {_human(limit)} ("
-                                                + ("the size pinned in the lock file" if limits.expected_size
-                                                   is not None else "SSZOO_MAX_DOWNLOAD")
-                                                + "). Refused; nothing was kept.")
+                            pinned = limits.expected_size is not None
+                            raise (HashMismatchError if pinned else DownloadError)(
+                                f"{url} sent more than {_human(limit)} ("
+                                + ("the size pinned in the lock file" if pinned else "SSZOO_MAX_DOWNLOAD")
+                                + "). Refused; nothing was kept.")
                         out.write(block)
                         h.update(block)
                         bar.update(len(block))
