@@ -8,7 +8,7 @@ Layout under the cache root (``SSZOO_HOME``, default ``$XDG_CACHE_HOME/sszoo`` o
     downloads/<file name>             originals put there by hand for offline use
     locks/<id>-<file name>.lock       one inter-process lock per source file: one process downloads, others wait
 
-``<key>`` is the zoo entry name (``pspnet_r18_d8_cityscapes.512x1024_80k``), ``backbone--<name>`` for
+``<key>`` is the zoo entry name (``pspnet_r18_d8_cityscapes.512x1024_80k``), ``backbone--<file stem>-<id>`` for
 ImageNet backbones, or ``url--<file stem>-<id>`` for checkpoints given by URL; ``<id>`` is the start of the
 sha256 of the normalised source URL, so two URLs never share a download, a lock or an entry.
 """
@@ -181,6 +181,10 @@ def store(key: str, state_dict: dict[str, torch.Tensor], *, source_url: Optional
     tensors = {k: v.detach().clone().contiguous() for k, v in state_dict.items()}
     meta = {"format": "pt", "sszoo_key": key}
     try:
+        if os.path.isdir(folder):  # temporary files of a writer killed mid-write (the caller holds the lock)
+            for name in os.listdir(folder):
+                if name.startswith(".tmp-"):
+                    os.remove(os.path.join(folder, name))
         with atomic_path(weights) as tmp:
             save_file(tensors, tmp, metadata=meta)
         prov = Provenance(key=key, sha256=file_sha256(weights), size=os.path.getsize(weights), source_url=source_url,

@@ -22,7 +22,7 @@ import requests
 from ..atomic import atomic_path, write_text
 from . import cache, lockfile
 from .errors import HubError
-from .sources import (BACKBONES, _url_key, fetch, hf_file, hf_source_key, load_backbone_weights, load_pretrained,
+from .sources import (BACKBONES, _url_key, backbone_key, fetch, hf_file, hf_source_key, load_backbone_weights, load_pretrained,
                       to_sszoo)
 
 _LEVEL_TEXT = {lockfile.FULL: "full sha256 (lock file)", "prefix-32bit": "prefix-32bit", lockfile.NONE: "UNVERIFIED"}
@@ -41,7 +41,7 @@ def _level(prov: cache.Provenance) -> str:
 def _key_for(name: str) -> str:
     """The cache key of a zoo name, backbone spec or raw key."""
     if name in BACKBONES:
-        return "backbone--" + name.replace("://", "-")
+        return backbone_key(BACKBONES[name])
     if os.path.isdir(cache.entry_dir(name)):
         return name
     from ..registry import resolve_name

@@ -252,6 +252,12 @@ def _url_key(url: str) -> str:
     return f"url--{stem}-{source_id(lockfile.normalise_url(url))}"
 
 
+def backbone_key(url: str) -> str:
+    """The cache key of backbone weights: by their source file, so specs naming one file share one entry
+    (``open-mmlab://resnet50_v1c`` and ``sssegmentation://resnet50``)."""
+    return "backbone--" + _url_key(url)[len("url--"):]
+
+
 _HF_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
 _HF_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,254}")
 
@@ -399,15 +405,13 @@ def load_backbone_weights(spec: Union[str, os.PathLike], *, progress: Optional[b
     spec = os.fspath(spec)
     if spec in BACKBONES:
         url = BACKBONES[spec]
-        key = "backbone--" + spec.replace("://", "-")
-        state, _ = fetch(key, url, _backbone_converter(spec), progress=progress)
+        state, _ = fetch(backbone_key(url), url, _backbone_converter(spec), progress=progress)
         return state
     if "://" in spec and not spec.startswith(("http://", "https://")):
         raise KeyError(f"unknown backbone weights {spec!r}; known: {', '.join(sorted(BACKBONES))}, "
                        "a local path or an http(s) URL")
     if spec.startswith(("http://", "https://")):
-        state, _ = fetch("backbone--" + _url_key(spec), spec, _backbone_converter(spec), progress=progress,
-                         user_url=True)
+        state, _ = fetch(backbone_key(spec), spec, _backbone_converter(spec), progress=progress, user_url=True)
         return state
     path = os.path.expanduser(spec)
     if not os.path.isfile(path):
