@@ -232,3 +232,22 @@ def test_connection_refused_message_is_true_about_the_partial_file(tmp_path):
     with pytest.raises(NetworkError) as e:
         download_file(url, tmp_path / "g.pth", policy=DownloadPolicy(retries=1, backoff=0.0), progress=False)
     assert "after 2 attempts" in str(e.value) and "No partial file was kept" in str(e.value)
+
+
+def test_load_on_a_machine_without_dns_explains_the_offline_way(tmp_path, monkeypatch):
+    from sszoo.hub import load_pretrained
+    from sszoo.registry import get_entry
+    monkeypatch.setenv("SSZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SSZOO_MIRROR", "http://mirror.sszoo-test.invalid")
+    monkeypatch.setenv("SSZOO_RETRIES", "3")
+    monkeypatch.setenv("SSZOO_BACKOFF", "5")
+    for var in ("SSZOO_OFFLINE", "HF_HUB_OFFLINE", "SSZOO_LOCKFILE", "SSZOO_REQUIRE_HASHES"):
+        monkeypatch.delenv(var, raising=False)
+    entry = get_entry("pspnet_r18_d8_cityscapes")
+    with pytest.raises(NetworkError) as e:
+        load_pretrained(entry, True)
+    msg = str(e.value)
+    file_name = entry.weights.url.rsplit("/", 1)[1]
+    assert "not retried" in msg and "No partial file was kept" in msg
+    assert "SSZOO_OFFLINE=1" in msg and str(tmp_path / "home" / "downloads" / file_name) in msg
+    assert not os.listdir(tmp_path / "home" / "downloads")
