@@ -15,7 +15,7 @@ import warnings
 import pytest
 import torch
 
-from hub_helpers import PUBLISHED_HOST, Source, hub_env, r18_source, serve_oracle_checkpoint  # noqa: F401
+from hub_helpers import Source, hub_env, r18_source, serve_oracle_checkpoint  # noqa: F401
 from sszoo.hub import (CacheNotWritableError, CheckpointError, DownloadError, LockTimeoutError,
                        UnverifiedWeightsWarning, load_pretrained)
 from sszoo.hub import cache

@@ -8,8 +8,7 @@ import warnings
 import pytest
 import torch
 
-from hub_helpers import (PUBLISHED_HOST, Source, hub_env, r18_source, register,  # noqa: F401
-                         serve_oracle_checkpoint)
+from hub_helpers import Source, hub_env, r18_source, register, serve_oracle_checkpoint  # noqa: F401
 from sszoo.hub import (HashMismatchError, HashRequiredError, HubError, Pin, UnverifiedWeightsWarning,
                        WeakHashWarning, load_pretrained, write_pins)
 from sszoo.hub import cache

@@ -14,15 +14,16 @@ from .checkpoint import (NonFiniteWeightsWarning, check_finite, check_fits, chec
 from .convert import Converted, from_ssseg, to_sszoo
 from .download import DownloadPolicy, download_file
 from .errors import (CacheCorruptError, CacheNotWritableError, CacheWriteError, CheckpointError, DownloadError,
-                     HashMismatchError, HashRequiredError, HubError, LockTimeoutError, NetworkError, OfflineError,
-                     SpecError)
+                     HashMismatchError, HashRequiredError, HubError, LockFileError, LockTimeoutError, NetworkError,
+                     OfflineError, SpecError)
 from .lockfile import Pin, lockfile_path, read_pins, require_hashes, write_pins
 from .sources import (BACKBONES, UnverifiedWeightsWarning, WeakHashWarning, load_backbone_weights, load_pretrained,
                       mirror_url)
 
 __all__ = ["BACKBONES", "CacheCorruptError", "CacheNotWritableError", "CacheWriteError", "CheckpointError",
            "Converted", "DownloadError", "DownloadPolicy", "HashMismatchError", "HashRequiredError", "HubError",
-           "LockTimeoutError", "NetworkError", "NonFiniteWeightsWarning", "OfflineError", "Pin", "Provenance", "SpecError",
+           "LockFileError", "LockTimeoutError", "NetworkError", "NonFiniteWeightsWarning", "OfflineError", "Pin",
+           "Provenance", "SpecError",
            "UnverifiedWeightsWarning", "WeakHashWarning", "check_finite", "check_fits", "check_tensors",
            "download_file", "extract_state_dict", "from_ssseg", "hub_dir", "is_offline", "load_backbone_weights",
            "load_pretrained", "load_state_dict_strict", "lockfile_path", "mirror_url", "read_checkpoint",

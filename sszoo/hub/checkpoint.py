@@ -143,7 +143,8 @@ def extract_state_dict(obj: Any) -> dict[str, torch.Tensor]:
             if key in obj and isinstance(obj[key], Mapping):
                 obj = obj[key]
                 break
-        sd = {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor) and isinstance(k, str)}
+        sd = {k.removeprefix("module."): v for k, v in obj.items()
+              if isinstance(v, torch.Tensor) and isinstance(k, str)}
         if sd:
             return sd
     raise CheckpointError("no state dict of tensors found in the checkpoint "
@@ -258,7 +259,8 @@ def check_fits(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor
                               f"({len(dtypes)}): {_show(dtypes)}. A cast would hide a broken or forged file; refused.")
 
 
-def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> None:
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
+                           source: str = "checkpoint") -> None:
     """Load ``state_dict`` into ``model`` requiring every key used and every parameter and buffer filled.
 
     Raises :class:`CheckpointError` listing the missing, unexpected and mis-shaped keys, which is what

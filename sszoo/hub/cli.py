@@ -22,8 +22,8 @@ import requests
 from ..atomic import atomic_path, write_text
 from . import cache, lockfile
 from .errors import HubError
-from .sources import (BACKBONES, _url_key, backbone_key, fetch, hf_file, hf_source_key, load_backbone_weights, load_pretrained,
-                      to_sszoo)
+from .sources import (BACKBONES, _url_key, backbone_key, fetch, hf_file, hf_source_key, load_backbone_weights,
+                      load_pretrained, to_sszoo)
 
 _LEVEL_TEXT = {lockfile.FULL: "full sha256 (lock file)", "prefix-32bit": "prefix-32bit", lockfile.NONE: "UNVERIFIED"}
 PREFIX_NOTE = ("prefix-32bit: the original matched the 8 hex digits of sha256 published in its file name; a forger "

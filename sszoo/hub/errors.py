@@ -38,6 +38,10 @@ class SpecError(HubError, ValueError):
     """A weights spec (``hf-hub:org/repo@rev``, a mirror URL) is malformed or could name a path outside the cache."""
 
 
+class LockFileError(HubError, ValueError):
+    """The lock file (``sszoo.lock``, ``SSZOO_LOCKFILE``) is missing where it was named, or unreadable."""
+
+
 class CheckpointError(HubError):
     """A checkpoint could not be read, is unsafe, or does not fit the model."""
 

@@ -24,7 +24,7 @@ from typing import Iterator, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from ..atomic import write_text
-from .errors import HubError
+from .errors import LockFileError
 
 LOCKFILE_NAME = "sszoo.lock"
 LOCK_VERSION = 1
@@ -96,7 +96,7 @@ def read_pins(path: Optional[str] = None) -> dict[str, Pin]:
         return {}
     if not os.path.isfile(path):
         if explicit:
-            raise HubError(f"the lock file {path} (SSZOO_LOCKFILE) does not exist; write it with "
+            raise LockFileError(f"the lock file {path} (SSZOO_LOCKFILE) does not exist; write it with "
                            "`python -m sszoo.hub lock NAME...`, or unset SSZOO_LOCKFILE")
         return {}
     try:
@@ -114,7 +114,7 @@ def read_pins(path: Optional[str] = None) -> dict[str, Pin]:
             pins[key] = Pin(sha, size)
         return pins
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise HubError(f"unreadable lock file {path}: {e}. Fix or delete it, or rewrite it with "
+        raise LockFileError(f"unreadable lock file {path}: {e}. Fix or delete it, or rewrite it with "
                        "`python -m sszoo.hub lock NAME...`") from e
 
 

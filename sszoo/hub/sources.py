@@ -106,7 +106,8 @@ def _discard(path: str) -> None:
         os.remove(path)
 
 
-def _usable_entry(key: str, source_key: str, pin: Optional[lockfile.Pin], *, repair: bool) -> Optional[cache.Provenance]:
+def _usable_entry(key: str, source_key: str, pin: Optional[lockfile.Pin], *,
+                  repair: bool) -> Optional[cache.Provenance]:
     """The provenance of a verified cache entry made from ``source_key`` (and from the pinned file), or None.
 
     Without ``repair`` (no lock held) a damaged or stale entry is only reported as None; with it, it is
@@ -235,7 +236,7 @@ def fetch(key: str, url: str, convert: Callable[[Any], Converted], *, sha256_pre
         except CheckpointError as e:
             _discard(path)  # a refused file must not stick: the next load asks the server again
             raise CheckpointError(f"{e}\n  ({path} was deleted)") from e
-        except BaseException:
+        except Exception:  # (an interrupt keeps the verified file for the next run)
             _discard(path)
             raise
         size = os.path.getsize(path)
