@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -205,3 +206,42 @@ def test_convert_prints_one_line_and_no_traceback(tmp_path, r18_source, capsys):
         err = capsys.readouterr().err
         assert err.startswith("error: ") and expect in err, err
     assert not (tmp_path / "o2").exists()
+
+
+_STORE_FULL_CHILD = textwrap.dedent("""
+    import dataclasses, resource, signal, sys
+    import sszoo
+    from sszoo.hub import CacheWriteError, load_pretrained
+    from sszoo.registry import WeightsInfo
+    url, prefix, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the limit, write() fails with EFBIG instead of a kill
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    base = sszoo.get_entry("pspnet_r18_d8_cityscapes")
+    entry = dataclasses.replace(base, name="pspnet_r18_d8_cityscapes.full",
+                                weights=WeightsInfo(url=url, sha256_prefix=prefix))
+    try:
+        load_pretrained(entry, True, progress=False)
+    except CacheWriteError as e:
+        print("ERROR", e)
+""")
+
+
+def test_a_full_disk_while_caching_is_a_cache_error_and_leaves_no_half_entry(hub_env, r18_source, tmp_path):
+    server, home = hub_env
+    # three same-shaped layer4 convs stored as one tensor in the .pth: the safetensors copy is larger than the
+    # download, so a file-size limit between the two makes only the cache write fail (like a disk filling up)
+    state = dict(r18_source.state_dict)
+    shared = state["backbone.layer4.0.conv2.weight"]
+    for k in ("backbone.layer4.1.conv1.weight", "backbone.layer4.1.conv2.weight"):
+        state[k] = shared
+    s = serve_state(server, r18_source, tmp_path, state, "full")
+    limit = len(s.data) + 4 * 1024 ** 2
+    child = subprocess.run([sys.executable, "-c", _STORE_FULL_CHILD, s.entry.weights.url, s.entry.weights.sha256_prefix,
+                            str(limit)], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert "ERROR the disk is full while writing" in child.stdout and "nothing was cached" in child.stdout
+    assert "The verified original is kept at" in child.stdout
+    assert not (home / "weights" / "pspnet_r18_d8_cityscapes.full").exists()
+    assert len(os.listdir(home / "downloads")) == 1  # the verified original stays, for the next try
+    state2 = load_pretrained(dataclasses.replace(s.entry, name="pspnet_r18_d8_cityscapes.full"), True)
+    assert server.gets(s.path) == 1 and torch.equal(state2["backbone.layer4.1.conv1.weight"], shared)

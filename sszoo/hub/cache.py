@@ -204,10 +204,17 @@ def store(key: str, state_dict: dict[str, torch.Tensor], *, source_url: Optional
         raise CacheWriteError(f"could not write the cache entry {folder}: {e}") from e
     except Exception as e:
         remove(key)
-        if type(e).__name__ == "SafetensorError" and "No space left" in str(e):
-            raise CacheWriteError(f"the disk is full while writing {weights}; nothing was cached. Free some space "
-                                  "or point SSZOO_HOME at a larger disk.") from e
-        raise
+        # safetensors reports the OS error as text: "I/O error: No space left on device (os error 28)"
+        m = re.search(r"os error (\d+)", str(e))
+        if type(e).__name__ != "SafetensorError" or not m:
+            raise
+        err = OSError(int(m.group(1)), os.strerror(int(m.group(1))))
+        if is_not_writable(err):
+            raise not_writable_error(folder, "caching the converted weights", err) from e
+        if is_disk_full(err):
+            raise CacheWriteError(f"the disk is full while writing {weights} ({err.strerror}); nothing was cached. "
+                                  "Free some space or point SSZOO_HOME at a larger disk.") from e
+        raise CacheWriteError(f"could not write the cache entry {folder}: {e}") from e
     return prov
 
 

@@ -240,10 +240,14 @@ def fetch(key: str, url: str, convert: Callable[[Any], Converted], *, sha256_pre
             _discard(path)
             raise
         size = os.path.getsize(path)
-        prov = cache.store(key, converted.state_dict, source_url=url if source == url else f"{url} (via {source})",
-                           source_sha256=digest, verification=level, source_format=converted.source_format,
-                           entry=entry, classes=converted.classes, source_key=source_key, source_size=size,
-                           extra={"notes": converted.notes} if converted.notes else None)
+        try:
+            prov = cache.store(key, converted.state_dict, source_url=url if source == url else f"{url} (via {source})",
+                               source_sha256=digest, verification=level, source_format=converted.source_format,
+                               entry=entry, classes=converted.classes, source_key=source_key, source_size=size,
+                               extra={"notes": converted.notes} if converted.notes else None)
+        except cache.CacheWriteError as e:
+            raise type(e)(f"{e} The verified original is kept at {path}; the next load converts it without "
+                          "downloading again.") from e
         _discard(path)  # the verified safetensors replaces the original
         return cache.load_cached(key), prov
 
