@@ -40,7 +40,8 @@ def create_model(name: str, pretrained: Pretrained = False, num_classes: int | N
     config = dataclasses.replace(entry.arch, **overrides)
     state = None
     if pretrained is not False and pretrained is not None:
-        state = load_pretrained(entry, pretrained)
+        # the architecture is passed so that weights that do not fit it are refused before they are cached
+        state = load_pretrained(entry, pretrained, arch=config)
         ckpt_classes = _classifier_outputs(state)
         if num_classes is not None and ckpt_classes == num_classes:
             # a checkpoint already fine-tuned to num_classes (e.g. one exported by sszoo.train)

@@ -49,20 +49,23 @@ def oracle_source() -> Source:
     return _oracle_source_once()
 
 
-@pytest.fixture(scope="session")
-def tiny_source(tmp_path_factory) -> Source:
-    """A few-KB checkpoint in MMSegmentation's published layout, for the cache mechanics (no model is built)."""
-    local = str(tmp_path_factory.mktemp("tiny") / "tiny.pth")
-    g = torch.Generator().manual_seed(7)
-    sd = {"backbone.stem.0.weight": torch.randn(32, 3, 3, 3, generator=g),
-          "backbone.stem.1.running_var": torch.rand(32, generator=g),
-          "backbone.stem.1.num_batches_tracked": torch.tensor(3),
-          "decode_head.conv_seg.weight": torch.randn(19, 128, 1, 1, generator=g),
-          "decode_head.conv_seg.bias": torch.randn(19, generator=g)}
+@functools.lru_cache(maxsize=1)
+def _r18_source_once() -> Source:
+    # the golden case's weights with CLASSES in their meta: the smallest checkpoint that fits a zoo network,
+    # which the hub now checks before caching (51 MB, written once per test session)
+    oracle = _oracle_source_once()
+    folder = tempfile.mkdtemp(prefix="sszoo-hub-r18-")
+    atexit.register(shutil.rmtree, folder, True)
+    local = os.path.join(folder, "r18.pth")
     torch.save({"meta": {"CLASSES": ("road", "sidewalk"), "PALETTE": [[128, 64, 128], [244, 35, 232]],
-                         "mmcv_version": "1.2.1", "iter": 80000}, "state_dict": sd}, local)
-    info = {"config": "pspnet_r18-d8_4xb2-80k_cityscapes-512x1024", "num_classes": 19}
-    return Source(local, open(local, "rb").read(), None, None, info, sd)
+                         "mmcv_version": "1.2.1", "iter": 80000}, "state_dict": oracle.state_dict}, local)
+    return Source(local, open(local, "rb").read(), oracle.x, oracle.ref, oracle.info, oracle.state_dict)
+
+
+@pytest.fixture
+def r18_source() -> Source:
+    """A checkpoint in MMSegmentation's published layout that fits the served test entry (R-18 PSPNet)."""
+    return _r18_source_once()
 
 
 @dataclass
@@ -105,15 +108,20 @@ def register(monkeypatch, *entries: ZooEntry) -> None:
 
 @pytest.fixture
 def hub_env(tmp_path, monkeypatch):
-    """A private cache root and fast retries; no offline switches inherited from the environment."""
+    """A private cache root and fast retries; no offline switches, lock file or limits inherited from the
+    environment; the working directory is the test's own (no ./sszoo.lock from elsewhere)."""
     from hub_server import FileServer
     home = tmp_path / "sszoo-home"
     monkeypatch.setenv("SSZOO_HOME", str(home))
     monkeypatch.setenv("SSZOO_RETRIES", "1")
     monkeypatch.setenv("SSZOO_BACKOFF", "0")
     monkeypatch.setenv("SSZOO_TIMEOUT", "10")
-    for var in ("SSZOO_OFFLINE", "HF_HUB_OFFLINE", "SSZOO_MIRROR"):
+    for var in ("SSZOO_OFFLINE", "HF_HUB_OFFLINE", "SSZOO_MIRROR", "SSZOO_LOCKFILE", "SSZOO_REQUIRE_HASHES",
+                "SSZOO_ALLOW_NONFINITE", "SSZOO_DEADLINE", "SSZOO_MAX_DOWNLOAD", "SSZOO_LOCK_TIMEOUT"):
         monkeypatch.delenv(var, raising=False)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
     server = FileServer()
     monkeypatch.setenv("SSZOO_MIRROR", server.url)
     yield server, home

@@ -10,7 +10,7 @@ import torch
 
 import sszoo
 from hub_helpers import (PUBLISHED_HOST, assert_close_to_reference, assert_same_state, hub_env,  # noqa: F401
-                         logits, oracle_source, register, serve_oracle_checkpoint, tiny_source)
+                         logits, oracle_source, register, serve_oracle_checkpoint, r18_source)
 from sszoo.hub import HashMismatchError, OfflineError, load_pretrained, mirror_url
 from sszoo.hub import cache
 
@@ -36,7 +36,7 @@ def test_published_checkpoint_downloads_verifies_converts_and_caches(hub_env, or
     prov = json.loads((folder / "provenance.json").read_text())
     import hashlib
     assert prov["source_sha256"] == hashlib.sha256(s.data).hexdigest()
-    assert prov["source_verified"] is True and prov["entry"] == s.entry.name
+    assert prov["verification"] == "prefix-32bit" and prov["entry"] == s.entry.name
     assert prov["source_url"].startswith(PUBLISHED_HOST + s.path) and server.url in prov["source_url"]
     assert prov["sszoo_version"] == sszoo.__version__ and prov["source_format"] == "mmseg"
     assert prov["sha256"] == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
@@ -48,9 +48,9 @@ def test_published_checkpoint_downloads_verifies_converts_and_caches(hub_env, or
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
-def test_damaged_cache_is_detected_and_fetched_again(hub_env, tiny_source, tmp_path, monkeypatch, damage):
+def test_damaged_cache_is_detected_and_fetched_again(hub_env, r18_source, tmp_path, monkeypatch, damage):
     server, home = hub_env
-    s = serve_oracle_checkpoint(server, tiny_source)
+    s = serve_oracle_checkpoint(server, r18_source)
     register(monkeypatch, s.entry)
     load_pretrained(s.entry, True)
     f = weights_dir(home, s.entry.name) / "model.safetensors"
@@ -63,14 +63,14 @@ def test_damaged_cache_is_detected_and_fetched_again(hub_env, tiny_source, tmp_p
     with pytest.warns(RuntimeWarning, match="failed verification"):
         state = load_pretrained(s.entry, True)
     assert server.gets(s.path) == 2
-    assert_same_state(state, tiny_source.state_dict)
+    assert_same_state(state, r18_source.state_dict)
     prov = cache.lookup(s.entry.name)  # re-verified entry
     assert prov.classes == ["road", "sidewalk"]  # CLASSES from the checkpoint's meta, kept as provenance
 
 
-def test_wrong_hash_leaves_nothing_in_the_cache(hub_env, tiny_source, tmp_path, monkeypatch):
+def test_wrong_hash_leaves_nothing_in_the_cache(hub_env, r18_source, tmp_path, monkeypatch):
     server, home = hub_env
-    s = serve_oracle_checkpoint(server, tiny_source, hash_prefix="deadbeef")
+    s = serve_oracle_checkpoint(server, r18_source, hash_prefix="deadbeef")
     with pytest.raises(HashMismatchError, match="expected a hash starting with deadbeef"):
         load_pretrained(s.entry, True)
     assert not weights_dir(home, s.entry.name).exists()
@@ -86,9 +86,9 @@ def test_mirror_replaces_scheme_and_host(monkeypatch):
         mirror_url("https://a/b.pth")
 
 
-def test_without_mirror_the_published_host_is_used(hub_env, tiny_source, tmp_path, monkeypatch):
+def test_without_mirror_the_published_host_is_used(hub_env, r18_source, tmp_path, monkeypatch):
     server, home = hub_env
-    s = serve_oracle_checkpoint(server, tiny_source)
+    s = serve_oracle_checkpoint(server, r18_source)
     monkeypatch.delenv("SSZOO_MIRROR")
     monkeypatch.setenv("SSZOO_TIMEOUT", "2")
     # this machine cannot reach download.openmmlab.com: the failure proves the request went there, not here
@@ -98,13 +98,13 @@ def test_without_mirror_the_published_host_is_used(hub_env, tiny_source, tmp_pat
 
 
 @pytest.mark.parametrize("switch", ["SSZOO_OFFLINE", "HF_HUB_OFFLINE"])
-def test_offline_uses_a_warm_cache_and_explains_a_cold_one(hub_env, tiny_source, tmp_path, monkeypatch, switch):
+def test_offline_uses_a_warm_cache_and_explains_a_cold_one(hub_env, r18_source, tmp_path, monkeypatch, switch):
     server, home = hub_env
-    s = serve_oracle_checkpoint(server, tiny_source)
+    s = serve_oracle_checkpoint(server, r18_source)
     register(monkeypatch, s.entry)
     load_pretrained(s.entry, True)
     monkeypatch.setenv(switch, "1")
-    assert_same_state(load_pretrained(s.entry, True), tiny_source.state_dict)  # warm: works, no request
+    assert_same_state(load_pretrained(s.entry, True), r18_source.state_dict)  # warm: works, no request
     assert server.gets(s.path) == 1
 
     cold = tmp_path / "cold-home"
@@ -121,14 +121,14 @@ def test_offline_uses_a_warm_cache_and_explains_a_cold_one(hub_env, tiny_source,
     # following the message: the original file put there by hand is verified and converted offline
     os.makedirs(cold / "downloads")
     shutil.copy(s.local, cold / "downloads" / file_name)
-    assert_same_state(load_pretrained(s.entry, True), tiny_source.state_dict)
+    assert_same_state(load_pretrained(s.entry, True), r18_source.state_dict)
     assert server.gets(s.path) == 1
     assert cache.lookup(s.entry.name).source_verified
 
 
-def test_offline_refuses_a_hand_placed_file_with_the_wrong_hash(hub_env, tiny_source, tmp_path, monkeypatch):
+def test_offline_refuses_a_hand_placed_file_with_the_wrong_hash(hub_env, r18_source, tmp_path, monkeypatch):
     server, home = hub_env
-    s = serve_oracle_checkpoint(server, tiny_source)
+    s = serve_oracle_checkpoint(server, r18_source)
     monkeypatch.setenv("SSZOO_OFFLINE", "1")
     file_name = s.path.rsplit("/", 1)[1]
     os.makedirs(home / "downloads")
@@ -138,17 +138,19 @@ def test_offline_refuses_a_hand_placed_file_with_the_wrong_hash(hub_env, tiny_so
     assert not (home / "downloads" / file_name).exists()
 
 
-def test_pretrained_url_and_local_folder(hub_env, tiny_source, tmp_path, monkeypatch):
+def test_pretrained_url_and_local_folder(hub_env, r18_source, tmp_path, monkeypatch):
     server, home = hub_env
-    s = serve_oracle_checkpoint(server, tiny_source)
+    s = serve_oracle_checkpoint(server, r18_source)
     register(monkeypatch, s.entry)
-    assert_same_state(load_pretrained(s.entry, server.url + s.path), tiny_source.state_dict)
-    key = "url--" + s.path.rsplit("/", 1)[1][: -len(".pth")]
+    assert_same_state(load_pretrained(s.entry, server.url + s.path), r18_source.state_dict)
+    from sszoo.hub.sources import _url_key
+    key = _url_key(server.url + s.path)
+    assert key.startswith("url--" + s.path.rsplit("/", 1)[1][: -len(".pth")] + "-")  # file stem + source id
     assert (home / "weights" / key / "model.safetensors").is_file()
     load_pretrained(s.entry, server.url + s.path)
     assert server.gets(s.path) == 1
     # a folder holding model.safetensors (the cache entry, or the output of `convert`) loads too
-    assert_same_state(load_pretrained(s.entry, str(home / "weights" / key)), tiny_source.state_dict)
+    assert_same_state(load_pretrained(s.entry, str(home / "weights" / key)), r18_source.state_dict)
 
 
 def test_bad_pretrained_arguments(hub_env, tmp_path):

@@ -7,20 +7,21 @@ import torch
 
 import sszoo
 from hub_helpers import (assert_same_state, hub_env, register, serve_oracle_checkpoint,  # noqa: F401
-                         tiny_source, oracle_source, logits, assert_close_to_reference)
+                         r18_source, oracle_source, logits, assert_close_to_reference)
 from sszoo.hub import OfflineError
 from sszoo.hub.cli import main
 
 
-def test_download_ls_verify_rm(hub_env, tiny_source, monkeypatch, capsys):
+def test_download_ls_verify_rm(hub_env, r18_source, monkeypatch, capsys):
     server, home = hub_env
-    s = serve_oracle_checkpoint(server, tiny_source)
+    s = serve_oracle_checkpoint(server, r18_source)
     register(monkeypatch, s.entry)
     assert main(["download", "-q", s.entry.name]) == 0
-    assert "[verified]" in capsys.readouterr().out
+    assert "[prefix-32bit]" in capsys.readouterr().out
     assert main(["ls"]) == 0
     out = capsys.readouterr().out
-    assert s.entry.name in out and "verified" in out and "1 entries" in out
+    assert s.entry.name in out and "prefix-32bit" in out and "1 entries" in out
+    assert "2^32" in out  # what a prefix proves
     assert main(["verify"]) == 0
     assert "OK" in capsys.readouterr().out
     f = home / "weights" / s.entry.name / "model.safetensors"

@@ -10,7 +10,7 @@ import types
 import pytest
 import torch
 
-from hub_helpers import hub_env, serve_oracle_checkpoint, tiny_source  # noqa: F401
+from hub_helpers import hub_env, serve_oracle_checkpoint, r18_source  # noqa: F401
 from sszoo.hub import CheckpointError, load_pretrained, read_checkpoint
 
 
@@ -41,16 +41,16 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
     assert not marker.exists()
 
 
-def test_served_malicious_checkpoint_is_not_cached(hub_env, tiny_source, tmp_path):
+def test_served_malicious_checkpoint_is_not_cached(hub_env, r18_source, tmp_path):
     server, home = hub_env
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
-    torch.save({"state_dict": tiny_source.state_dict, "meta": _CreatesFile(str(marker))}, path)
+    torch.save({"state_dict": r18_source.state_dict, "meta": _CreatesFile(str(marker))}, path)
     data = path.read_bytes()
     prefix = hashlib.sha256(data).hexdigest()[:8]
     import dataclasses
     from sszoo.registry import WeightsInfo
-    s = serve_oracle_checkpoint(server, tiny_source)
+    s = serve_oracle_checkpoint(server, r18_source)
     url_path = f"/mmsegmentation/v0.5/evil/evil-{prefix}.pth"
     server.add(url_path, data)
     entry = dataclasses.replace(s.entry, weights=WeightsInfo(url="https://download.openmmlab.com" + url_path,
@@ -124,9 +124,9 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def test_four_processes_download_once_and_load_the_same_weights(hub_env, tiny_source, tmp_path):
+def test_four_processes_download_once_and_load_the_same_weights(hub_env, r18_source, tmp_path):
     server, home = hub_env
-    s = serve_oracle_checkpoint(server, tiny_source, name="pspnet_r18_d8_cityscapes.concurrent")
+    s = serve_oracle_checkpoint(server, r18_source, name="pspnet_r18_d8_cityscapes.concurrent")
     server.delay = 1.0  # keep the first download in flight while the other processes arrive
     env = dict(os.environ)
     procs = [subprocess.Popen([sys.executable, "-c", _CHILD, s.entry.weights.url, s.entry.weights.sha256_prefix],
@@ -136,9 +136,9 @@ def test_four_processes_download_once_and_load_the_same_weights(hub_env, tiny_so
         assert p.returncode == 0, err
     digests = {line.split()[1] for out, _ in outs for line in out.splitlines() if line.startswith("DIGEST")}
     h = hashlib.sha256()
-    for k in sorted(tiny_source.state_dict):
+    for k in sorted(r18_source.state_dict):
         h.update(k.encode())
-        h.update(tiny_source.state_dict[k].numpy().tobytes())
+        h.update(r18_source.state_dict[k].numpy().tobytes())
     assert digests == {h.hexdigest()}  # four identical loads, equal to the published weights
     assert server.gets(s.path) == 1     # one download
 

@@ -53,8 +53,8 @@ FULL = [c for c in CASES if "_r18_" in c or c == "deeplabv3_r50_d8" or os.enviro
 @pytest.mark.parametrize("case", [c for c in CASES if "_r50_" in c])
 def test_registry_r50_architectures_take_every_sssegmentation_key(case):
     _, info = load_case(case)
-    # shapes only: empty tensors are enough to check that every key lands on a parameter of the right shape
-    state = {k: torch.empty(shape) if not k.endswith("num_batches_tracked") else torch.tensor(0)
+    # shapes only: zeros are enough to check that every key lands on a parameter of the right shape
+    state = {k: torch.zeros(shape) if not k.endswith("num_batches_tracked") else torch.tensor(0)
              for k, shape in info["keys"]}
     converted = to_sszoo({"model": state})
     model = build_model(arch_for(info))

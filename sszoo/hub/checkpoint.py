@@ -1,7 +1,11 @@
-"""Reading checkpoint files safely and loading them strictly into a model.
+"""Reading checkpoint files safely, checking their tensors, and loading them strictly into a model.
 
 Safe by default: ``.safetensors`` files, or ``torch.load(weights_only=True)`` for pickles, which
-refuses anything that would execute code while unpickling.
+refuses anything that would execute code while unpickling. Before anything copies a tensor, its
+layout and storage are checked (:func:`check_tensors`: no meta, sparse or complex tensors, no
+expanded/overlapping views that claim more elements than the file stores), and before weights are
+cached or loaded their names, shapes and dtypes are compared with the model (:func:`check_fits`) and
+their values checked for NaN/inf (:func:`check_finite`).
 """
 from __future__ import annotations
 
@@ -9,14 +13,20 @@ import _codecs
 import functools
 import os
 import pickle
-from typing import Any, Mapping
+import warnings
+from typing import Any, Mapping, Optional
 
 import torch
 from torch import nn
 
+from .errors import CheckpointError
 
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be read, is unsafe, or does not fit the model."""
+__all__ = ["CheckpointError", "NonFiniteWeightsWarning", "check_finite", "check_fits", "check_tensors",
+           "expected_state", "extract_state_dict", "load_state_dict_strict", "read_checkpoint"]
+
+
+class NonFiniteWeightsWarning(UserWarning):
+    """Weights hold NaN or inf values and ``SSZOO_ALLOW_NONFINITE`` asked to load them anyway."""
 
 
 class _MetadataStandIn(dict):
@@ -109,8 +119,13 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
             f"refused to load {path}: it contains objects that a safe load does not allow "
             f"({_first_line_about_global(e)}). sszoo never unpickles code; if you trust the file, convert it "
             "to safetensors in a trusted environment (python -m sszoo.hub convert).") from e
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"could not read {path} as a PyTorch checkpoint ({e}); is the file complete?") from e
+    except MemoryError as e:
+        raise CheckpointError(f"could not read {path}: it needs more memory than there is; not a checkpoint "
+                              "sszoo publishes") from e
+    except Exception as e:  # hostile or damaged input: TypeError, LookupError, EOFError, ... from the unpickler
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(f"could not read {path} as a PyTorch checkpoint ({e.__class__.__name__}: {first}); "
+                              "is the file complete, and is it a checkpoint?") from e
 
 
 def _first_line_about_global(e: Exception) -> str:
@@ -128,34 +143,135 @@ def extract_state_dict(obj: Any) -> dict[str, torch.Tensor]:
             if key in obj and isinstance(obj[key], Mapping):
                 obj = obj[key]
                 break
-        sd = {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        sd = {k.removeprefix("module."): v for k, v in obj.items()
+              if isinstance(v, torch.Tensor) and isinstance(k, str)}
         if sd:
             return sd
     raise CheckpointError("no state dict of tensors found in the checkpoint "
                           "(expected {'state_dict': ...}, {'model': ...} or a plain mapping of tensors)")
 
 
-def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> None:
+_FIT_HINT = "  Check the model name, or pass num_classes=... for a checkpoint with another class count."
+
+
+def _show(items: list[str]) -> str:
+    return ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
+
+
+def check_tensors(state: Mapping[str, Any], *, source: str = "checkpoint") -> None:
+    """Refuse tensors that cannot be ordinary weights, before anything copies or computes with them.
+
+    Meta tensors (no data), sparse/quantised layouts, complex dtypes, and views whose elements overlap or
+    exceed their storage (a few-byte ``expand``-ed tensor claiming gigabytes) raise :class:`CheckpointError`.
+    """
+    bad: list[str] = []
+    for k, t in state.items():
+        if not isinstance(t, torch.Tensor):
+            continue
+        if t.is_meta or t.device.type == "meta":
+            bad.append(f"{k}: a meta tensor (no data; the file was saved from a model that was never materialised)")
+        elif t.layout != torch.strided or t.is_quantized:
+            bad.append(f"{k}: layout {t.layout} (only dense tensors are weights)")
+        elif t.is_complex():
+            bad.append(f"{k}: complex dtype {t.dtype}")
+        elif t.numel() > 1:
+            storage = t.untyped_storage().nbytes() // max(1, t.element_size())
+            span = 1 + sum((n - 1) * abs(st) for n, st in zip(t.shape, t.stride()))
+            if span < t.numel() or t.numel() > storage - t.storage_offset():
+                bad.append(f"{k}: {tuple(t.shape)} = {t.numel()} elements over a storage of {storage} "
+                           "(an expanded or overlapping view, not stored weights)")
+    if bad:
+        raise CheckpointError(f"{source} holds tensors that are not plain weights, refused before use:\n  "
+                              + "\n  ".join(bad[:8]) + (f"\n  ... ({len(bad)} in all)" if len(bad) > 8 else ""))
+
+
+def _allow_nonfinite() -> bool:
+    return os.environ.get("SSZOO_ALLOW_NONFINITE", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def check_finite(state: Mapping[str, torch.Tensor], *, source: str = "checkpoint",
+                 allow: Optional[bool] = None) -> list[str]:
+    """The floating-point keys holding NaN or inf. Raises :class:`CheckpointError` when there are any, unless
+    ``allow`` (default: ``SSZOO_ALLOW_NONFINITE``), which warns (:class:`NonFiniteWeightsWarning`) instead."""
+    bad = [k for k, t in state.items()
+           if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        msg = (f"{source} has NaN or inf values in {len(bad)} tensor(s): {_show(bad)} (a diverged training run or "
+               "a damaged file)")
+        if not (_allow_nonfinite() if allow is None else allow):
+            raise CheckpointError(msg + ". Refused; set SSZOO_ALLOW_NONFINITE=1 to load it anyway (with a warning).")
+        warnings.warn(f"sszoo: {msg}; loading anyway because SSZOO_ALLOW_NONFINITE is set",
+                      NonFiniteWeightsWarning, stacklevel=3)
+    return bad
+
+
+def expected_state(arch) -> dict[str, torch.Tensor]:
+    """The state dict of the network for ``arch`` (an ArchConfig) as meta tensors: names, shapes, dtypes, no data."""
+    from ..models import build_model
+    with torch.device("meta"):
+        return dict(build_model(arch).state_dict())
+
+
+def _is_classifier(key: str) -> bool:
+    return key.endswith(("conv_seg.weight", "conv_seg.bias"))
+
+
+def check_fits(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], *, source: str = "checkpoint",
+               strict: bool = True) -> None:
+    """Compare ``state`` with a model's state dict ``own`` by names, shapes and dtypes, reading no values.
+
+    With ``strict`` every key must match exactly. Without it (the check before caching, when the final
+    model is not known yet) the classifiers (``*.conv_seg.*``) may have another class count, and the
+    auxiliary head may be missing (or present for a model without one): ``create_model`` handles both.
+    Integer, bool and complex tensors where the model has floating-point ones are refused (a cast would
+    hide a broken file). Raises :class:`CheckpointError` listing what does not fit.
+    """
+    def optional(k: str) -> bool:
+        return not strict and k.startswith("auxiliary_head.")
+    own_aux = any(k.startswith("auxiliary_head.") for k in own)
+    has_aux = any(k.startswith("auxiliary_head.") for k in state)
+    missing = [k for k in own if k not in state and not (optional(k) and not has_aux)]
+    unexpected = [k for k in state if k not in own and not (optional(k) and not own_aux)]
+    shapes, dtypes = [], []
+    for k, v in own.items():
+        if k not in state:
+            continue
+        got = state[k]
+        a, b = tuple(got.shape), tuple(v.shape)
+        if a != b and not (not strict and _is_classifier(k) and len(a) == len(b) and a[1:] == b[1:]):
+            shapes.append(f"{k}: checkpoint {a} vs model {b}")
+        if v.is_floating_point() and not got.is_floating_point():
+            dtypes.append(f"{k}: checkpoint {got.dtype} vs model {v.dtype}")
+        elif got.is_complex() and not v.is_complex():
+            dtypes.append(f"{k}: checkpoint {got.dtype} vs model {v.dtype}")
+    if missing or unexpected or shapes:
+        lines = [f"{source} does not fit the model: it was made for another architecture or class count."]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): {_show(missing)}")
+        if unexpected:
+            lines.append(f"  unexpected keys ({len(unexpected)}): {_show(unexpected)}")
+        if shapes:
+            lines.append(f"  shape mismatches ({len(shapes)}): {_show(shapes)}")
+        lines.append(_FIT_HINT)
+        raise CheckpointError("\n".join(lines))
+    if dtypes:
+        raise CheckpointError(f"{source} has non-floating-point tensors where the model has floating-point weights "
+                              f"({len(dtypes)}): {_show(dtypes)}. A cast would hide a broken or forged file; refused.")
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], *,
+                           source: str = "checkpoint") -> None:
     """Load ``state_dict`` into ``model`` requiring every key used and every parameter and buffer filled.
 
     Raises :class:`CheckpointError` listing the missing, unexpected and mis-shaped keys, which is what
-    a checkpoint of another architecture produces.
+    a checkpoint of another architecture produces, and for tensors that are not plain weights (meta,
+    expanded views, integer or complex where the model has floats). NaN/inf values are refused unless
+    ``SSZOO_ALLOW_NONFINITE`` is set.
     """
-    own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in own.items() if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
-    if missing or unexpected or shapes:
-        def show(items):
-            return ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
-        lines = [f"{source} does not fit the model: it was made for another architecture or class count."]
-        if missing:
-            lines.append(f"  missing keys ({len(missing)}): {show(missing)}")
-        if unexpected:
-            lines.append(f"  unexpected keys ({len(unexpected)}): {show(unexpected)}")
-        if shapes:
-            lines.append(f"  shape mismatches ({len(shapes)}): {show(shapes)}")
-        lines.append("  Check the model name, or pass num_classes=... for a checkpoint with another class count.")
-        raise CheckpointError("\n".join(lines))
-    model.load_state_dict(dict(state_dict), strict=True)
+    check_tensors(state_dict, source=source)
+    check_fits(state_dict, model.state_dict(), source=source, strict=True)
+    check_finite(state_dict, source=source)
+    try:
+        model.load_state_dict(dict(state_dict), strict=True)
+    except RuntimeError as e:  # anything the checks above did not foresee still gets the error family
+        raise CheckpointError(f"{source} could not be loaded into the model: {e}") from e

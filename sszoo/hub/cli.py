@@ -1,6 +1,7 @@
 """``python -m sszoo.hub``: download, list, verify, remove, convert and push pretrained weights.
 
     python -m sszoo.hub download pspnet_r101_d8_cityscapes open-mmlab://resnet50_v1c
+    python -m sszoo.hub lock pspnet_r101_d8_cityscapes open-mmlab://resnet50_v1c   # writes ./sszoo.lock
     python -m sszoo.hub ls
     python -m sszoo.hub verify
     python -m sszoo.hub rm pspnet_r101_d8_cityscapes
@@ -16,15 +17,31 @@ import sys
 import tempfile
 from typing import Optional, Sequence
 
+import requests
+
 from ..atomic import atomic_path, write_text
-from . import cache
-from .sources import BACKBONES, load_backbone_weights, load_pretrained
+from . import cache, lockfile
+from .errors import HubError
+from .sources import (BACKBONES, _url_key, backbone_key, fetch, hf_file, hf_source_key, load_backbone_weights,
+                      load_pretrained, to_sszoo)
+
+_LEVEL_TEXT = {lockfile.FULL: "full sha256 (lock file)", "prefix-32bit": "prefix-32bit", lockfile.NONE: "UNVERIFIED"}
+PREFIX_NOTE = ("prefix-32bit: the original matched the 8 hex digits of sha256 published in its file name; a forger "
+               "needs about 2^32 hash evaluations to match them. Pin full hashes with `python -m sszoo.hub lock`.")
+
+
+def _level(prov: cache.Provenance) -> str:
+    """The verification level of an entry, ``full-sha256`` when the lock file pins the file it was made from."""
+    pin = lockfile.pin_for(prov.source_key) if prov.source_key else None
+    if pin is not None and pin.sha256 == prov.source_sha256:
+        return lockfile.FULL
+    return prov.verification
 
 
 def _key_for(name: str) -> str:
     """The cache key of a zoo name, backbone spec or raw key."""
     if name in BACKBONES:
-        return "backbone--" + name.replace("://", "-")
+        return backbone_key(BACKBONES[name])
     if os.path.isdir(cache.entry_dir(name)):
         return name
     from ..registry import resolve_name
@@ -49,14 +66,59 @@ def cmd_download(args: argparse.Namespace) -> int:
             load_pretrained(get_entry(name), True, progress=progress)
         key = _key_for(name)
         prov = cache.lookup(key, verify=False)
-        state = "verified" if prov and prov.source_verified else "UNVERIFIED (no published hash)"
+        level = _level(prov) if prov else lockfile.NONE
+        state = _LEVEL_TEXT.get(level, level) + (" (no published hash)" if level == lockfile.NONE else "")
         print(f"{key}: {os.path.join(cache.entry_dir(key), cache.WEIGHTS_FILE)} [{state}]")
+    return 0
+
+
+def _lock_one(name: str, progress) -> tuple[str, lockfile.Pin, str]:
+    """(lock-file key, pin, verification level of the download it was taken from) for one name."""
+    from ..registry import get_entry
+    if name.startswith("hf-hub:"):
+        path = hf_file(name)
+        return hf_source_key(name), lockfile.Pin(cache.file_sha256(path), os.path.getsize(path)), "hub"
+    if name.startswith(("http://", "https://")):
+        _, prov = fetch(_url_key(name), name, lambda obj: to_sszoo(obj), progress=progress, user_url=True)
+    else:
+        if name in BACKBONES:
+            load_backbone_weights(name, progress=progress)
+        else:
+            load_pretrained(get_entry(name), True, progress=progress)
+        prov = cache.lookup(_key_for(name))
+    if prov is None or not prov.source_sha256 or not prov.source_key:
+        raise HubError(f"{name}: the cache entry does not record its original's sha256 (made by an older sszoo); "
+                       f"`python -m sszoo.hub rm {name}` and lock again")
+    return prov.source_key, lockfile.Pin(prov.source_sha256, prov.source_size), prov.verification
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    path = os.path.abspath(args.lockfile) if args.lockfile else lockfile.lockfile_path(for_writing=True)
+    progress = False if args.quiet else None
+    if not os.path.isfile(path):
+        lockfile.write_pins(path, {})
+    pins = {}
+    with lockfile.strict_suspended():  # this command writes the pins strict mode asks for
+        for name in args.names:
+            key, pin, level = _lock_one(name, progress)
+            pins[key] = pin
+            note = {lockfile.NONE: "  (no published hash: pinned as first downloaded; check it is the right file)",
+                    "hub": "  (as served by the Hugging Face Hub; pin a commit with @rev)"}.get(level, "")
+            print(f"pinned {name}: sha256 {pin.sha256}" + (f", {pin.size} bytes" if pin.size is not None else "")
+                  + note)
+    lockfile.write_pins(path, pins)
+    print(f"wrote {path} ({len(pins)} pinned). Commit it, and set SSZOO_LOCKFILE={path} where it is not ./"
+          f"{lockfile.LOCKFILE_NAME}; SSZOO_REQUIRE_HASHES=1 then refuses anything it does not pin.")
     return 0
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
     keys = cache.list_keys()
+    levels: set[str] = set()
     print(f"cache: {cache.hub_dir()}")
+    pins = lockfile.lockfile_path()
+    print(f"lock file: {pins or 'none'}" + (" (SSZOO_REQUIRE_HASHES: unpinned sources are refused)"
+                                             if lockfile.require_hashes() else ""))
     if not keys:
         print("(empty)")
     total = 0
@@ -70,13 +132,20 @@ def cmd_ls(args: argparse.Namespace) -> int:
             print(f"  {key:60s} incomplete (no weights or provenance)")
             continue
         total += prov.size
-        source = "verified" if prov.source_verified else "unverified"
-        print(f"  {key:60s} {_human(prov.size):>10s}  {source:10s}  {prov.source_format:11s} {prov.source_url or ''}")
-    parts = sorted(f for f in os.listdir(cache.downloads_dir())) if os.path.isdir(cache.downloads_dir()) else []
+        source = _level(prov)
+        levels.add(source)
+        print(f"  {key:60s} {_human(prov.size):>10s}  {source:12s}  {prov.source_format:11s} {prov.source_url or ''}")
+    folder = cache.downloads_dir()
+    parts = sorted(f for f in os.listdir(folder) if not f.endswith(".part.json") and not f.startswith(".tmp-")) \
+        if os.path.isdir(folder) else []
     for f in parts:
-        print(f"  downloads/{f}  {_human(os.path.getsize(os.path.join(cache.downloads_dir(), f)))}"
-              + ("  (partial, resumes on next download)" if f.endswith(".part") else ""))
+        full = os.path.join(folder, f)
+        print(f"  downloads/{f}  {_human(os.lstat(full).st_size)}"
+              + ("  (partial, resumes on next download)" if f.endswith(".part") and os.path.isfile(full + ".json")
+                 else "  (partial, restarts: no validator)" if f.endswith(".part") else ""))
     print(f"{len(keys)} entries, {_human(total)}")
+    if any(level.startswith("prefix-") for level in levels):
+        print(PREFIX_NOTE)
     return 0
 
 
@@ -97,8 +166,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             bad += 1
             print(f"MISSING  {key}: not cached (or incomplete)")
         else:
-            note = "" if prov.source_verified else " (source published no hash)"
-            print(f"OK       {key}: sha256 {prov.sha256[:16]}...{note}")
+            level = _level(prov)
+            note = {lockfile.NONE: " (source published no hash)"}.get(level, "")
+            print(f"OK       {key}: sha256 {prov.sha256[:16]}... source check: {level}{note}")
     if bad and not args.delete:
         print(f"{bad} problem(s); rerun with --delete to remove damaged entries, or `rm` them", file=sys.stderr)
     return 1 if bad else 0
@@ -210,7 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "(open-mmlab://resnet50_v1c, torchvision://resnet50)")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_download)
-    ls = sub.add_parser("ls", help="list cached weights with sizes and whether their source was verified")
+    lk = sub.add_parser("lock", help="pin the full sha256 of each source in a lock file (default ./sszoo.lock)")
+    lk.add_argument("names", nargs="+", help="zoo names, backbone specs, http(s) URLs or hf-hub:org/repo[@rev]")
+    lk.add_argument("--lockfile", default=None, help="the lock file to write (default $SSZOO_LOCKFILE, else "
+                    "./sszoo.lock); existing pins are kept")
+    lk.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    lk.set_defaults(func=cmd_lock)
+    ls = sub.add_parser("ls", help="list cached weights with sizes and how their source was verified")
     ls.set_defaults(func=cmd_ls)
     v = sub.add_parser("verify", help="re-hash cached files against their recorded sha256")
     v.add_argument("names", nargs="*", help="entries to check (default: all)")
@@ -240,7 +316,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, FileNotFoundError, ValueError, RuntimeError) as e:
+    except (HubError, LookupError, OSError, ValueError, RuntimeError, requests.RequestException) as e:
+        # one message, no traceback: every error the hub raises says what to do
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"error: {msg}", file=sys.stderr)
         return 1

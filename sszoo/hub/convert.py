@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional
 
 import torch
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, check_tensors
 
 MMSEG, SSSEG, SSZOO = "mmseg", "ssseg", "sszoo"
 
@@ -41,6 +41,17 @@ def _unwrap(obj: Any) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
         if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
             return inner, meta
     return obj, meta
+
+
+def _tensors_of(tensors: Mapping[Any, Any], source: str) -> dict[str, torch.Tensor]:
+    """The tensor entries with ``module.`` stripped, after :func:`check_tensors` (before any copy or cat)."""
+    bad = [repr(k) for k, v in tensors.items() if isinstance(v, torch.Tensor) and not isinstance(k, str)]
+    if bad:
+        raise CheckpointError(f"{source} has tensors under keys that are not names ({', '.join(bad[:4])}); "
+                              "not a state dict")
+    sd = {k.removeprefix("module."): v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+    check_tensors(sd, source=source)
+    return sd
 
 
 def _classes_from_meta(meta: Mapping[str, Any]) -> Optional[list[str]]:
@@ -83,7 +94,7 @@ def to_sszoo(obj: Any, fmt: Optional[str] = None) -> Converted:
             is always detected from the keys.
     """
     tensors, meta = _unwrap(obj)
-    sd = {k.removeprefix("module."): v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+    sd = _tensors_of(tensors, "the checkpoint")
     if not sd:
         raise CheckpointError("no tensors found in the checkpoint (expected {'state_dict': ...}, {'model': ...} "
                               "or a plain mapping of tensors)")
@@ -207,7 +218,7 @@ def backbone_to_sszoo(obj: Any) -> tuple[dict[str, torch.Tensor], str]:
     Returns the state dict (without a ``backbone.`` prefix, classifier dropped) and the layout found.
     """
     tensors, _ = _unwrap(obj)
-    sd = {k.removeprefix("module."): v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+    sd = _tensors_of(tensors, "the backbone checkpoint")
     if any(k.startswith("backbone.") for k in sd):  # mmcls-style classifier checkpoints, or a whole segmentor
         sd = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
     elif any(k.startswith("backbone_net.") for k in sd):
@@ -241,4 +252,7 @@ def check_backbone(sd: Mapping[str, torch.Tensor], source: str) -> int:
     if missing or extra or bad:
         raise CheckpointError(f"{source} does not fit sszoo's ResNet-{depth}: missing {missing[:4]}, "
                               f"unexpected {extra[:4]}, shape mismatches {bad[:4]}")
+    from .checkpoint import check_finite, check_fits
+    check_fits(sd, own, source=source, strict=True)  # dtypes: no integer/bool weights cast to float
+    check_finite(sd, source=source)
     return depth
