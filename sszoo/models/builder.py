@@ -12,12 +12,11 @@ from typing import Any
 from torch import nn
 
 from .backbones import ResNeSt, ResNeStConfig, ResNet, ResNetConfig
-from .heads import (ASPPHead, ASPPHeadConfig, FCNHead, FCNHeadConfig, PSPHead, PSPHeadConfig, SepASPPHead,
-                    SepASPPHeadConfig)
-from .heads import DNLHead, DNLHeadConfig, EMAHead, EMAHeadConfig, GCHead, GCHeadConfig, NLHead, NLHeadConfig
-from .heads import ANNHead, ANNHeadConfig, CCHead, CCHeadConfig, DAHead, DAHeadConfig, ISAHead, ISAHeadConfig
-from .heads import FPNHead, FPNHeadConfig, PointHead, PointHeadConfig, UPerHead, UPerHeadConfig
-from .heads import APCHead, APCHeadConfig, DMHead, DMHeadConfig, EncHead, EncHeadConfig, PSAHead, PSAHeadConfig
+from .heads import (ANNHead, ANNHeadConfig, APCHead, APCHeadConfig, ASPPHead, ASPPHeadConfig, CCHead, CCHeadConfig,
+                    DAHead, DAHeadConfig, DMHead, DMHeadConfig, DNLHead, DNLHeadConfig, EMAHead, EMAHeadConfig,
+                    EncHead, EncHeadConfig, FCNHead, FCNHeadConfig, FPNHead, FPNHeadConfig, GCHead, GCHeadConfig,
+                    ISAHead, ISAHeadConfig, NLHead, NLHeadConfig, PointHead, PointHeadConfig, PSAHead, PSAHeadConfig,
+                    PSPHead, PSPHeadConfig, SepASPPHead, SepASPPHeadConfig, UPerHead, UPerHeadConfig)
 from .necks import FPN, FPNConfig, JPU, JPUConfig
 
 BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet, ResNeStConfig: ResNeSt}

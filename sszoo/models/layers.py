@@ -25,6 +25,29 @@ class ConvBNReLU(nn.Module):
         return self.activate(self.bn(self.conv(x)))
 
 
+class ConvBN(nn.Module):
+    """Conv2d (no bias) -> BatchNorm2d, without activation (MMCV's ConvModule with ``act_cfg=None``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, *, padding: int = 0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+
+class Conv(nn.Module):
+    """A ConvModule with neither norm nor activation: one biased Conv2d under the key ``conv``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, *, padding: int = 0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
 class SeparableConvBNReLU(nn.Module):
     """Depthwise k x k ConvBNReLU followed by a pointwise 1 x 1 ConvBNReLU."""
 

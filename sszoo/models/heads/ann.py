@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..layers import ClassifierHead, ConvBNReLU, adaptive_avg_pool2d
-from .self_attention import ConvBN, SelfAttentionBlock
+from ..layers import ClassifierHead, ConvBN, ConvBNReLU, adaptive_avg_pool2d
+from .self_attention import SelfAttentionBlock
 
 
 class PyramidPoolConcat(nn.Module):

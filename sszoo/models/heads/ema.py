@@ -16,7 +16,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..layers import ClassifierHead, ConvBNReLU
-from ._conv import Conv, ConvBN
+from ..layers import Conv, ConvBN
 
 
 def _mean_over_processes(t: torch.Tensor) -> torch.Tensor:

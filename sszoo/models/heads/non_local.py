@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ._conv import Conv, ConvBN
+from ..layers import Conv, ConvBN
 from .fcn import FCNHead
 
 MODES = ("embedded_gaussian", "dot_product")

@@ -1,5 +1,4 @@
-"""Building blocks of the attention heads (DANet, ANN, ISANet): a learnable scalar, a ConvBN without
-activation, and the generic key/query/value self-attention block (Vaswani et al., "Attention Is All You
+"""Building blocks of the attention heads (DANet, ANN, ISANet, CCNet): a learnable scalar and the generic key/query/value self-attention block (Vaswani et al., "Attention Is All You
 Need", NeurIPS 2017; Wang et al., "Non-local Neural Networks", CVPR 2018) that those heads specialise.
 
 Submodule names (``key_project``, ``query_project``, ``value_project``, ``out_project``, ``scale``)
@@ -25,18 +24,6 @@ class Scale(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale
-
-
-class ConvBN(nn.Module):
-    """Conv2d (no bias) -> BatchNorm2d, without activation (a ConvModule with ``act_cfg=None``)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, *, padding: int = 0) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
 
 
 def projection(in_channels: int, out_channels: int, num_convs: int, with_norm: bool) -> nn.Module:
