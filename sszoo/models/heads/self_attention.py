@@ -1,5 +1,6 @@
 """Building blocks of the attention heads (DANet, ANN, ISANet, CCNet): a learnable scalar and the generic
-key/query/value self-attention block (Vaswani et al., "Attention Is All You Need", NeurIPS 2017; Wang et al., "Non-local Neural Networks", CVPR 2018) that those heads specialise.
+key/query/value self-attention block (Vaswani et al., "Attention Is All You Need", NeurIPS 2017; Wang et
+al., "Non-local Neural Networks", CVPR 2018) that those heads specialise.
 
 Submodule names (``key_project``, ``query_project``, ``value_project``, ``out_project``, ``scale``)
 follow MMSegmentation's checkpoints; modules are created in its order so parameters enumerate alike.
