@@ -6,6 +6,7 @@ import os
 from typing import Any, Union
 
 from .hub import load_pretrained, load_state_dict_strict
+from .hub.checkpoint import checkpoint_num_classes
 from .models import ArchConfig, Segmentor, build_model
 from .registry import get_entry
 
@@ -42,7 +43,7 @@ def create_model(name: str, pretrained: Pretrained = False, num_classes: int | N
     if pretrained is not False and pretrained is not None:
         # the architecture is passed so that weights that do not fit it are refused before they are cached
         state = load_pretrained(entry, pretrained, arch=config)
-        ckpt_classes = _classifier_outputs(state)
+        ckpt_classes = checkpoint_num_classes(state)
         if num_classes is not None and ckpt_classes == num_classes:
             # a checkpoint already fine-tuned to num_classes (e.g. one exported by sszoo.train)
             config = config.with_num_classes(num_classes)
@@ -60,7 +61,3 @@ def create_model(name: str, pretrained: Pretrained = False, num_classes: int | N
     model.entry = entry  # type: ignore[attr-defined]  # the record travels with the model
     return model.eval()
 
-
-def _classifier_outputs(state: dict) -> int | None:
-    w = state.get("decode_head.conv_seg.weight")
-    return int(w.shape[0]) if w is not None else None

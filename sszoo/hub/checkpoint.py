@@ -21,7 +21,7 @@ from torch import nn
 
 from .errors import CheckpointError
 
-__all__ = ["CheckpointError", "NonFiniteWeightsWarning", "check_finite", "check_fits", "check_tensors",
+__all__ = ["CheckpointError", "checkpoint_num_classes", "NonFiniteWeightsWarning", "check_finite", "check_fits", "check_tensors",
            "expected_state", "extract_state_dict", "load_state_dict_strict", "read_checkpoint"]
 
 
@@ -210,6 +210,14 @@ def expected_state(arch) -> dict[str, torch.Tensor]:
     from ..models import build_model
     with torch.device("meta"):
         return dict(build_model(arch).state_dict())
+
+
+def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> Optional[int]:
+    """The class count a checkpoint was trained for: the outputs of its (first) decode head's classifier."""
+    for key in ("decode_head.conv_seg.weight", "decode_head.0.conv_seg.weight"):
+        if key in state:
+            return int(state[key].shape[0])
+    return None
 
 
 def _is_classifier(key: str) -> bool:

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import torch
 
 from . import cache, lockfile
-from .checkpoint import CheckpointError, check_finite, check_fits, expected_state, read_checkpoint
+from .checkpoint import (CheckpointError, check_finite, check_fits, checkpoint_num_classes, expected_state,
+                         read_checkpoint)
 from .convert import Converted, backbone_to_sszoo, check_backbone, to_sszoo
 from .download import download_file, file_sha256, sha256_prefix_from_name
 from .errors import HashMismatchError, HashRequiredError, NetworkError, OfflineError, SpecError
@@ -340,7 +341,11 @@ def model_validator(arch, source: str) -> Callable[[dict[str, torch.Tensor]], No
     before they are cached; the classifiers' class count and the auxiliary head may differ (see
     :func:`sszoo.hub.checkpoint.check_fits`), the final strict load checks those."""
     def validate(state: dict[str, torch.Tensor]) -> None:
-        check_fits(state, expected_state(arch), source=source, strict=False)
+        # against the network of the checkpoint's own class count: every class-sized layer (EncNet's SE
+        # layer, PointRend's point MLP, ...) then fits, and create_model replaces them for another count
+        k = checkpoint_num_classes(state)
+        target = arch.with_num_classes(k) if k and k != arch.num_classes else arch
+        check_fits(state, expected_state(target), source=source, strict=False)
         check_finite(state, source=source)
     return validate
 

@@ -116,6 +116,13 @@ class EncHead(ClassifierHead):
         out = self(features)
         return out[0] if isinstance(out, tuple) else out
 
+    def reset_classifier(self, num_classes: int) -> None:
+        """The classifier and, with the SE loss, the class-presence layer, fresh for ``num_classes``."""
+        super().reset_classifier(num_classes)
+        if self.use_se_loss:
+            old = self.se_layer
+            self.se_layer = nn.Linear(old.in_features, num_classes).to(old.weight.device, old.weight.dtype)
+
     def loss(self, output, label: torch.Tensor, *, ignore_index: int = 255) -> dict[str, torch.Tensor]:
         """``ce`` (the segmentation loss) and, with the SE loss, ``se``: the mean binary cross-entropy of the
         SE logits against each image's class presence (a class is present if any label pixel has it)."""
