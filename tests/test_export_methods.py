@@ -21,8 +21,10 @@ H, W = 65, 97
 
 
 def _one_entry_per_method() -> list[str]:
+    """Per method, the entry with the shallowest backbone and fewest classes (the quickest to export)."""
     picked: dict[str, str] = {}
-    for e in sorted(list_entries(), key=lambda e: (e.method, e.arch.backbone.kind != "resnet", e.name)):
+    for e in sorted(list_entries(), key=lambda e: (e.method, getattr(e.arch.backbone, "depth", 0), e.num_classes,
+                                                  e.name)):
         if e.source.framework == "mmsegmentation" and e.method not in FIRST_FOUR:
             picked.setdefault(e.method, e.name)
     return sorted(picked.values())

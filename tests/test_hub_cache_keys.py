@@ -137,7 +137,8 @@ def read_only(path):
             subprocess.run(["mount", "-o", "remount,bind,ro", path], check=True, capture_output=True)
             yield
         finally:
-            subprocess.run(["umount", path], capture_output=True)
+            # lazily: the cache files may still be memory-mapped by the loaded state dict
+            subprocess.run(["umount", "-l", path], capture_output=True)
     else:
         modes = {}
         for root, dirs, files in os.walk(path):

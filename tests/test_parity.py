@@ -16,6 +16,10 @@ from sszoo.models import ArchConfig, build_model
 from sszoo.registry import UnknownModelError
 
 WHOLE = [c for c in cases() if not c.startswith("slide_")]
+# The random ResNeSt (split attention over BN-calibrated pooled maps) amplifies float32 rounding most: on one
+# input MMSegmentation's own float32 forward misses its float64 logits by 0.2 of the scale, and the thread
+# count alone moves sszoo's float32 logits by 2e-3. Its parity is the float64 check above.
+FLOAT32_BOUND = {"resnest": 5e-2}
 
 
 @pytest.mark.parametrize("case", WHOLE)
@@ -44,4 +48,5 @@ def test_logits_match_reference(case, tmp_path):
     # the bound is 1e-4 x scale; float64 shows far more: the same operations agree to ~1e-13
     assert diff <= 1e-8 * scale, f"{case}: float64 max|diff| {diff:.2e} > {1e-8 * scale:.2e}"
     diff32 = (out32.double() - ref).abs().max().item()
-    assert diff32 <= 2e-3 * scale, f"{case}: float32 max|diff| {diff32:.2e} > {2e-3 * scale:.2e}"
+    bound32 = FLOAT32_BOUND.get(arch.backbone.kind, 2e-3) * scale
+    assert diff32 <= bound32, f"{case}: float32 max|diff| {diff32:.2e} > {bound32:.2e}"
