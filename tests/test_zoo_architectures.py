@@ -8,6 +8,7 @@ shapes, so a published checkpoint loads strictly.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ from mmseg_arch import arch_from_mmseg  # noqa: E402
 FACTS = os.path.join(ROOT, "tools", "reference", "mmseg_configs.json")
 
 
+@functools.lru_cache(maxsize=1)
 def _configs() -> dict:
     with open(FACTS) as f:
         return json.load(f)["configs"]
