@@ -20,6 +20,11 @@ WHOLE = [c for c in cases() if not c.startswith("slide_")]
 # input MMSegmentation's own float32 forward misses its float64 logits by 0.2 of the scale, and the thread
 # count alone moves sszoo's float32 logits by 2e-3. Its parity is the float64 check above.
 FLOAT32_BOUND = {"resnest": 5e-2}
+# In float64 too it stays about 1e-6 of the scale (measured 5.8e-7 to 1.8e-6) rather than the others' 1e-13.
+# The cause is not traced yet; a likely one is its attention BatchNorms, calibrated on two pooled values per
+# channel, where one float32 ulp of a variance (the calibrated statistics are rounded to float32) is amplified
+# through 101 layers. Still 100x inside the 1e-4 parity bound.
+FLOAT64_BOUND = {"resnest": 1e-5}
 
 
 @pytest.mark.parametrize("case", WHOLE)
@@ -46,7 +51,8 @@ def test_logits_match_reference(case, tmp_path):
     assert out.shape == ref.shape
     diff = (out - ref).abs().max().item()
     # the issue's bound is 1e-4 x scale; float64 shows far more: the same operations agree to ~1e-13
-    assert diff <= 1e-8 * scale, f"{case}: float64 max|diff| {diff:.2e} > {1e-8 * scale:.2e}"
+    bound64 = FLOAT64_BOUND.get(arch.backbone.kind, 1e-8) * scale
+    assert diff <= bound64, f"{case}: float64 max|diff| {diff:.2e} > {bound64:.2e}"
     diff32 = (out32.double() - ref).abs().max().item()
     bound32 = FLOAT32_BOUND.get(arch.backbone.kind, 2e-3) * scale
     assert diff32 <= bound32, f"{case}: float32 max|diff| {diff32:.2e} > {bound32:.2e}"
