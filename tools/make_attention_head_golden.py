@@ -15,17 +15,20 @@ tests/test_attention_heads.py compares sszoo's heads against it.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import warnings
 
 warnings.filterwarnings("ignore")
 
+import sys
+
 import torch
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from make_train_golden import recorded_dropout2d  # noqa: E402  (seeded, recorded Dropout2d masks)
+from oracle_dump64 import draw_parameters  # noqa: E402  (the oracle's seeded parameter draw)
 OUT = os.path.join(os.path.dirname(HERE), "tests", "golden", "heads", "attention_heads.pt")
 NUM_CLASSES = 5
 LABEL_SIZE = (37, 45)  # larger than the features and odd: the losses resize the logits to it
@@ -46,36 +49,9 @@ CASES = {
 FEATURE_SHAPES = [(4, 18, 22), (6, 9, 11), (8, 9, 11), (16, 9, 11)]  # 9 x 11: ISA pads to 12 x 12
 
 
-@contextlib.contextmanager
-def recorded_dropout2d(seed: int, masks: list):
-    """F.dropout2d with keep masks (N x C) from a seeded ``torch.rand``, appended to ``masks`` in call order."""
-    real, gen = F.dropout2d, torch.Generator().manual_seed(seed)
-
-    def dropout2d(x, p=0.5, training=True, inplace=False):
-        if not training or p == 0:
-            return x
-        keep = torch.rand(x.shape[0], x.shape[1], generator=gen) >= p
-        masks.append(keep)
-        return x * keep[:, :, None, None].to(x.dtype) / (1 - p)
-
-    F.dropout2d = dropout2d
-    try:
-        yield
-    finally:
-        F.dropout2d = real
-
-
 def randomise(module: torch.nn.Module, seed: int) -> None:
     """Every parameter drawn in registration order (tests/oracle_weights.py's distribution)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if p.dim() > 1:
-                p.copy_(torch.randn(p.shape, generator=g) * (2.0 / p[0].numel()) ** 0.5)
-            elif name.endswith("weight"):
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+    draw_parameters(module, torch.Generator().manual_seed(seed))
 
 
 def main() -> None:

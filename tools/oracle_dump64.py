@@ -50,17 +50,24 @@ def _point_sample_in_input_dtype() -> None:
     point_head.point_sample = point_sample
 
 
-def randomise64_(model, seed, calib_shape):
-    """The shared script's seeded weights (drawn in float32), BN statistics measured in float64, rounded to float32."""
-    g = torch.Generator().manual_seed(seed)
+def draw_parameters(module, g: torch.Generator) -> None:
+    """The shared script's seeded parameters, drawn in registration order: He-scaled weights, BN affine a
+    little off identity."""
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for name, p in module.named_parameters():
             if p.dim() > 1:
                 p.copy_(torch.randn(p.shape, generator=g) * (2.0 / p[0].numel()) ** 0.5)
             elif name.endswith("weight"):
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
             else:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
+
+
+def randomise64_(model, seed, calib_shape):
+    """The shared script's seeded weights (drawn in float32), BN statistics measured in float64, rounded to float32."""
+    g = torch.Generator().manual_seed(seed)
+    draw_parameters(model, g)
+    with torch.no_grad():
         model.double()
         bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         for m in bns:
