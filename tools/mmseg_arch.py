@@ -40,6 +40,24 @@ BACKBONES: dict[str, Callable[[Cfg], Cfg]] = {"ResNetV1c": _resnet, "ResNet": _r
                                               "ResNeSt": _resnest}
 
 
+def _ddrnet(b: Cfg) -> Cfg:
+    if int(b.get("in_channels", 3)) != 3:
+        raise Unsupported("sszoo's DDRNet takes RGB input")
+    return dict(kind="ddrnet", channels=int(b.get("channels", 32)), ppm_channels=int(b.get("ppm_channels", 128)),
+                align_corners=bool(b.get("align_corners", False)))
+
+
+def _pidnet(b: Cfg) -> Cfg:
+    if int(b.get("in_channels", 3)) != 3 or (b.get("act_cfg") or {}).get("type", "ReLU") != "ReLU":
+        raise Unsupported("sszoo's PIDNet takes RGB input and uses ReLU")
+    return dict(kind="pidnet", channels=int(b.get("channels", 64)), ppm_channels=int(b.get("ppm_channels", 96)),
+                num_stem_blocks=int(b.get("num_stem_blocks", 2)), num_branch_blocks=int(b.get("num_branch_blocks", 3)),
+                align_corners=bool(b.get("align_corners", False)))
+
+
+BACKBONES.update({"DDRNet": _ddrnet, "PIDNet": _pidnet})
+
+
 # ---------------------------------------------------------------------------------------------- heads
 
 
@@ -193,6 +211,43 @@ HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "UPerHead": _uper, "FPNHead": _fpn_head, "PointHead": _point_head,
     "EncHead": _enc, "APCHead": _apc, "DMHead": _dm, "PSAHead": _psa,
 }
+
+
+_LOSS_KINDS = {"CrossEntropyLoss": "ce", "OhemCrossEntropy": "ohem_ce", "BoundaryLoss": "boundary", "DiceLoss": "dice"}
+
+
+def _loss_specs(h: Cfg) -> list[Cfg]:
+    """Provisional: ``loss_decode`` as LossSpec dicts (to be replaced by the shared ``loss_fields``)."""
+    out = []
+    for loss in h.get("loss_decode") or []:
+        if loss["type"] not in _LOSS_KINDS:
+            raise Unsupported(f"no sszoo loss for {loss['type']}")
+        out.append(dict(kind=_LOSS_KINDS[loss["type"]], weight=float(loss.get("loss_weight", 1.0)),
+                        class_weight=[float(c) for c in loss["class_weight"]] if loss.get("class_weight") else None,
+                        use_sigmoid=bool(loss.get("use_sigmoid", False)), thres=float(loss.get("thres", 0.7)),
+                        min_kept=int(loss.get("min_kept", 100000)), name=loss.get("loss_name")))
+    return out
+
+
+def _multi_loss_head(h: Cfg, n_losses: int) -> Cfg:
+    """The fields of DDRHead / PIDHead: their loss terms, one spec per ``loss_decode`` entry, in its order."""
+    losses = _loss_specs(h)
+    if len(losses) != n_losses:
+        raise Unsupported(f"sszoo's {h['type']} computes exactly {n_losses} loss terms")
+    return dict(in_channels=int(h["in_channels"]), channels=int(h["channels"]),
+                dropout=float(h.get("dropout_ratio", 0.1)), loss_weight=1.0, losses=losses)
+
+
+def _ddr(h: Cfg) -> Cfg:
+    return dict(kind="ddr", **_multi_loss_head(h, 2))
+
+
+def _pid(h: Cfg) -> Cfg:
+    # GenerateEdge's width lives in the training pipeline, not the model: 4 in every published config
+    return dict(kind="pid", **_multi_loss_head(h, 4), edge_width=4)
+
+
+HEADS.update({"DDRHead": _ddr, "PIDHead": _pid})
 
 
 # ---------------------------------------------------------------------------------------------- necks
