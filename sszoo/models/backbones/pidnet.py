@@ -75,6 +75,16 @@ class PIDNetConfig:
     align_corners: bool = False
     kind: str = "pidnet"
 
+    @property
+    def output_stride(self) -> int:
+        """The stride of the features the head reads (the P/D branches)."""
+        return 8
+
+    @property
+    def size_divisor(self) -> int:
+        """Input sides must be multiples of this (see :mod:`.ddrnet`)."""
+        return 8
+
 
 class PIDNet(nn.Module):
     """PIDNet backbone. Eval mode returns ``[features]`` (1/8, ``4 * channels``); training mode

@@ -31,8 +31,9 @@ def generate_edge(label: torch.Tensor, edge_width: int = 4, ignore_index: int = 
     A pixel is marked when it differs from its neighbour below (the lower pixel is marked), to its right (the
     left pixel), down-right (the upper-left pixel) or down-left (the upper-right pixel), neither of the two
     being ``ignore_index``; the marks are then dilated by an ``edge_width`` x ``edge_width`` square, which
-    OpenCV anchors at offset ``edge_width // 2``: a mark spreads ``edge_width // 2`` pixels up/left and
-    ``edge_width - 1 - edge_width // 2`` down/right. ``valid`` (N x 2, the unpadded height and width of each
+    OpenCV anchors at offset ``edge_width // 2``: a pixel takes the maximum over ``edge_width // 2`` pixels
+    above/left of it and ``edge_width - 1 - edge_width // 2`` below/right (so a mark spreads further
+    down/right for even widths). ``valid`` (N x 2, the unpadded height and width of each
     sample, as sszoo's collate returns) sets the padding to ``ignore_index``, as the reference's data
     preprocessor pads the edge map after the transform.
     """
