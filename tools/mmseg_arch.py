@@ -225,7 +225,7 @@ def _loss_specs(h: Cfg) -> list[Cfg]:
         out.append(dict(kind=_LOSS_KINDS[loss["type"]], weight=float(loss.get("loss_weight", 1.0)),
                         class_weight=[float(c) for c in loss["class_weight"]] if loss.get("class_weight") else None,
                         use_sigmoid=bool(loss.get("use_sigmoid", False)), thres=float(loss.get("thres", 0.7)),
-                        min_kept=int(loss.get("min_kept", 100000)), name=loss.get("loss_name")))
+                        min_kept=int(loss.get("min_kept", 100000)), name=loss.get("loss_name") or ""))
     return out
 
 

@@ -19,8 +19,35 @@ class DDRHeadConfig:
     channels: int = 64
     dropout: float = 0.0
     loss_weight: float = 1.0  # the head's weight in the training total; its two terms carry their own weights
-    losses: tuple = ()  # LossSpec dicts, in the reference's loss_decode order: (main, auxiliary)
+    losses: tuple = ()  # LossSpecs, in the reference's loss_decode order: (main, auxiliary)
     kind: str = "ddr"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "losses", as_loss_specs(self.losses))
+
+
+def as_loss_specs(losses) -> tuple:
+    """``losses`` as a tuple of :class:`~sszoo.models.losses.LossSpec` (JSON gives dicts), so configs hash."""
+    from ..losses import LossSpec
+
+    def spec(s):
+        if isinstance(s, LossSpec):
+            return s
+        d = dict(s)
+        if d.get("class_weight") is not None:
+            d["class_weight"] = tuple(float(w) for w in d["class_weight"])
+        return LossSpec(**d)
+
+    return tuple(spec(s) for s in losses)
+
+
+def spec_term(spec, logits: torch.Tensor, label: torch.Tensor, *, align_corners: bool,
+              ignore_index: int) -> torch.Tensor:
+    """One loss spec's weighted term for feature-resolution ``logits`` (resized to the label)."""
+    from ..losses import spec_losses
+
+    (term,) = spec_losses((spec,), logits, label, align_corners=align_corners, ignore_index=ignore_index).values()
+    return term
 
 
 def base_head(in_channels: int, channels: int) -> nn.Sequential:
@@ -43,7 +70,9 @@ class DDRHead(ClassifierHead):
 
     @classmethod
     def from_config(cls, cfg: DDRHeadConfig, num_classes: int, align_corners: bool) -> "DDRHead":
-        return cls(cfg.in_channels, cfg.channels, num_classes, dropout=cfg.dropout, align_corners=align_corners)
+        head = cls(cfg.in_channels, cfg.channels, num_classes, dropout=cfg.dropout, align_corners=align_corners)
+        head.loss_specs = cfg.losses
+        return head
 
     def predict(self, features: list[torch.Tensor], *prev: torch.Tensor) -> torch.Tensor:
         return self.cls_seg(self.head(features[-1]))
@@ -55,19 +84,16 @@ class DDRHead(ClassifierHead):
         return logits, self.aux_cls_seg(self.aux_head(features[0]))
 
     def loss(self, output, label: torch.Tensor, *, ignore_index: int = 255) -> dict[str, torch.Tensor]:
-        """MMSegmentation's DDRHead losses: ``loss_context`` (main logits) and ``loss_spatial`` (auxiliary),
-        each its spec's loss (OHEM cross-entropy in the published configs) times its weight."""
-        from ..losses import spec_losses
-
-        if not isinstance(output, (tuple, list)):
+        """MMSegmentation's DDRHead losses: ``context`` (its name for the main logits' term) and ``spatial``
+        (the auxiliary logits'), each its spec's loss (OHEM cross-entropy with class weights in the published
+        configs) times its weight (1.0 and 0.4)."""
+        if not isinstance(output, (tuple, list)) or len(output) != 2:
             raise ValueError("DDRHead.loss needs the training output (logits, auxiliary logits)")
-        if len(self.losses) != 2:
-            raise ValueError("DDRHead needs two loss specs (main, auxiliary), as its config's loss_decode")
-        out: dict[str, torch.Tensor] = {}
-        for name, logits, spec in zip(("context", "spatial"), output, self.losses):
-            out.update({f"{name}_{k}": v for k, v in spec_losses((spec,), logits, label, align_corners=self.align_corners,
-                                                                  ignore_index=ignore_index).items()})
-        return out
+        specs = self.loss_specs
+        if len(specs) != 2:
+            raise ValueError(f"DDRHead needs two loss specs (main, auxiliary) as its config's loss_decode, got {specs}")
+        return {name: spec_term(spec, logits, label, align_corners=self.align_corners, ignore_index=ignore_index)
+                for name, logits, spec in zip(("context", "spatial"), output, specs)}
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)

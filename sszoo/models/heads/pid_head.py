@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..backbones.ddrnet import NormActConv
 from ..layers import ClassifierHead, resize
+from .ddr_head import as_loss_specs, spec_term
 
 
 def generate_edge(label: torch.Tensor, edge_width: int = 4, ignore_index: int = 255,
@@ -70,8 +71,11 @@ class PIDHeadConfig:
     dropout: float = 0.1  # the reference's default; it applies to the I head's classifier only
     edge_width: int = 4  # GenerateEdge in the published training pipelines
     loss_weight: float = 1.0  # the head's weight in the training total; its four terms carry their own weights
-    losses: tuple = ()  # LossSpec dicts in loss_decode order: (P ce, I ohem, boundary, boundary-masked I ohem)
+    losses: tuple = ()  # LossSpecs in loss_decode order: (P ce, I ohem, boundary, boundary-masked I ohem)
     kind: str = "pid"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "losses", as_loss_specs(self.losses))
 
 
 class BasePIDHead(nn.Module):
@@ -106,8 +110,10 @@ class PIDHead(ClassifierHead):
 
     @classmethod
     def from_config(cls, cfg: PIDHeadConfig, num_classes: int, align_corners: bool) -> "PIDHead":
-        return cls(cfg.in_channels, cfg.channels, num_classes, dropout=cfg.dropout, edge_width=cfg.edge_width,
+        head = cls(cfg.in_channels, cfg.channels, num_classes, dropout=cfg.dropout, edge_width=cfg.edge_width,
                    align_corners=align_corners)
+        head.loss_specs = cfg.losses
+        return head
 
     def predict(self, features: list[torch.Tensor], *prev: torch.Tensor) -> torch.Tensor:
         return self.cls_seg(self.i_head(features[-1] if len(features) == 1 else features[1]))
@@ -125,7 +131,24 @@ class PIDHead(ClassifierHead):
         ``valid`` (N x 2 unpadded sizes) marks the padded area of the boundary labels as ignored, as the
         reference's data preprocessor does; without it the labels are taken as unpadded.
         """
-        raise NotImplementedError  # filled in once the shared loss primitives land
+        from ..losses import boundary_loss
+
+        if not isinstance(output, (tuple, list)) or len(output) != 3:
+            raise ValueError("PIDHead.loss needs the training output (P logits, I logits, boundary logits)")
+        specs = self.loss_specs
+        if len(specs) != 4 or specs[2].kind != "boundary":
+            raise ValueError(f"PIDHead needs four loss specs (P, I, boundary, boundary-masked I), got {specs}")
+        p_logits, i_logits, d_logits = output
+        kw = dict(align_corners=self.align_corners, ignore_index=ignore_index)
+        d_logits = resize(d_logits, label.shape[-2:], self.align_corners)
+        edge = generate_edge(label, self.edge_width, ignore_index, valid)
+        # the I logits again, on only the pixels the D branch calls boundary (sigmoid > 0.8); not detached
+        # from D's graph in the reference either, but a mask carries no gradient
+        on_boundary = torch.where(torch.sigmoid(d_logits[:, 0]) > 0.8, label, torch.full_like(label, ignore_index))
+        return {"sem_p": spec_term(specs[0], p_logits, label, **kw),
+                "sem_i": spec_term(specs[1], i_logits, label, **kw),
+                "bd": specs[2].weight * boundary_loss(d_logits, edge),
+                "sem_bd": spec_term(specs[3], i_logits, on_boundary, **kw)}
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)
