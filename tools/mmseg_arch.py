@@ -259,29 +259,15 @@ HEADS: dict[str, Callable[[Cfg], Cfg]] = {
 }
 
 
-_LOSS_KINDS = {"CrossEntropyLoss": "ce", "OhemCrossEntropy": "ohem_ce", "BoundaryLoss": "boundary", "DiceLoss": "dice"}
-
-
-def _loss_specs(h: Cfg) -> list[Cfg]:
-    """Provisional: ``loss_decode`` as LossSpec dicts (to be replaced by the shared ``loss_fields``)."""
-    out = []
-    for loss in h.get("loss_decode") or []:
-        if loss["type"] not in _LOSS_KINDS:
-            raise Unsupported(f"no sszoo loss for {loss['type']}")
-        out.append(dict(kind=_LOSS_KINDS[loss["type"]], weight=float(loss.get("loss_weight", 1.0)),
-                        class_weight=[float(c) for c in loss["class_weight"]] if loss.get("class_weight") else None,
-                        use_sigmoid=bool(loss.get("use_sigmoid", False)), thres=float(loss.get("thres", 0.7)),
-                        min_kept=int(loss.get("min_kept", 100000)), name=loss.get("loss_name") or ""))
-    return out
-
-
 def _multi_loss_head(h: Cfg, n_losses: int) -> Cfg:
     """The fields of DDRHead / PIDHead: their loss terms, one spec per ``loss_decode`` entry, in its order."""
-    losses = _loss_specs(h)
-    if len(losses) != n_losses:
-        raise Unsupported(f"sszoo's {h['type']} computes exactly {n_losses} loss terms")
-    return dict(in_channels=int(h["in_channels"]), channels=int(h["channels"]),
-                dropout=float(h.get("dropout_ratio", 0.1)), loss_weight=1.0, losses=losses)
+    losses = loss_fields(h)
+    if len(losses.get("losses", ())) != n_losses or "sampler" in losses:
+        raise Unsupported(f"sszoo's {h['type']} computes exactly {n_losses} loss terms, without a pixel sampler")
+    if int(h.get("in_index", -1)) != -1:
+        raise Unsupported(f"sszoo's {h['type']} reads the backbone's last output")
+    return dict(in_channels=int(h["in_channels"]), channels=int(h["channels"]), in_index=-1,
+                dropout=float(h.get("dropout_ratio", 0.1)), **losses)
 
 
 def _ddr(h: Cfg) -> Cfg:

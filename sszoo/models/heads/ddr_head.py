@@ -17,6 +17,7 @@ from ..layers import ClassifierHead
 class DDRHeadConfig:
     in_channels: int = 128
     channels: int = 64
+    in_index: int = -1  # the reference's: inference reads the backbone's last (its only) output
     dropout: float = 0.0
     loss_weight: float = 1.0  # the head's weight in the training total; its two terms carry their own weights
     losses: tuple = ()  # LossSpecs, in the reference's loss_decode order: (main, auxiliary)

@@ -68,6 +68,7 @@ def generate_edge(label: torch.Tensor, edge_width: int = 4, ignore_index: int = 
 class PIDHeadConfig:
     in_channels: int = 128
     channels: int = 128
+    in_index: int = -1  # the reference's: inference reads the backbone's last (its only) output
     dropout: float = 0.1  # the reference's default; it applies to the I head's classifier only
     edge_width: int = 4  # GenerateEdge in the published training pipelines
     loss_weight: float = 1.0  # the head's weight in the training total; its four terms carry their own weights
