@@ -29,15 +29,16 @@ def golden() -> dict:
     return torch.load(GOLDEN, weights_only=True)
 
 
-def _tiny(kind: str, num_classes: int = 3) -> torch.nn.Module:
+def _tiny(kind: str, num_classes: int = 3, losses: tuple = ()) -> torch.nn.Module:
     """Narrow networks of each family (the reference's structure at channels 4-8), for shape checks."""
     if kind == "ddrnet":
-        arch = ArchConfig(backbone=DDRNetConfig(channels=4, ppm_channels=8), decode_head=DDRHeadConfig(16, 8),
-                          num_classes=num_classes)
+        arch = ArchConfig(backbone=DDRNetConfig(channels=4, ppm_channels=8),
+                          decode_head=DDRHeadConfig(16, 8, losses=losses), num_classes=num_classes)
     else:
         arch = ArchConfig(backbone=PIDNetConfig(channels=4, ppm_channels=8, num_stem_blocks=3, num_branch_blocks=4)
                           if kind == "pidnet_l" else PIDNetConfig(channels=4, ppm_channels=8),
-                          decode_head=PIDHeadConfig(16, 8), num_classes=num_classes, align_corners=True)
+                          decode_head=PIDHeadConfig(16, 8, losses=losses), num_classes=num_classes,
+                          align_corners=True)
     torch.manual_seed(0)
     return build_model(arch)
 
@@ -153,3 +154,31 @@ def test_pid_boundary_terms_use_the_label_edges(golden):
     with_pad = head.loss((p, i, d), padded, valid=valid)["bd"]
     without = head.loss((p, i, d), padded)["bd"]
     assert with_pad.item() != without.item() and base["bd"].item() != without.item()
+
+
+def test_segmentor_loss_trains_every_branch():
+    # through Segmentor.loss, as the trainer calls it: the heads' weighted terms add up (a head with its own
+    # specs is not weighted again) and the auxiliary/boundary outputs get gradients
+    from sszoo.models.losses import LossSpec
+
+    for kind, specs, extra in (
+            ("ddrnet", (LossSpec("ohem_ce", 1.0, thres=0.6, min_kept=50), LossSpec("ohem_ce", 0.4, min_kept=50)),
+             ("aux_cls_seg", "aux_head")),
+            ("pidnet", (LossSpec("ce", 0.4), LossSpec("ohem_ce", 1.0, min_kept=50), LossSpec("boundary", 20.0),
+                        LossSpec("ohem_ce", 1.0, min_kept=50)), ("p_cls_seg", "d_cls_seg"))):
+        model = _tiny(kind, losses=specs).train()
+        head = model.decode_heads[0]
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(2, 3, 32, 40, generator=g)
+        label = torch.randint(0, 3, (2, 32, 40), generator=g)
+        label[:, :4] = 255
+        outputs = model.forward_heads(x)
+        losses = model.loss(outputs, label)
+        terms = head.loss(outputs.decode[0], label)
+        assert len(terms) == len(specs)
+        assert losses["total"].item() == pytest.approx(sum(t.item() for t in terms.values()), rel=1e-6)
+        losses["total"].backward()
+        for name in extra:
+            grad = getattr(head, name).weight.grad if name.endswith("cls_seg") else next(
+                getattr(head, name).parameters()).grad
+            assert grad is not None and grad.abs().sum() > 0, (kind, name)
