@@ -19,8 +19,11 @@ from .heads import (ANNHead, ANNHeadConfig, APCHead, APCHeadConfig, ASPPHead, AS
                     PSPHead, PSPHeadConfig, SepASPPHead, SepASPPHeadConfig, UPerHead, UPerHeadConfig)
 from .losses import LossSpec, PixelSampler
 from .necks import FPN, FPNConfig, JPU, JPUConfig
+from .backbones import DDRNet, DDRNetConfig, PIDNet, PIDNetConfig
+from .heads import DDRHead, DDRHeadConfig, PIDHead, PIDHeadConfig
 
 BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet, ResNeStConfig: ResNeSt}
+BACKBONES.update({DDRNetConfig: DDRNet, PIDNetConfig: PIDNet})
 NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN, JPUConfig: JPU}
 HEADS: dict[type, type[nn.Module]] = {
     FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
@@ -29,6 +32,7 @@ HEADS: dict[type, type[nn.Module]] = {
     UPerHeadConfig: UPerHead, FPNHeadConfig: FPNHead, PointHeadConfig: PointHead,
     EncHeadConfig: EncHead, APCHeadConfig: APCHead, DMHeadConfig: DMHead, PSAHeadConfig: PSAHead,
 }
+HEADS.update({DDRHeadConfig: DDRHead, PIDHeadConfig: PIDHead})
 
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:

@@ -2,5 +2,8 @@
 feature maps (one per stage) and lists their channels in ``out_channels``."""
 from .resnet import ResNet, ResNetConfig
 from .resnest import ResNeSt, ResNeStConfig
+from .ddrnet import DDRNet, DDRNetConfig
+from .pidnet import PIDNet, PIDNetConfig
 
-__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig"]
+__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig",
+           "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig"]
