@@ -2,5 +2,8 @@
 feature maps (one per stage) and lists their channels in ``out_channels``."""
 from .resnet import ResNet, ResNetConfig
 from .resnest import ResNeSt, ResNeStConfig
+from .bisenetv1 import BiSeNetV1, BiSeNetV1Config
+from .bisenetv2 import BiSeNetV2, BiSeNetV2Config
 
-__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig"]
+__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "BiSeNetV1", "BiSeNetV1Config", "BiSeNetV2",
+           "BiSeNetV2Config"]
