@@ -93,6 +93,12 @@ CASES = {
     "resnest_s101_d8_deeplabv3plus_ade": ("resnest_s101-d8_deeplabv3plus_4xb4-160k_ade20k-512x512", ["--height", "53", "--width", "61", "--batch", "2", "--num-classes", "21"]),
     "fastfcn_r50_d32_jpu_psp": ("fastfcn_r50-d32_jpu_psp_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
     "fastfcn_r50_d32_jpu_aspp_ade": ("fastfcn_r50-d32_jpu_aspp_4xb4-80k_ade20k-512x512", ["--height", "71", "--width", "93", "--num-classes", "7"]),
+    # BiSeNetV1 over R-18/50/101 context paths (ResNet with the 7x7 stem, output stride 32) and BiSeNetV2:
+    # every fusion step takes odd sizes (each stride-2 layer rounds up alike in both paths); batch 2 in one
+    "bisenetv1_r18_d32": ("bisenetv1_r18-d32_4xb4-160k_cityscapes-1024x1024", ["--height", "41", "--width", "49", "--num-classes", "4", "--batch", "2"]),
+    "bisenetv1_r50_d32_coco": ("bisenetv1_r50-d32_4xb4-160k_coco-stuff164k-512x512", ["--height", "49", "--width", "67", "--num-classes", "6"]),
+    "bisenetv1_r101_d32_coco": ("bisenetv1_r101-d32_4xb4-160k_coco-stuff164k-512x512", ["--height", "45", "--width", "61", "--num-classes", "5"]),
+    "bisenetv2_fcn": ("bisenetv2_fcn_4xb4-160k_cityscapes-1024x1024", ["--height", "53", "--width", "67", "--num-classes", "6"]),
 }
 
 
