@@ -55,6 +55,11 @@ class BiSeNetV1Config:
         """The context ResNet's depth (what the zoo's listings sort and describe backbones by)."""
         return self.backbone_cfg.depth
 
+    @property
+    def output_stride(self) -> int:
+        """The stride of the coarsest map (the context ResNet's last stage)."""
+        return self.backbone_cfg.output_stride
+
 
 class SpatialPath(nn.Module):
     """7x7 s2, 3x3 s2, 3x3 s2 and 1x1 ConvBNReLUs: a stride-8 map with wide channels."""

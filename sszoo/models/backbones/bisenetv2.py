@@ -39,6 +39,11 @@ class BiSeNetV2Config:
     align_corners: bool = False
     kind: str = "bisenetv2"
 
+    @property
+    def output_stride(self) -> int:
+        """The stride of the coarsest map: the semantic branch's last stage (stem 4, then three halvings)."""
+        return 4 * 2 ** (len(self.semantic_channels) - 1)
+
 
 class ConvBNAct(nn.Module):
     """Conv2d (no bias) -> BatchNorm2d -> optional ReLU: MMCV's ConvModule under its keys ``conv``, ``bn``."""
