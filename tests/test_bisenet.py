@@ -150,3 +150,11 @@ def test_ohem_config_trains_with_plain_cross_entropy():
     heads = [model["decode_head"], *model["auxiliary_head"]]
     assert all("sampler" not in h for h in heads)
     assert _arch(V2_OHEM) == _arch(V2)
+
+
+def test_bisenetv1_refuses_channels_the_ffm_cannot_read():
+    from sszoo.models.backbones import BiSeNetV1, BiSeNetV1Config
+
+    cfg = BiSeNetV1Config()
+    with pytest.raises(ValueError, match="FFM"):  # 64 + 128 channels reach an FFM built for 256
+        BiSeNetV1(cfg.backbone_cfg, spatial_channels=(64, 64, 64, 64), context_channels=(128, 256, 512))

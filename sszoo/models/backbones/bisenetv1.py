@@ -137,6 +137,10 @@ class BiSeNetV1(nn.Module):
         super().__init__()
         if len(spatial_channels) != 4 or len(context_channels) != 3:
             raise ValueError("BiSeNetV1 needs 4 spatial-path and 3 context-path channel counts")
+        if spatial_channels[3] + context_channels[0] != context_channels[1]:
+            raise ValueError(f"BiSeNetV1's FFM reads the concatenated paths as context_channels[1] = "
+                             f"{context_channels[1]} channels, but they carry spatial_channels[3] + "
+                             f"context_channels[0] = {spatial_channels[3] + context_channels[0]}")
         self.out_indices = tuple(out_indices)
         self.context_path = ContextPath(backbone_cfg, tuple(context_channels))
         self.spatial_path = SpatialPath(3, tuple(spatial_channels))
