@@ -101,6 +101,13 @@ CASES = {
     "pidnet_s": ("pidnet-s_2xb6-120k_1024x1024-cityscapes", ["--height", "48", "--width", "72", "--num-classes", "6"]),
     "pidnet_m": ("pidnet-m_2xb6-120k_1024x1024-cityscapes", ["--height", "72", "--width", "40", "--num-classes", "4"]),
     "pidnet_l": ("pidnet-l_2xb6-120k_1024x1024-cityscapes", ["--height", "56", "--width", "72", "--num-classes", "4"]),
+    # BiSeNetV1 over R-18/50/101 context paths (ResNet with the 7x7 stem, output stride 32) and BiSeNetV2:
+    # every fusion step takes odd sizes (each stride-2 layer rounds up alike in both paths); batch 2 in one
+    "bisenetv1_r18_d32": ("bisenetv1_r18-d32_4xb4-160k_cityscapes-1024x1024", ["--height", "41", "--width", "49", "--num-classes", "4", "--batch", "2"]),
+    "bisenetv1_r50_d32_coco": ("bisenetv1_r50-d32_4xb4-160k_coco-stuff164k-512x512", ["--height", "49", "--width", "67", "--num-classes", "6"]),
+    # (no R-101 case: its context path differs from R-50's only in depth, and it would add the most test time of the
+    # four, 4 s CPU on one thread; made once at 45 x 61, 5 classes: float64 max|diff| 0, float32 2.4e-4 of the scale)
+    "bisenetv2_fcn": ("bisenetv2_fcn_4xb4-160k_cityscapes-1024x1024", ["--height", "53", "--width", "67", "--num-classes", "6"]),
 }
 
 

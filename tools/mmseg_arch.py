@@ -56,6 +56,31 @@ def _pidnet(b: Cfg) -> Cfg:
 
 
 BACKBONES.update({"DDRNet": _ddrnet, "PIDNet": _pidnet})
+def _bisenetv1(b: Cfg) -> Cfg:
+    # the context path's ResNet through its own converter; BiSeNetV1 itself builds plain BN + ReLU convs
+    # whatever its norm_cfg says (the reference does not pass it on), and align_corners is unused (nearest resizes)
+    ctx = b["backbone_cfg"]
+    if ctx["type"] not in ("ResNet", "ResNetV1c", "ResNetV1b") or int(b.get("in_channels", 3)) != 3:
+        raise Unsupported(f"sszoo's BiSeNetV1 has a ResNet context path over RGB, not {ctx['type']}")
+    if list(ctx.get("out_indices", (0, 1, 2, 3))) != [0, 1, 2, 3]:
+        raise Unsupported("BiSeNetV1's context path needs all four ResNet stages")
+    return dict(kind="bisenetv1", backbone_cfg=_convert(BACKBONES, ctx, "backbone"),
+                spatial_channels=list(b.get("spatial_channels", (64, 64, 64, 128))),
+                context_channels=list(b.get("context_channels", (128, 256, 512))),
+                out_channels=int(b.get("out_channels", 256)), out_indices=list(b.get("out_indices", (0, 1, 2))))
+
+
+def _bisenetv2(b: Cfg) -> Cfg:
+    if int(b.get("in_channels", 3)) != 3:
+        raise Unsupported("sszoo's BiSeNetV2 reads RGB images")
+    return dict(kind="bisenetv2", detail_channels=list(b.get("detail_channels", (64, 64, 128))),
+                semantic_channels=list(b.get("semantic_channels", (16, 32, 64, 128))),
+                semantic_expansion_ratio=int(b.get("semantic_expansion_ratio", 6)),
+                bga_channels=int(b.get("bga_channels", 128)), out_indices=list(b.get("out_indices", (0, 1, 2, 3, 4))),
+                align_corners=bool(b.get("align_corners", False)))
+
+
+BACKBONES.update({"BiSeNetV1": _bisenetv1, "BiSeNetV2": _bisenetv2})
 
 
 # ---------------------------------------------------------------------------------------------- heads

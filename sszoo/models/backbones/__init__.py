@@ -4,6 +4,8 @@ from .resnet import ResNet, ResNetConfig
 from .resnest import ResNeSt, ResNeStConfig
 from .ddrnet import DDRNet, DDRNetConfig
 from .pidnet import PIDNet, PIDNetConfig
+from .bisenetv1 import BiSeNetV1, BiSeNetV1Config
+from .bisenetv2 import BiSeNetV2, BiSeNetV2Config
 
-__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig",
-           "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig"]
+__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig",
+           "BiSeNetV1", "BiSeNetV1Config", "BiSeNetV2", "BiSeNetV2Config"]
