@@ -40,6 +40,37 @@ BACKBONES: dict[str, Callable[[Cfg], Cfg]] = {"ResNetV1c": _resnet, "ResNet": _r
                                               "ResNeSt": _resnest}
 
 
+def _stdc(b: Cfg) -> Cfg:
+    s, ffm = b["backbone_cfg"], b.get("ffm_cfg") or {}
+    if s.get("type", "STDCNet") != "STDCNet" or int(s.get("in_channels", 3)) != 3:
+        raise Unsupported(f"sszoo's STDCContextPathNet has no backbone {s}")
+    if (b.get("upsample_mode", "nearest") != "nearest" or b.get("align_corners") is not None
+            or (s.get("act_cfg") or {"type": "ReLU"}) != {"type": "ReLU"}):
+        raise Unsupported("sszoo's STDCContextPathNet upsamples with mode 'nearest' and uses ReLU only")
+    return dict(kind="stdc", stdc_type=str(s["stdc_type"]), channels=[int(c) for c in s["channels"]],
+                bottleneck_type=str(s["bottleneck_type"]), num_convs=int(s.get("num_convs", 4)),
+                with_final_conv=bool(s.get("with_final_conv", False)),
+                last_in_channels=[int(c) for c in b.get("last_in_channels", (1024, 512))],
+                out_channels=int(b.get("out_channels", 128)), ffm_in_channels=int(ffm.get("in_channels", 512)),
+                ffm_out_channels=int(ffm.get("out_channels", 256)), ffm_scale_factor=int(ffm.get("scale_factor", 4)))
+
+
+def _icnet(b: Cfg) -> Cfg:
+    r = b["backbone_cfg"]
+    if r["type"] != "ResNetV1c" or int(b.get("in_channels", 3)) != 3:
+        raise Unsupported(f"sszoo's ICNet runs over a ResNetV1c only, got {r['type']}")
+    resnet = _resnet(r)
+    resnet.pop("kind")
+    return dict(kind="icnet", backbone_cfg=resnet, layer_channels=[int(c) for c in b.get("layer_channels", (512, 2048))],
+                light_branch_middle_channels=int(b.get("light_branch_middle_channels", 32)),
+                psp_out_channels=int(b.get("psp_out_channels", 512)),
+                out_channels=[int(c) for c in b.get("out_channels", (64, 256, 256))],
+                pool_scales=list(b.get("pool_scales", (1, 2, 3, 6))), align_corners=bool(b.get("align_corners", False)))
+
+
+BACKBONES.update({"STDCContextPathNet": _stdc, "ICNet": _icnet})
+
+
 # ---------------------------------------------------------------------------------------------- heads
 
 
@@ -186,6 +217,21 @@ def _psa(h: Cfg) -> Cfg:
                 psa_softmax=bool(h.get("psa_softmax", True)))
 
 
+def _stdc_head(h: Cfg) -> Cfg:
+    losses = h.get("loss_decode")
+    kinds = [(l["type"], bool(l.get("use_sigmoid", l["type"] == "DiceLoss"))) for l in losses or []]
+    dice = (losses or [{}, {}])[-1]
+    if (kinds != [("CrossEntropyLoss", True), ("DiceLoss", True)] or dice.get("naive_dice")
+            or float(dice.get("eps", 1e-3)) != 1e-3 or not dice.get("activate", True) or h.get("sampler")):
+        raise Unsupported("sszoo's STDCHead trains with sigmoid cross-entropy + the default Dice loss only")
+    fcn = _fcn(h)
+    fcn.pop("loss_weight")
+    # the terms carry their own weights; the head's total weight stays 1
+    return dict(fcn, kind="stdc_head", boundary_threshold=float(h.get("boundary_threshold", 0.1)),
+                num_classes=int(h["num_classes"]), align_corners=bool(h.get("align_corners", False)),
+                ce_weight=float(losses[0].get("loss_weight", 1.0)), dice_weight=float(losses[1].get("loss_weight", 1.0)))
+
+
 HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "FCNHead": _fcn, "PSPHead": _psp, "ASPPHead": _aspp, "DepthwiseSeparableASPPHead": _sep_aspp,
     "NLHead": _nonlocal, "DNLHead": _dnl, "GCHead": _gc, "EMAHead": _ema,
@@ -193,6 +239,7 @@ HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "UPerHead": _uper, "FPNHead": _fpn_head, "PointHead": _point_head,
     "EncHead": _enc, "APCHead": _apc, "DMHead": _dm, "PSAHead": _psa,
 }
+HEADS.update({"STDCHead": _stdc_head})
 
 
 # ---------------------------------------------------------------------------------------------- necks
@@ -214,6 +261,14 @@ def _jpu(n: Cfg) -> Cfg:
 
 
 NECKS: dict[str, Callable[[Cfg], Cfg]] = {"FPN": _fpn, "JPU": _jpu}
+
+
+def _icneck(n: Cfg) -> Cfg:
+    return dict(kind="icneck", in_channels=[int(c) for c in n.get("in_channels", (64, 256, 256))],
+                out_channels=int(n.get("out_channels", 128)), align_corners=bool(n.get("align_corners", False)))
+
+
+NECKS.update({"ICNeck": _icneck})
 
 
 def _convert(table: dict[str, Callable[[Cfg], Cfg]], cfg: Cfg, what: str) -> Cfg:

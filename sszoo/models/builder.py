@@ -18,6 +18,9 @@ from .heads import (ANNHead, ANNHeadConfig, APCHead, APCHeadConfig, ASPPHead, AS
                     ISAHead, ISAHeadConfig, NLHead, NLHeadConfig, PointHead, PointHeadConfig, PSAHead, PSAHeadConfig,
                     PSPHead, PSPHeadConfig, SepASPPHead, SepASPPHeadConfig, UPerHead, UPerHeadConfig)
 from .necks import FPN, FPNConfig, JPU, JPUConfig
+from .backbones import ICNet, ICNetConfig, STDCConfig, STDCContextPathNet
+from .heads import STDCHead, STDCHeadConfig
+from .necks import ICNeck, ICNeckConfig
 
 BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet, ResNeStConfig: ResNeSt}
 NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN, JPUConfig: JPU}
@@ -28,6 +31,9 @@ HEADS: dict[type, type[nn.Module]] = {
     UPerHeadConfig: UPerHead, FPNHeadConfig: FPNHead, PointHeadConfig: PointHead,
     EncHeadConfig: EncHead, APCHeadConfig: APCHead, DMHeadConfig: DMHead, PSAHeadConfig: PSAHead,
 }
+BACKBONES.update({STDCConfig: STDCContextPathNet, ICNetConfig: ICNet})
+NECKS.update({ICNeckConfig: ICNeck})
+HEADS.update({STDCHeadConfig: STDCHead})
 
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:

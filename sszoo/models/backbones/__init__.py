@@ -2,5 +2,7 @@
 feature maps (one per stage) and lists their channels in ``out_channels``."""
 from .resnet import ResNet, ResNetConfig
 from .resnest import ResNeSt, ResNeStConfig
+from .stdc import STDCConfig, STDCContextPathNet
+from .icnet import ICNet, ICNetConfig
 
-__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig"]
+__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "STDCContextPathNet", "STDCConfig", "ICNet", "ICNetConfig"]
