@@ -93,6 +93,13 @@ CASES = {
     "resnest_s101_d8_deeplabv3plus_ade": ("resnest_s101-d8_deeplabv3plus_4xb4-160k_ade20k-512x512", ["--height", "53", "--width", "61", "--batch", "2", "--num-classes", "21"]),
     "fastfcn_r50_d32_jpu_psp": ("fastfcn_r50-d32_jpu_psp_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
     "fastfcn_r50_d32_jpu_aspp_ade": ("fastfcn_r50-d32_jpu_aspp_4xb4-80k_ade20k-512x512", ["--height", "71", "--width", "93", "--num-classes", "7"]),
+    # STDC (STDCNet1/2, "cat" modules, nearest-upsampled context path) and ICNet (R-18/50/101; the input halved
+    # twice with scale_factor 0.5, whose sampling differs from a resize to the halved size at odd sizes)
+    "stdc1": ("stdc1_4xb12-80k_cityscapes-512x1024", ["--height", "49", "--width", "67", "--num-classes", "5"]),
+    "stdc2": ("stdc2_4xb12-80k_cityscapes-512x1024", ["--height", "53", "--width", "71", "--num-classes", "4"]),
+    "icnet_r18_d8": ("icnet_r18-d8_4xb2-80k_cityscapes-832x832", ["--height", "51", "--width", "75", "--num-classes", "5"]),
+    "icnet_r50_d8": ("icnet_r50-d8_4xb2-80k_cityscapes-832x832", ["--height", "47", "--width", "69", "--num-classes", "6"]),
+    "icnet_r101_d8": ("icnet_r101-d8_4xb2-80k_cityscapes-832x832", ["--height", "33", "--width", "45", "--num-classes", "4", "--batch", "2"]),
 }
 
 
