@@ -53,6 +53,14 @@ class ICNetConfig:
         # zoo.json stores the nested ResNet config as a plain dict
         object.__setattr__(self, "backbone_cfg", _resnet_config(self.backbone_cfg))
 
+    @property
+    def depth(self) -> int:
+        return self.backbone_cfg.depth
+
+    @property
+    def output_stride(self) -> int:
+        return 2 * self.backbone_cfg.output_stride * 2  # sub4 reads the input halved, then halved again
+
 
 class _AdaptiveAvgPool(nn.Module):
     """Adaptive average pooling that exports to ONNX when the bins do not divide the map."""

@@ -45,6 +45,10 @@ class STDCConfig:
     ffm_scale_factor: int = 4
     kind: str = "stdc"
 
+    @property
+    def output_stride(self) -> int:
+        return 32  # the context path's coarsest map
+
 
 class _DepthwiseConvBN(nn.Module):
     """Strided depthwise 3x3 conv + BN without activation (keys ``conv``, ``bn``)."""
