@@ -124,3 +124,58 @@ def test_icnet_halves_the_input_by_scale_factor():
     cols = (rows[..., 0::2][..., :4] + rows[..., 1::2][..., :4]) / 2
     assert torch.allclose(y, cols, atol=1e-12)
     assert not torch.allclose(y, F.interpolate(x, size=(3, 4), mode="bilinear", align_corners=False))
+
+
+def _close(got: torch.Tensor, want: torch.Tensor, rel: float = 1e-6) -> bool:
+    # the reference's sigmoid cross-entropy and Dice round through float32 targets even in a float64 run
+    return abs(got.item() - want.item()) <= rel * max(1.0, abs(want.item()))
+
+
+def test_stdc_head_loss_terms_match_reference(golden):
+    head = _head(torch.float64)
+    terms = head.loss(golden["stdc_logits"], golden["label"].long())
+    assert set(terms) == {"loss_ce", "loss_dice"}
+    for name, want in golden["stdc_losses"].items():
+        assert _close(terms[name], want), (name, terms[name].item(), want.item())
+
+
+@pytest.mark.parametrize("min_kept", ["10000", "1000"])
+def test_ohem_decode_head_matches_reference(golden, min_kept):
+    from sszoo.models.losses import PixelSampler, ohem_pixel_weights, spec_losses, LossSpec
+    from sszoo.models.layers import resize
+
+    arch = _stdc_arch()
+    cfg = arch.decode_head
+    assert cfg.sampler == PixelSampler(thresh=0.7, min_kept=10000) and cfg.losses == (LossSpec("ce", 1.0),)
+    sampler = PixelSampler(thresh=cfg.sampler.thresh, min_kept=int(min_kept))
+    label, logits = golden["label"].long(), golden["ohem_logits"]
+    weight = ohem_pixel_weights(resize(logits, label.shape[-2:], True), label, sampler)
+    assert torch.equal(weight.to(torch.uint8), golden["ohem"][min_kept]["weight"])
+    terms = spec_losses(cfg.losses, logits, label, align_corners=True, sampler=sampler)
+    assert _close(sum(terms.values()), golden["ohem"][min_kept]["loss"], 1e-10)
+
+
+def test_stdc1_training_losses_match_reference(golden):
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from oracle_weights import randomise_like_oracle
+
+    info = golden["info"]
+    model = build_model(ArchConfig.from_dict(info["arch"]))
+    randomise_like_oracle(model, info["seed"], tuple(info["calib_shape"]), float64=True)
+    model.double().eval()  # as the golden: no dropout, BatchNorm statistics fixed
+    x = torch.randn(info["input_shape"], generator=torch.Generator().manual_seed(info["input_seed"])).double()
+    label = golden["label"].long()
+    with torch.no_grad():
+        out = model.forward_heads(x)
+        got = {f"decode.{k}" if k.startswith("loss") else "decode.loss_ce": v
+               for k, v in model.decode_head.loss(out.decode[0], label).items()}
+        for i, (head, o) in enumerate(zip(model.auxiliary_heads, out.aux)):
+            for k, v in head.loss(o, label).items():
+                got[f"aux_{i}.{k if k.startswith('loss') else 'loss_ce'}"] = v
+        total = model.loss(out, label)["total"]
+    assert set(got) == set(golden["model_losses"])
+    for name, want in golden["model_losses"].items():
+        assert _close(got[name], want), (name, got[name].item(), want.item())
+    assert _close(total, sum(golden["model_losses"].values()))

@@ -264,18 +264,12 @@ def _psa(h: Cfg) -> Cfg:
 
 
 def _stdc_head(h: Cfg) -> Cfg:
-    losses = h.get("loss_decode")
-    kinds = [(l["type"], bool(l.get("use_sigmoid", l["type"] == "DiceLoss"))) for l in losses or []]
-    dice = (losses or [{}, {}])[-1]
-    if (kinds != [("CrossEntropyLoss", True), ("DiceLoss", True)] or dice.get("naive_dice")
-            or float(dice.get("eps", 1e-3)) != 1e-3 or not dice.get("activate", True) or h.get("sampler")):
-        raise Unsupported("sszoo's STDCHead trains with sigmoid cross-entropy + the default Dice loss only")
-    fcn = _fcn(h)
-    fcn.pop("loss_weight")
-    # the terms carry their own weights; the head's total weight stays 1
-    return dict(fcn, kind="stdc_head", boundary_threshold=float(h.get("boundary_threshold", 0.1)),
-                num_classes=int(h["num_classes"]), align_corners=bool(h.get("align_corners", False)),
-                ce_weight=float(losses[0].get("loss_weight", 1.0)), dice_weight=float(losses[1].get("loss_weight", 1.0)))
+    fields = loss_fields(h)
+    if ([(s["kind"], bool(s.get("use_sigmoid", s["kind"] == "dice"))) for s in fields.get("losses", [])]
+            != [("ce", True), ("dice", True)] or "sampler" in fields):
+        raise Unsupported("sszoo's STDCHead trains with sigmoid cross-entropy + Dice only")
+    return dict(_fcn(h), kind="stdc_head", boundary_threshold=float(h.get("boundary_threshold", 0.1)),
+                num_classes=int(h["num_classes"]), align_corners=bool(h.get("align_corners", False)))
 
 
 HEADS: dict[str, Callable[[Cfg], Cfg]] = {
@@ -347,7 +341,17 @@ def arch_from_mmseg(model: Cfg) -> Cfg:
         decode = [dict(h, train_cfg=model.get("train_cfg"), test_cfg=model.get("test_cfg")) for h in decode]
     last = decode[-1] if isinstance(decode, list) else decode
     neck = model.get("neck")
+    align_corners = bool(last.get("align_corners", False))
+    aux = _heads(model.get("auxiliary_head"), "head")
+    # An FCN auxiliary head whose align_corners differs from the decode head's (STDC's: False under True) resizes
+    # its logits to the label with its own in the loss; the field is written only then.
+    for cfg, out in zip(_as_list(model.get("auxiliary_head")), _as_list(aux)):
+        if out["kind"] == "fcn" and bool(cfg.get("align_corners", False)) != align_corners:
+            out["align_corners"] = bool(cfg.get("align_corners", False))
     return dict(backbone=_convert(BACKBONES, model["backbone"], "backbone"), decode_head=_heads(decode, "head"),
-                auxiliary_head=_heads(model.get("auxiliary_head"), "head"),
-                num_classes=int(last["num_classes"]), align_corners=bool(last.get("align_corners", False)),
+                auxiliary_head=aux, num_classes=int(last["num_classes"]), align_corners=align_corners,
                 neck=_convert(NECKS, neck, "neck") if neck else None)
+
+
+def _as_list(x: Any) -> list:
+    return [] if x is None else list(x) if isinstance(x, list) else [x]

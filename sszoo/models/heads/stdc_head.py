@@ -17,6 +17,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..losses import LossSpec, spec_losses
 from .fcn import FCNHead
 
 LAPLACIAN = (-1., -1., -1., -1., 8., -1., -1., -1., -1.)
@@ -36,9 +37,10 @@ class STDCHeadConfig:
     boundary_threshold: float = 0.1
     num_classes: int = 2  # the boundary map's two classes, whatever the segmentor's class count
     align_corners: bool = True  # the reference's STDCHead resizes with its own align_corners
-    ce_weight: float = 1.0  # the sigmoid cross-entropy term's weight (``loss_decode[0].loss_weight``)
-    dice_weight: float = 1.0  # the Dice term's weight (``loss_decode[1].loss_weight``)
-    loss_weight: float = 1.0  # weight of this head's loss in the training total
+    # the terms of the boundary loss (each with its own weight; ``loss_weight`` is the first one's, as for every
+    # head whose config lists ``losses``)
+    losses: tuple = (LossSpec("ce", 1.0, use_sigmoid=True, name="loss_ce"), LossSpec("dice", 1.0, name="loss_dice"))
+    loss_weight: float = 1.0
     kind: str = "stdc_head"
 
 
@@ -72,11 +74,10 @@ class STDCHead(FCNHead):
     """An FCN head (``num_classes`` = 2) whose :meth:`loss` trains it on :func:`boundary_targets`."""
 
     def __init__(self, in_channels: int, channels: int, num_classes: int = 2, *, boundary_threshold: float = 0.1,
-                 ce_weight: float = 1.0, dice_weight: float = 1.0, **kwargs) -> None:
+                 losses: tuple = STDCHeadConfig.losses, **kwargs) -> None:
         super().__init__(in_channels, channels, num_classes, **kwargs)
         self.boundary_threshold = boundary_threshold
-        self.ce_weight = ce_weight
-        self.dice_weight = dice_weight
+        self.loss_specs = tuple(losses)
         self.register_buffer("laplacian_kernel", torch.tensor(LAPLACIAN).reshape(1, 1, 3, 3))
         # A parameter that never trains, as in the reference (so its key and parameter count match).
         self.fusion_kernel = nn.Parameter(torch.tensor(FUSION).reshape(1, 3, 1, 1), requires_grad=False)
@@ -87,22 +88,17 @@ class STDCHead(FCNHead):
         return cls(cfg.in_channels, cfg.channels, cfg.num_classes, in_index=cfg.in_index, num_convs=cfg.num_convs,
                    concat_input=cfg.concat_input, kernel_size=cfg.kernel_size, dilation=cfg.dilation,
                    dropout=cfg.dropout, align_corners=cfg.align_corners, boundary_threshold=cfg.boundary_threshold,
-                   ce_weight=cfg.ce_weight, dice_weight=cfg.dice_weight)
+                   losses=cfg.losses)
 
     def boundary_targets(self, label: torch.Tensor) -> torch.Tensor:
         """The detail target of ``label`` (N x H x W) with this head's kernels and threshold."""
         return boundary_targets(label, self.laplacian_kernel, self.fusion_kernel, self.boundary_threshold)
 
     def loss(self, output, label: torch.Tensor, *, ignore_index: int = 255) -> dict[str, torch.Tensor]:
-        """``{"ce": sigmoid cross-entropy, "dice": Dice}`` of ``output`` against the boundary target of ``label``,
-        each already multiplied by its own weight."""
-        from ..losses import dice_loss, sigmoid_seg_cross_entropy
-
-        target = self.boundary_targets(label)
-        return {"ce": self.ce_weight * sigmoid_seg_cross_entropy(output, target, align_corners=self.align_corners,
-                                                                 ignore_index=ignore_index),
-                "dice": self.dice_weight * dice_loss(output, target, align_corners=self.align_corners,
-                                                     ignore_index=ignore_index)}
+        """The config's terms (sigmoid cross-entropy and Dice), each times its weight, of ``output`` against the
+        boundary target of ``label``."""
+        return spec_losses(self.loss_specs, output, self.boundary_targets(label), align_corners=self.align_corners,
+                           ignore_index=ignore_index)
 
     def reset_classifier(self, num_classes: int) -> None:
         """No-op: the boundary classifier keeps its two classes when the segmentor's classes change."""
