@@ -138,7 +138,8 @@ def main() -> None:
     add = dict(config=add_cfg, seed=SEED + 7, input_seed=SEED + 8, input_shape=[1, 3, 45, 59],
                keys=list(add_net.state_dict()))
 
-    info = dict(config=CONFIG, add=add, seed=SEED, calib_shape=list(calib_shape), input_seed=SEED + 1, input_shape=[2, 3, H, W], arch=arch_from_mmseg(mcfg.to_dict()),
+    info = dict(config=CONFIG, add=add, seed=SEED, calib_shape=list(calib_shape), input_seed=SEED + 1,
+                input_shape=[2, 3, H, W], arch=arch_from_mmseg(mcfg.to_dict()),
                 ohem_kept={str(k): v["kept"] for k, v in ohem.items()}, labels=list(LABELS))
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     torch.save({"label": label.to(torch.uint8), "targets32": targets32.to(torch.uint8),

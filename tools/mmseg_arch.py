@@ -61,7 +61,8 @@ def _icnet(b: Cfg) -> Cfg:
         raise Unsupported(f"sszoo's ICNet runs over a ResNetV1c only, got {r['type']}")
     resnet = _resnet(r)
     resnet.pop("kind")
-    return dict(kind="icnet", backbone_cfg=resnet, layer_channels=[int(c) for c in b.get("layer_channels", (512, 2048))],
+    return dict(kind="icnet", backbone_cfg=resnet,
+                layer_channels=[int(c) for c in b.get("layer_channels", (512, 2048))],
                 light_branch_middle_channels=int(b.get("light_branch_middle_channels", 32)),
                 psp_out_channels=int(b.get("psp_out_channels", 512)),
                 out_channels=[int(c) for c in b.get("out_channels", (64, 256, 256))],
