@@ -106,7 +106,8 @@ def test_citations_include_mixed_precision_for_fp16_entries(rendered):
                       "apcnet": "he2019adaptive", "dmnet": "he2019dynamic", "psanet": "zhao2018psanet",
                       "upernet": "xiao2018unified", "fpn": "kirillov2019panoptic", "pointrend": "kirillov2020pointrend",
                       "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest",
-                      "stdc1": "fan2021rethinking", "stdc2": "fan2021rethinking", "icnet": "zhao2018icnet"}[e.method]
+                      "stdc1": "fan2021rethinking", "stdc2": "fan2021rethinking", "icnet": "zhao2018icnet",
+                      "ddrnet": "pan2022deep", "pidnet": "xu2022pidnet"}[e.method]
         assert CITATIONS[method_key] in text
         if e.method == "resnest":  # and the head's paper: resnest_s101_d8_{fcn,pspnet,deeplabv3,deeplabv3plus}
             head = e.name.split("_")[3]

@@ -93,6 +93,7 @@ CASES = {
     "resnest_s101_d8_deeplabv3plus_ade": ("resnest_s101-d8_deeplabv3plus_4xb4-160k_ade20k-512x512", ["--height", "53", "--width", "61", "--batch", "2", "--num-classes", "21"]),
     "fastfcn_r50_d32_jpu_psp": ("fastfcn_r50-d32_jpu_psp_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
     "fastfcn_r50_d32_jpu_aspp_ade": ("fastfcn_r50-d32_jpu_aspp_4xb4-80k_ade20k-512x512", ["--height", "71", "--width", "93", "--num-classes", "7"]),
+<<<<<<< HEAD
     # STDC (STDCNet1/2, "cat" modules, nearest-upsampled context path) and ICNet (R-18/50/101; the input halved
     # twice with scale_factor 0.5, whose sampling differs from a resize to the halved size at odd sizes)
     "stdc1": ("stdc1_4xb12-80k_cityscapes-512x1024", ["--height", "49", "--width", "67", "--num-classes", "5"]),
@@ -100,6 +101,16 @@ CASES = {
     "icnet_r18_d8": ("icnet_r18-d8_4xb2-80k_cityscapes-832x832", ["--height", "51", "--width", "75", "--num-classes", "5"]),
     "icnet_r50_d8": ("icnet_r50-d8_4xb2-80k_cityscapes-832x832", ["--height", "47", "--width", "69", "--num-classes", "6"]),
     "icnet_r101_d8": ("icnet_r101-d8_4xb2-80k_cityscapes-832x832", ["--height", "33", "--width", "45", "--num-classes", "4", "--batch", "2"]),
+=======
+    # DDRNet and PIDNet add branch features of ceil(side / 8) and side // 8 pixels: the reference (and sszoo)
+    # accept only sides that are multiples of 8, so these sizes are multiples of 8 but not of 32 (one input per case keeps each file under 300 KB)
+    # (the context branch's 1/16 - 1/64 maps are then rounded up, and every resize between branches is uneven).
+    "ddrnet_23_slim": ("ddrnet_23-slim_in1k-pre_2xb6-120k_cityscapes-1024x1024", ["--height", "56", "--width", "72", "--num-classes", "5"]),
+    "ddrnet_23": ("ddrnet_23_in1k-pre_2xb6-120k_cityscapes-1024x1024", ["--height", "40", "--width", "88", "--num-classes", "4"]),
+    "pidnet_s": ("pidnet-s_2xb6-120k_1024x1024-cityscapes", ["--height", "48", "--width", "72", "--num-classes", "6"]),
+    "pidnet_m": ("pidnet-m_2xb6-120k_1024x1024-cityscapes", ["--height", "72", "--width", "40", "--num-classes", "4"]),
+    "pidnet_l": ("pidnet-l_2xb6-120k_1024x1024-cityscapes", ["--height", "56", "--width", "72", "--num-classes", "4"]),
+>>>>>>> main
 }
 
 

@@ -22,8 +22,11 @@ from .necks import FPN, FPNConfig, JPU, JPUConfig
 from .backbones import ICNet, ICNetConfig, STDCConfig, STDCContextPathNet
 from .heads import STDCHead, STDCHeadConfig
 from .necks import ICNeck, ICNeckConfig
+from .backbones import DDRNet, DDRNetConfig, PIDNet, PIDNetConfig
+from .heads import DDRHead, DDRHeadConfig, PIDHead, PIDHeadConfig
 
 BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet, ResNeStConfig: ResNeSt}
+BACKBONES.update({DDRNetConfig: DDRNet, PIDNetConfig: PIDNet})
 NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN, JPUConfig: JPU}
 HEADS: dict[type, type[nn.Module]] = {
     FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
@@ -35,6 +38,7 @@ HEADS: dict[type, type[nn.Module]] = {
 BACKBONES.update({STDCConfig: STDCContextPathNet, ICNetConfig: ICNet})
 NECKS.update({ICNeckConfig: ICNeck})
 HEADS.update({STDCHeadConfig: STDCHead})
+HEADS.update({DDRHeadConfig: DDRHead, PIDHeadConfig: PIDHead})
 
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:

@@ -149,6 +149,21 @@ CITATIONS: dict[str, str] = {
   pages={405--420},
   year={2018}
 }""",
+    "pan2022deep": """@article{pan2022deep,
+  title={Deep Dual-Resolution Networks for Real-Time and Accurate Semantic Segmentation of Traffic Scenes},
+  author={Pan, Huihui and Hong, Yuanduo and Sun, Weichao and Jia, Yisong},
+  journal={IEEE Transactions on Intelligent Transportation Systems},
+  year={2022},
+  publisher={IEEE}
+}""",
+    "xu2022pidnet": """@misc{xu2022pidnet,
+  title={PIDNet: A Real-time Semantic Segmentation Network Inspired from PID Controller},
+  author={Jiacong Xu and Zixiang Xiong and Shankar P. Bhattacharyya},
+  year={2022},
+  eprint={2206.02066},
+  archivePrefix={arXiv},
+  primaryClass={cs.CV}
+}""",
     "mmseg2020": """@misc{mmseg2020,
   title={{MMSegmentation}: OpenMMLab Semantic Segmentation Toolbox and Benchmark},
   author={MMSegmentation Contributors},
@@ -174,3 +189,4 @@ METHOD_CITATION = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": 
 # STDC's config names start with the backbone (stdc1_..., stdc2_...)
 METHOD_CITATION.update({"stdc": "fan2021rethinking", "stdc1": "fan2021rethinking", "stdc2": "fan2021rethinking",
                         "icnet": "zhao2018icnet"})
+METHOD_CITATION.update({"ddrnet": "pan2022deep", "pidnet": "xu2022pidnet"})

@@ -4,5 +4,9 @@ from .resnet import ResNet, ResNetConfig
 from .resnest import ResNeSt, ResNeStConfig
 from .stdc import STDCConfig, STDCContextPathNet
 from .icnet import ICNet, ICNetConfig
+from .ddrnet import DDRNet, DDRNetConfig
+from .pidnet import PIDNet, PIDNetConfig
 
-__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "STDCContextPathNet", "STDCConfig", "ICNet", "ICNetConfig"]
+__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig",
+           "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig"]
+__all__ += ["STDCContextPathNet", "STDCConfig", "ICNet", "ICNetConfig"]

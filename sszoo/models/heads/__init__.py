@@ -27,10 +27,14 @@ from .dm import DMHead, DMHeadConfig
 from .psa import PSAHead, PSAHeadConfig
 
 from .stdc_head import STDCHead, STDCHeadConfig
+from .ddr_head import DDRHead, DDRHeadConfig
+from .pid_head import PIDHead, PIDHeadConfig
 
 __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead",
            "CCHeadConfig", "DAHead", "DAHeadConfig", "DMHead", "DMHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead",
            "EMAHeadConfig", "EncHead", "EncHeadConfig", "FCNHead", "FCNHeadConfig", "FPNHead", "FPNHeadConfig",
            "GCHead", "GCHeadConfig", "ISAHead", "ISAHeadConfig", "NLHead", "NLHeadConfig", "PSAHead",
            "PSAHeadConfig", "PSPHead", "PSPHeadConfig", "PointHead", "PointHeadConfig", "SepASPPHead",
-           "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig", "STDCHead", "STDCHeadConfig"]
+           "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig"]
+__all__ += ["DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
+__all__ += ["STDCHead", "STDCHeadConfig"]
