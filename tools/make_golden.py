@@ -108,6 +108,13 @@ CASES = {
     # (no R-101 case: its context path differs from R-50's only in depth, and it would add the most test time of the
     # four, 4 s CPU on one thread; made once at 45 x 61, 5 classes: float64 max|diff| 0, float32 2.4e-4 of the scale)
     "bisenetv2_fcn": ("bisenetv2_fcn_4xb4-160k_cityscapes-1024x1024", ["--height", "53", "--width", "67", "--num-classes", "6"]),
+    # STDC (STDCNet1/2, "cat" modules, nearest-upsampled context path) and ICNet (R-18/50/101; the input halved
+    # twice with scale_factor 0.5, whose sampling differs from a resize to the halved size at odd sizes)
+    "stdc1": ("stdc1_4xb12-80k_cityscapes-512x1024", ["--height", "49", "--width", "67", "--num-classes", "5"]),
+    "stdc2": ("stdc2_4xb12-80k_cityscapes-512x1024", ["--height", "53", "--width", "71", "--num-classes", "4"]),
+    "icnet_r18_d8": ("icnet_r18-d8_4xb2-80k_cityscapes-832x832", ["--height", "51", "--width", "75", "--num-classes", "5"]),
+    "icnet_r50_d8": ("icnet_r50-d8_4xb2-80k_cityscapes-832x832", ["--height", "47", "--width", "69", "--num-classes", "6"]),
+    "icnet_r101_d8": ("icnet_r101-d8_4xb2-80k_cityscapes-832x832", ["--height", "33", "--width", "45", "--num-classes", "4", "--batch", "2"]),
 }
 
 

@@ -40,6 +40,38 @@ BACKBONES: dict[str, Callable[[Cfg], Cfg]] = {"ResNetV1c": _resnet, "ResNet": _r
                                               "ResNeSt": _resnest}
 
 
+def _stdc(b: Cfg) -> Cfg:
+    s, ffm = b["backbone_cfg"], b.get("ffm_cfg") or {}
+    if s.get("type", "STDCNet") != "STDCNet" or int(s.get("in_channels", 3)) != 3:
+        raise Unsupported(f"sszoo's STDCContextPathNet has no backbone {s}")
+    if (b.get("upsample_mode", "nearest") != "nearest" or b.get("align_corners") is not None
+            or (s.get("act_cfg") or {"type": "ReLU"}) != {"type": "ReLU"}):
+        raise Unsupported("sszoo's STDCContextPathNet upsamples with mode 'nearest' and uses ReLU only")
+    return dict(kind="stdc", stdc_type=str(s["stdc_type"]), channels=[int(c) for c in s["channels"]],
+                bottleneck_type=str(s["bottleneck_type"]), num_convs=int(s.get("num_convs", 4)),
+                with_final_conv=bool(s.get("with_final_conv", False)),
+                last_in_channels=[int(c) for c in b.get("last_in_channels", (1024, 512))],
+                out_channels=int(b.get("out_channels", 128)), ffm_in_channels=int(ffm.get("in_channels", 512)),
+                ffm_out_channels=int(ffm.get("out_channels", 256)), ffm_scale_factor=int(ffm.get("scale_factor", 4)))
+
+
+def _icnet(b: Cfg) -> Cfg:
+    r = b["backbone_cfg"]
+    if r["type"] != "ResNetV1c" or int(b.get("in_channels", 3)) != 3:
+        raise Unsupported(f"sszoo's ICNet runs over a ResNetV1c only, got {r['type']}")
+    resnet = _resnet(r)
+    resnet.pop("kind")
+    return dict(kind="icnet", backbone_cfg=resnet,
+                layer_channels=[int(c) for c in b.get("layer_channels", (512, 2048))],
+                light_branch_middle_channels=int(b.get("light_branch_middle_channels", 32)),
+                psp_out_channels=int(b.get("psp_out_channels", 512)),
+                out_channels=[int(c) for c in b.get("out_channels", (64, 256, 256))],
+                pool_scales=list(b.get("pool_scales", (1, 2, 3, 6))), align_corners=bool(b.get("align_corners", False)))
+
+
+BACKBONES.update({"STDCContextPathNet": _stdc, "ICNet": _icnet})
+
+
 def _ddrnet(b: Cfg) -> Cfg:
     if int(b.get("in_channels", 3)) != 3:
         raise Unsupported("sszoo's DDRNet takes RGB input")
@@ -275,6 +307,15 @@ def _psa(h: Cfg) -> Cfg:
                 psa_softmax=bool(h.get("psa_softmax", True)))
 
 
+def _stdc_head(h: Cfg) -> Cfg:
+    fields = loss_fields(h)
+    if ([(s["kind"], bool(s.get("use_sigmoid", s["kind"] == "dice"))) for s in fields.get("losses", [])]
+            != [("ce", True), ("dice", True)] or "sampler" in fields):
+        raise Unsupported("sszoo's STDCHead trains with sigmoid cross-entropy + Dice only")
+    return dict(_fcn(h), kind="stdc_head", boundary_threshold=float(h.get("boundary_threshold", 0.1)),
+                num_classes=int(h["num_classes"]), align_corners=bool(h.get("align_corners", False)))
+
+
 HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "FCNHead": _fcn, "PSPHead": _psp, "ASPPHead": _aspp, "DepthwiseSeparableASPPHead": _sep_aspp,
     "NLHead": _nonlocal, "DNLHead": _dnl, "GCHead": _gc, "EMAHead": _ema,
@@ -282,6 +323,7 @@ HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "UPerHead": _uper, "FPNHead": _fpn_head, "PointHead": _point_head,
     "EncHead": _enc, "APCHead": _apc, "DMHead": _dm, "PSAHead": _psa,
 }
+HEADS.update({"STDCHead": _stdc_head})
 
 
 def _multi_loss_head(h: Cfg, n_losses: int) -> Cfg:
@@ -328,6 +370,14 @@ def _jpu(n: Cfg) -> Cfg:
 NECKS: dict[str, Callable[[Cfg], Cfg]] = {"FPN": _fpn, "JPU": _jpu}
 
 
+def _icneck(n: Cfg) -> Cfg:
+    return dict(kind="icneck", in_channels=[int(c) for c in n.get("in_channels", (64, 256, 256))],
+                out_channels=int(n.get("out_channels", 128)), align_corners=bool(n.get("align_corners", False)))
+
+
+NECKS.update({"ICNeck": _icneck})
+
+
 def _convert(table: dict[str, Callable[[Cfg], Cfg]], cfg: Cfg, what: str) -> Cfg:
     kind = cfg["type"]
     if kind not in table:
@@ -358,7 +408,17 @@ def arch_from_mmseg(model: Cfg) -> Cfg:
         decode = [dict(h, train_cfg=model.get("train_cfg"), test_cfg=model.get("test_cfg")) for h in decode]
     last = decode[-1] if isinstance(decode, list) else decode
     neck = model.get("neck")
+    align_corners = bool(last.get("align_corners", False))
+    aux = _heads(model.get("auxiliary_head"), "head")
+    # An FCN auxiliary head whose align_corners differs from the decode head's (STDC's: False under True) resizes
+    # its logits to the label with its own in the loss; the field is written only then.
+    for cfg, out in zip(_as_list(model.get("auxiliary_head")), _as_list(aux)):
+        if out["kind"] == "fcn" and bool(cfg.get("align_corners", False)) != align_corners:
+            out["align_corners"] = bool(cfg.get("align_corners", False))
     return dict(backbone=_convert(BACKBONES, model["backbone"], "backbone"), decode_head=_heads(decode, "head"),
-                auxiliary_head=_heads(model.get("auxiliary_head"), "head"),
-                num_classes=int(last["num_classes"]), align_corners=bool(last.get("align_corners", False)),
+                auxiliary_head=aux, num_classes=int(last["num_classes"]), align_corners=align_corners,
                 neck=_convert(NECKS, neck, "neck") if neck else None)
+
+
+def _as_list(x: Any) -> list:
+    return [] if x is None else list(x) if isinstance(x, list) else [x]

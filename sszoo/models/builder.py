@@ -20,6 +20,9 @@ from .heads import (ANNHead, ANNHeadConfig, APCHead, APCHeadConfig, ASPPHead, AS
                     PSPHead, PSPHeadConfig, SepASPPHead, SepASPPHeadConfig, UPerHead, UPerHeadConfig)
 from .losses import LossSpec, PixelSampler
 from .necks import FPN, FPNConfig, JPU, JPUConfig
+from .backbones import ICNet, ICNetConfig, STDCConfig, STDCContextPathNet
+from .heads import STDCHead, STDCHeadConfig
+from .necks import ICNeck, ICNeckConfig
 from .backbones import DDRNet, DDRNetConfig, PIDNet, PIDNetConfig
 from .heads import DDRHead, DDRHeadConfig, PIDHead, PIDHeadConfig
 
@@ -34,6 +37,9 @@ HEADS: dict[type, type[nn.Module]] = {
     UPerHeadConfig: UPerHead, FPNHeadConfig: FPNHead, PointHeadConfig: PointHead,
     EncHeadConfig: EncHead, APCHeadConfig: APCHead, DMHeadConfig: DMHead, PSAHeadConfig: PSAHead,
 }
+BACKBONES.update({STDCConfig: STDCContextPathNet, ICNetConfig: ICNet})
+NECKS.update({ICNeckConfig: ICNeck})
+HEADS.update({STDCHeadConfig: STDCHead})
 HEADS.update({DDRHeadConfig: DDRHead, PIDHeadConfig: PIDHead})
 
 

@@ -135,6 +135,20 @@ CITATIONS: dict[str, str] = {
   journal={arXiv preprint arXiv:2004.08955},
   year={2020}
 }""",
+    "fan2021rethinking": """@inproceedings{fan2021rethinking,
+  title={Rethinking BiSeNet For Real-time Semantic Segmentation},
+  author={Fan, Mingyuan and Lai, Shenqi and Huang, Junshi and Wei, Xiaoming and Chai, Zhenhua and Luo, Junfeng and Wei, Xiaolin},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition},
+  pages={9716--9725},
+  year={2021}
+}""",
+    "zhao2018icnet": """@inproceedings{zhao2018icnet,
+  title={ICNet for Real-time Semantic Segmentation on High-resolution Images},
+  author={Zhao, Hengshuang and Qi, Xiaojuan and Shen, Xiaoyong and Shi, Jianping and Jia, Jiaya},
+  booktitle={Proceedings of the European Conference on Computer Vision (ECCV)},
+  pages={405--420},
+  year={2018}
+}""",
     "pan2022deep": """@article{pan2022deep,
   title={Deep Dual-Resolution Networks for Real-Time and Accurate Semantic Segmentation of Traffic Scenes},
   author={Pan, Huihui and Hong, Yuanduo and Sun, Weichao and Jia, Yisong},
@@ -187,5 +201,8 @@ METHOD_CITATION = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": 
                    "apcnet": "he2019adaptive", "dmnet": "he2019dynamic", "psanet": "zhao2018psanet",
                    "upernet": "xiao2018unified", "fpn": "kirillov2019panoptic", "pointrend": "kirillov2020pointrend",
                    "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest"}
+# STDC's config names start with the backbone (stdc1_..., stdc2_...)
+METHOD_CITATION.update({"stdc": "fan2021rethinking", "stdc1": "fan2021rethinking", "stdc2": "fan2021rethinking",
+                        "icnet": "zhao2018icnet"})
 METHOD_CITATION.update({"ddrnet": "pan2022deep", "pidnet": "xu2022pidnet"})
 METHOD_CITATION.update({"bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisenet"})

@@ -2,10 +2,13 @@
 feature maps (one per stage) and lists their channels in ``out_channels``."""
 from .resnet import ResNet, ResNetConfig
 from .resnest import ResNeSt, ResNeStConfig
+from .stdc import STDCConfig, STDCContextPathNet
+from .icnet import ICNet, ICNetConfig
 from .ddrnet import DDRNet, DDRNetConfig
 from .pidnet import PIDNet, PIDNetConfig
 from .bisenetv1 import BiSeNetV1, BiSeNetV1Config
 from .bisenetv2 import BiSeNetV2, BiSeNetV2Config
 
 __all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig",
-           "BiSeNetV1", "BiSeNetV1Config", "BiSeNetV2", "BiSeNetV2Config"]
+           "BiSeNetV1", "BiSeNetV1Config", "BiSeNetV2", "BiSeNetV2Config", "STDCContextPathNet", "STDCConfig", "ICNet",
+           "ICNetConfig"]

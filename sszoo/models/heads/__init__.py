@@ -26,6 +26,7 @@ from .apc import APCHead, APCHeadConfig
 from .dm import DMHead, DMHeadConfig
 from .psa import PSAHead, PSAHeadConfig
 
+from .stdc_head import STDCHead, STDCHeadConfig
 from .ddr_head import DDRHead, DDRHeadConfig
 from .pid_head import PIDHead, PIDHeadConfig
 
@@ -36,3 +37,4 @@ __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "
            "PSAHeadConfig", "PSPHead", "PSPHeadConfig", "PointHead", "PointHeadConfig", "SepASPPHead",
            "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig"]
 __all__ += ["DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
+__all__ += ["STDCHead", "STDCHeadConfig"]
