@@ -2,5 +2,9 @@
 feature maps (one per stage) and lists their channels in ``out_channels``."""
 from .resnet import ResNet, ResNetConfig
 from .resnest import ResNeSt, ResNeStConfig
+from .fast_scnn import FastSCNN, FastSCNNConfig
+from .cgnet import CGNet, CGNetConfig
+from .erfnet import ERFNet, ERFNetConfig
 
-__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig"]
+__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "FastSCNN", "FastSCNNConfig", "CGNet", "CGNetConfig",
+           "ERFNet", "ERFNetConfig"]
