@@ -93,6 +93,15 @@ CASES = {
     "resnest_s101_d8_deeplabv3plus_ade": ("resnest_s101-d8_deeplabv3plus_4xb4-160k_ade20k-512x512", ["--height", "53", "--width", "61", "--batch", "2", "--num-classes", "21"]),
     "fastfcn_r50_d32_jpu_psp": ("fastfcn_r50-d32_jpu_psp_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
     "fastfcn_r50_d32_jpu_aspp_ade": ("fastfcn_r50-d32_jpu_aspp_4xb4-80k_ade20k-512x512", ["--height", "71", "--width", "93", "--num-classes", "7"]),
+    # real-time backbones at odd sizes (all three accept any size: Fast-SCNN's 6-bin pooling of a 4 x 5 map
+    # overlaps, CGNet's injected image is pooled with the stride-2 convs' ceil(n/2), ERFNet resizes its max pool
+    # to the stride-2 conv's map and its transposed convs exactly double)
+    "fastscnn": ("fast_scnn_8xb4-160k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "4"]),
+    "fastscnn_b2": ("fast_scnn_8xb4-160k_cityscapes-512x1024", ["--height", "41", "--width", "57", "--batch", "2", "--num-classes", "4"]),
+    "cgnet_680": ("cgnet_fcn_4xb4-60k_cityscapes-680x680", ["--height", "57", "--width", "71", "--num-classes", "5"]),
+    "cgnet_b2": ("cgnet_fcn_4xb8-60k_cityscapes-512x1024", ["--height", "41", "--width", "53", "--batch", "2", "--num-classes", "4"]),
+    "erfnet": ("erfnet_fcn_4xb4-160k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "5"]),
+    "erfnet_b2": ("erfnet_fcn_4xb4-160k_cityscapes-512x1024", ["--height", "41", "--width", "53", "--batch", "2", "--num-classes", "4"]),
 }
 
 
