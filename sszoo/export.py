@@ -104,6 +104,9 @@ def output_stride(model: nn.Module) -> int:
     config = getattr(model, "config", None)
     if config is None:
         return 8
+    stride = getattr(config.backbone, "output_stride", None)  # backbones without ResNet's strides say it
+    if stride is not None:
+        return int(stride)
     return 4 * math.prod(config.backbone.strides)  # the stem and its max-pool downsample by 4
 
 

@@ -32,6 +32,11 @@ class CGNetConfig:
     norm_eps: float = 1e-3
     kind: str = "cgnet"
 
+    @property
+    def output_stride(self) -> int:
+        """The deepest map's stride (level 2): 8."""
+        return 8
+
 
 class GlobalContextExtractor(nn.Module):
     """Channel reweighting by the global mean through FC -> ReLU -> FC -> sigmoid (keys ``fc.0``, ``fc.2``)."""

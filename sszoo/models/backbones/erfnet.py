@@ -35,6 +35,11 @@ class ERFNetConfig:
     dropout_ratio: float = 0.1
     kind: str = "erfnet"
 
+    @property
+    def output_stride(self) -> int:
+        """The encoder's deepest stride: 2 per downsampler block (8)."""
+        return 2 ** len(self.enc_downsample_channels)
+
 
 class DownsamplerBlock(nn.Module):
     """[3x3 stride-2 conv to ``out - in`` channels | 2x2 max pool of the input] -> BN -> ReLU."""

@@ -38,6 +38,11 @@ class FastSCNNConfig:
     align_corners: bool = False
     kind: str = "fast_scnn"
 
+    @property
+    def output_stride(self) -> int:
+        """The deepest map's stride (the global feature extractor's): 8 x its group strides."""
+        return 8 * self.global_block_strides[0] * self.global_block_strides[1] * self.global_block_strides[2]
+
 
 def _relu() -> nn.Module:
     return nn.ReLU(inplace=True)
