@@ -96,6 +96,52 @@ def loss_weight(h: Cfg) -> float:
     return float(loss.get("loss_weight", 1.0))
 
 
+_LOSS_KIND = {"CrossEntropyLoss": "ce", "OhemCrossEntropy": "ohem_ce", "DiceLoss": "dice", "BoundaryLoss": "boundary"}
+
+
+def _loss_spec(loss: Cfg) -> Cfg:
+    kind = _LOSS_KIND.get(loss.get("type", "CrossEntropyLoss"))
+    if kind is None or loss.get("avg_non_ignore") or loss.get("reduction", "mean") != "mean":
+        raise Unsupported(f"sszoo has no loss {loss}")
+    if kind == "dice" and (not loss.get("use_sigmoid", True) or not loss.get("activate", True)
+                           or loss.get("naive_dice") or loss.get("eps", 1e-3) != 1e-3):
+        raise Unsupported(f"sszoo's dice loss has no variant {loss}")
+    spec: Cfg = dict(kind=kind, weight=float(loss.get("loss_weight", 1.0)))
+    if loss.get("class_weight"):
+        if isinstance(loss["class_weight"], str):
+            raise Unsupported(f"class weights read from a file: {loss['class_weight']}")
+        spec["class_weight"] = [float(w) for w in loss["class_weight"]]
+    if kind == "ce" and loss.get("use_sigmoid"):
+        spec["use_sigmoid"] = True
+    if kind == "ohem_ce":
+        spec.update(thres=float(loss.get("thres", 0.7)), min_kept=int(loss.get("min_kept", 100000)))
+    if loss.get("loss_name"):
+        spec["name"] = loss["loss_name"]
+    return spec
+
+
+def loss_fields(h: Cfg) -> Cfg:
+    """A head's ``losses`` and ``sampler`` fields: empty for one plain cross-entropy and no sampler (the head's
+    ``loss_weight`` then says all), else the LossSpec records (sszoo.models.losses) with ``loss_weight`` set to
+    the first term's weight, as the segmentor expects."""
+    loss = h.get("loss_decode") or {}
+    losses = loss if isinstance(loss, list) else [loss]
+    specs = [_loss_spec(x) for x in losses]
+    out: Cfg = {}
+    if len(specs) != 1 or set(specs[0]) - {"kind", "weight", "name"} or specs[0]["kind"] != "ce":
+        out.update(losses=specs, loss_weight=specs[0]["weight"])
+    sampler = h.get("sampler")
+    if sampler:
+        if sampler.get("type") != "OHEMPixelSampler":
+            raise Unsupported(f"sszoo has no pixel sampler {sampler}")
+        thresh = sampler.get("thresh")
+        out.update(sampler=dict(thresh=None if thresh is None else float(thresh),
+                                min_kept=int(sampler.get("min_kept", 100000))))
+        out.setdefault("losses", specs)
+        out.setdefault("loss_weight", specs[0]["weight"])
+    return out
+
+
 def base_head(h: Cfg) -> Cfg:
     """The fields every head shares (MMSegmentation's BaseDecodeHead)."""
     return dict(in_channels=int(h["in_channels"]), channels=int(h["channels"]), in_index=int(h.get("in_index", -1)),
@@ -103,7 +149,7 @@ def base_head(h: Cfg) -> Cfg:
 
 
 def _fcn(h: Cfg) -> Cfg:
-    return dict(kind="fcn", **base_head(h), num_convs=int(h.get("num_convs", 2)),
+    return dict(kind="fcn", **{**base_head(h), **loss_fields(h)}, num_convs=int(h.get("num_convs", 2)),
                 concat_input=bool(h.get("concat_input", True)), kernel_size=int(h.get("kernel_size", 3)),
                 dilation=int(h.get("dilation", 1)))
 
@@ -113,11 +159,11 @@ def _psp(h: Cfg) -> Cfg:
 
 
 def _aspp(h: Cfg) -> Cfg:
-    return dict(kind="aspp", **base_head(h), dilations=list(h.get("dilations", (1, 6, 12, 18))))
+    return dict(kind="aspp", **{**base_head(h), **loss_fields(h)}, dilations=list(h.get("dilations", (1, 6, 12, 18))))
 
 
 def _sep_aspp(h: Cfg) -> Cfg:
-    return dict(kind="sep_aspp", **base_head(h), dilations=list(h.get("dilations", (1, 6, 12, 18))),
+    return dict(kind="sep_aspp", **{**base_head(h), **loss_fields(h)}, dilations=list(h.get("dilations", (1, 6, 12, 18))),
                 c1_in_channels=int(h["c1_in_channels"]), c1_channels=int(h["c1_channels"]), c1_index=0)
 
 
@@ -278,12 +324,20 @@ def _convert(table: dict[str, Callable[[Cfg], Cfg]], cfg: Cfg, what: str) -> Cfg
     return table[kind](cfg)
 
 
+def _head(h: Cfg, what: str) -> Cfg:
+    out = _convert(HEADS, h, what)
+    # a head with other losses than one plain cross-entropy must say how it trains, not fall back to plain CE
+    if loss_fields(h) and "losses" not in out:
+        raise Unsupported(f"sszoo's {out['kind']} head does not train with {h.get('loss_decode')}")
+    return out
+
+
 def _heads(cfg: Any, what: str) -> Any:
     if cfg is None:
         return None
     if isinstance(cfg, list):
-        return [_convert(HEADS, h, what) for h in cfg]
-    return _convert(HEADS, cfg, what)
+        return [_head(h, what) for h in cfg]
+    return _head(cfg, what)
 
 
 def arch_from_mmseg(model: Cfg) -> Cfg:

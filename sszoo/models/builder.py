@@ -17,6 +17,7 @@ from .heads import (ANNHead, ANNHeadConfig, APCHead, APCHeadConfig, ASPPHead, AS
                     EncHead, EncHeadConfig, FCNHead, FCNHeadConfig, FPNHead, FPNHeadConfig, GCHead, GCHeadConfig,
                     ISAHead, ISAHeadConfig, NLHead, NLHeadConfig, PointHead, PointHeadConfig, PSAHead, PSAHeadConfig,
                     PSPHead, PSPHeadConfig, SepASPPHead, SepASPPHeadConfig, UPerHead, UPerHeadConfig)
+from .losses import LossSpec, PixelSampler
 from .necks import FPN, FPNConfig, JPU, JPUConfig
 from .backbones import CGNet, CGNetConfig, ERFNet, ERFNetConfig, FastSCNN, FastSCNNConfig
 from .heads import DSFCNHead, DSFCNHeadConfig
@@ -53,7 +54,16 @@ def config_from_dict(d: dict[str, Any], table: dict[type, type], what: str, defa
     unknown = set(d) - names
     if unknown:
         raise ValueError(f"{what} kind {kind!r} has no fields {sorted(unknown)}")
-    return cls(**{k: _tuples(v) for k, v in d.items()})
+    return cls(**{k: _field(k, v) for k, v in d.items()})
+
+
+def _field(name: str, v: Any) -> Any:
+    """A config field from JSON: lists become tuples; a head's ``losses`` and ``sampler`` become their types."""
+    if name == "losses":
+        return tuple(s if isinstance(s, LossSpec) else LossSpec(**{k: _tuples(x) for k, x in s.items()}) for s in v)
+    if name == "sampler" and isinstance(v, dict):
+        return PixelSampler(**v)
+    return _tuples(v)
 
 
 def build_backbone(cfg) -> nn.Module:
@@ -68,4 +78,10 @@ def build_neck(cfg) -> nn.Module:
 
 def build_head(cfg, num_classes: int, align_corners: bool) -> nn.Module:
     """The head module of ``cfg`` with ``num_classes`` outputs (randomly initialised)."""
-    return HEADS[type(cfg)].from_config(cfg, num_classes, align_corners)
+    head = HEADS[type(cfg)].from_config(cfg, num_classes, align_corners)
+    # the loss terms and pixel sampler the config lists (sszoo.models.losses); plain cross-entropy otherwise
+    if getattr(cfg, "losses", ()):
+        head.loss_specs = tuple(cfg.losses)
+    if getattr(cfg, "sampler", None) is not None:
+        head.sampler = cfg.sampler
+    return head

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
 
 from ..layers import ClassifierHead, ConvBNReLU
+from ..losses import PixelSampler
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,8 @@ class FCNHeadConfig:
     dilation: int = 1
     dropout: float = 0.1
     loss_weight: float = 1.0  # weight of this head's loss in the training total
+    losses: tuple = ()         # LossSpecs when the loss is not one plain cross-entropy (sszoo.models.losses)
+    sampler: Optional[PixelSampler] = None  # OHEM pixel selection (the reference's OHEMPixelSampler)
     kind: str = "fcn"
 
 
