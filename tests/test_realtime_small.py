@@ -154,3 +154,66 @@ def test_converters_refuse_variants_sszoo_does_not_build():
         arch_from_mmseg(dict(base, backbone={"type": "FastSCNN", "dw_act_cfg": {"type": "ReLU"}}))
     arch = arch_from_mmseg(dict(base, backbone={"type": "CGNet", "norm_cfg": {"type": "SyncBN", "eps": 1e-3}}))
     assert arch["backbone"]["norm_eps"] == 1e-3
+
+
+# ------------------------------------------------------------------------------------------------ losses
+
+
+def _published(config: str, num_classes: int | None = None):
+    import json
+
+    from sszoo.models import ArchConfig, build_model
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "tools", "reference", "mmseg_configs.json")) as f:
+        model_cfg = json.load(f)["configs"][config]["model"]
+    arch = ArchConfig.from_dict(arch_from_mmseg(model_cfg))
+    return build_model(arch if num_classes is None else arch.with_num_classes(num_classes))
+
+
+def _label(shape, num_classes: int, g: torch.Generator) -> torch.Tensor:
+    label = torch.randint(0, num_classes, shape, generator=g)
+    label[:, :3] = 255  # some ignored pixels
+    return label
+
+
+def test_fast_scnn_trains_every_head_with_sigmoid_cross_entropy_at_its_weight():
+    # the published config: use_sigmoid=True CrossEntropyLoss on the decode head (weight 1) and on both FCN
+    # auxiliary heads (0.4 each); sigmoid CE is the mean over N x K x H x W of the per-class binary CE against
+    # one-hot targets, zero at ignored pixels
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(3)
+    model = _published("configs/fastscnn/fast_scnn_8xb4-160k_cityscapes-512x1024.py", num_classes=4).train()
+    x = torch.randn(2, 3, 45, 61, generator=g)
+    label = _label((2, 45, 61), 4, g)
+    outs = model.forward_heads(x)
+    losses = model.loss(outs, label)
+
+    def sigmoid_ce(logits):
+        z = F.interpolate(logits, size=label.shape[-2:], mode="bilinear", align_corners=False)
+        valid = label != 255
+        onehot = torch.stack([(label == k) & valid for k in range(4)], 1).float()
+        per = F.softplus(z) - onehot * z  # -[y log s(z) + (1 - y) log(1 - s(z))]
+        return (per * valid[:, None]).sum() / per.numel()
+
+    torch.testing.assert_close(losses["decode"], sigmoid_ce(outs.decode[0]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(losses["aux"], 0.4 * sigmoid_ce(outs.aux[0]) + 0.4 * sigmoid_ce(outs.aux[1]),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_cgnet_trains_with_its_class_weighted_cross_entropy():
+    # CrossEntropyLoss(class_weight=19 weights), averaged over *all* label pixels (not the weights' sum)
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(4)
+    model = _published("configs/cgnet/cgnet_fcn_4xb4-60k_cityscapes-680x680.py").train()
+    (spec,) = model.decode_head.loss_specs
+    weights = torch.tensor(spec.class_weight)
+    assert weights.shape == (19,) and abs(weights[0].item() - 2.5959933) < 1e-6
+    x = torch.randn(1, 3, 33, 41, generator=g)
+    label = _label((1, 33, 41), 19, g)
+    outs = model.forward_heads(x)
+    z = F.interpolate(outs.decode[0], size=label.shape[-2:], mode="bilinear", align_corners=False)
+    valid = label != 255
+    nll = -torch.log_softmax(z, 1).gather(1, torch.where(valid, label, 0)[:, None])[:, 0]
+    expect = (weights[torch.where(valid, label, 0)] * nll * valid).sum() / label.numel()
+    torch.testing.assert_close(model.loss(outs, label)["total"], expect, rtol=1e-5, atol=1e-6)

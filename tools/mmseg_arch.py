@@ -289,7 +289,7 @@ HEADS: dict[str, Callable[[Cfg], Cfg]] = {
 def _dsfcn(h: Cfg) -> Cfg:
     if h.get("dw_act_cfg") is not None:
         raise Unsupported("sszoo's DepthwiseSeparableFCNHead has no depthwise activation")
-    return dict(kind="dsfcn", **base_head(h), num_convs=int(h.get("num_convs", 2)),
+    return dict(kind="dsfcn", **{**base_head(h), **loss_fields(h)}, num_convs=int(h.get("num_convs", 2)),
                 concat_input=bool(h.get("concat_input", True)), kernel_size=int(h.get("kernel_size", 3)))
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
 
 from ..backbones._conv import DepthwiseSeparableConv
 from ..layers import ClassifierHead
+from ..losses import PixelSampler
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,8 @@ class DSFCNHeadConfig:
     kernel_size: int = 3
     dropout: float = 0.1
     loss_weight: float = 1.0  # weight of this head's loss in the training total
-    losses: tuple = ()  # non-plain loss specs (Fast-SCNN: sigmoid cross-entropy); () is plain cross-entropy
+    losses: tuple = ()  # LossSpecs when the loss is not one plain cross-entropy (Fast-SCNN: sigmoid cross-entropy)
+    sampler: Optional[PixelSampler] = None  # OHEM pixel selection (the reference's OHEMPixelSampler)
     kind: str = "dsfcn"
 
 
