@@ -77,19 +77,29 @@ def test_cgnet_batchnorm_eps_comes_from_the_config():
 
 
 @pytest.mark.parametrize("dilation", [1, 4])
-def test_erfnet_non_bottleneck_dilates_only_its_second_pair(dilation):
-    # one changed pixel reaches 1 (undilated 3x1/1x3 pair) + d (dilated pair) pixels along each axis, exactly
+def test_erfnet_non_bottleneck_has_one_plain_and_one_dilated_factorised_pair(dilation):
+    # with every ReLU active the block is linear around x: a changed pixel reaches the offsets
+    # {i + j*d : i, j in -1, 0, 1} along each axis (3x1 and 1x3 taps, one pair undilated, one dilated by d),
+    # so for d = 4 rows and columns 2 away stay unchanged (dilating both pairs or neither reaches others)
+    torch.manual_seed(1)
     g = torch.Generator().manual_seed(1)
-    block = NonBottleneck1d(4, 0.0, dilation).double().eval()
+    block = NonBottleneck1d(8, 0.0, dilation).double().eval()
     _randomise_bn(block, g)
-    x = torch.randn(1, 4, 31, 31, generator=g, dtype=torch.float64)
+    with torch.no_grad():  # positive biases keep every ReLU active, so no path of the change is cut off
+        for m in block.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d)):
+                m.bias.fill_(5.0)
+    x = torch.randn(1, 8, 31, 31, generator=g, dtype=torch.float64)
     y = x.clone()
     y[..., 15, 15] += 1.0
     with torch.no_grad():
         changed = (block(y) - block(x)).abs().amax(1)[0] > 1e-12
-    rows, cols = changed.nonzero(as_tuple=True)
-    r = 1 + dilation
-    assert (rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item()) == (15 - r, 15 + r, 15 - r, 15 + r)
+    offsets = sorted({i + j * dilation for i in (-1, 0, 1) for j in (-1, 0, 1)})
+    expect = torch.zeros(31, 31, dtype=torch.bool)
+    for a in offsets:
+        for b in offsets:
+            expect[15 + a, 15 + b] = True
+    assert torch.equal(changed, expect)
 
 
 @pytest.mark.parametrize("hw", [(37, 53), (48, 64)])
