@@ -326,6 +326,8 @@ def facts_entries() -> list[dict]:
             continue  # an architecture sszoo does not build yet
         base = os.path.basename(r["config"]).removesuffix(".py")
         method = base.split("_")[0]
+        if method.startswith("pidnet-"):  # 'pidnet-s_2xb6-...': the variant (s/m/l) shares the first token
+            method = "pidnet"
         rec = c["recipe"]
         tc = c.get("test_cfg") or {}
         tr = c["test_resize"]

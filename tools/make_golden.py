@@ -93,6 +93,14 @@ CASES = {
     "resnest_s101_d8_deeplabv3plus_ade": ("resnest_s101-d8_deeplabv3plus_4xb4-160k_ade20k-512x512", ["--height", "53", "--width", "61", "--batch", "2", "--num-classes", "21"]),
     "fastfcn_r50_d32_jpu_psp": ("fastfcn_r50-d32_jpu_psp_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
     "fastfcn_r50_d32_jpu_aspp_ade": ("fastfcn_r50-d32_jpu_aspp_4xb4-80k_ade20k-512x512", ["--height", "71", "--width", "93", "--num-classes", "7"]),
+    # DDRNet and PIDNet add branch features of ceil(side / 8) and side // 8 pixels: the reference (and sszoo)
+    # accept only sides that are multiples of 8, so these sizes are multiples of 8 but not of 32 (one input per case keeps each file under 300 KB)
+    # (the context branch's 1/16 - 1/64 maps are then rounded up, and every resize between branches is uneven).
+    "ddrnet_23_slim": ("ddrnet_23-slim_in1k-pre_2xb6-120k_cityscapes-1024x1024", ["--height", "56", "--width", "72", "--num-classes", "5"]),
+    "ddrnet_23": ("ddrnet_23_in1k-pre_2xb6-120k_cityscapes-1024x1024", ["--height", "40", "--width", "88", "--num-classes", "4"]),
+    "pidnet_s": ("pidnet-s_2xb6-120k_1024x1024-cityscapes", ["--height", "48", "--width", "72", "--num-classes", "6"]),
+    "pidnet_m": ("pidnet-m_2xb6-120k_1024x1024-cityscapes", ["--height", "72", "--width", "40", "--num-classes", "4"]),
+    "pidnet_l": ("pidnet-l_2xb6-120k_1024x1024-cityscapes", ["--height", "56", "--width", "72", "--num-classes", "4"]),
     # real-time backbones at odd sizes (all three accept any size: Fast-SCNN's 6-bin pooling of a 4 x 5 map
     # overlaps, CGNet's injected image is pooled with the stride-2 convs' ceil(n/2), ERFNet resizes its max pool
     # to the stride-2 conv's map and its transposed convs exactly double)

@@ -40,6 +40,24 @@ BACKBONES: dict[str, Callable[[Cfg], Cfg]] = {"ResNetV1c": _resnet, "ResNet": _r
                                               "ResNeSt": _resnest}
 
 
+def _ddrnet(b: Cfg) -> Cfg:
+    if int(b.get("in_channels", 3)) != 3:
+        raise Unsupported("sszoo's DDRNet takes RGB input")
+    return dict(kind="ddrnet", channels=int(b.get("channels", 32)), ppm_channels=int(b.get("ppm_channels", 128)),
+                align_corners=bool(b.get("align_corners", False)))
+
+
+def _pidnet(b: Cfg) -> Cfg:
+    if int(b.get("in_channels", 3)) != 3 or (b.get("act_cfg") or {}).get("type", "ReLU") != "ReLU":
+        raise Unsupported("sszoo's PIDNet takes RGB input and uses ReLU")
+    return dict(kind="pidnet", channels=int(b.get("channels", 64)), ppm_channels=int(b.get("ppm_channels", 96)),
+                num_stem_blocks=int(b.get("num_stem_blocks", 2)), num_branch_blocks=int(b.get("num_branch_blocks", 3)),
+                align_corners=bool(b.get("align_corners", False)))
+
+
+BACKBONES.update({"DDRNet": _ddrnet, "PIDNet": _pidnet})
+
+
 def _rgb_only(b: Cfg) -> None:
     if int(b.get("in_channels", 3)) != 3:
         raise Unsupported(f"sszoo's {b['type']} takes RGB input only")
@@ -284,6 +302,29 @@ HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "UPerHead": _uper, "FPNHead": _fpn_head, "PointHead": _point_head,
     "EncHead": _enc, "APCHead": _apc, "DMHead": _dm, "PSAHead": _psa,
 }
+
+
+def _multi_loss_head(h: Cfg, n_losses: int) -> Cfg:
+    """The fields of DDRHead / PIDHead: their loss terms, one spec per ``loss_decode`` entry, in its order."""
+    losses = loss_fields(h)
+    if len(losses.get("losses", ())) != n_losses or "sampler" in losses:
+        raise Unsupported(f"sszoo's {h['type']} computes exactly {n_losses} loss terms, without a pixel sampler")
+    if int(h.get("in_index", -1)) != -1:
+        raise Unsupported(f"sszoo's {h['type']} reads the backbone's last output")
+    return dict(in_channels=int(h["in_channels"]), channels=int(h["channels"]), in_index=-1,
+                dropout=float(h.get("dropout_ratio", 0.1)), **losses)
+
+
+def _ddr(h: Cfg) -> Cfg:
+    return dict(kind="ddr", **_multi_loss_head(h, 2))
+
+
+def _pid(h: Cfg) -> Cfg:
+    # GenerateEdge's width lives in the training pipeline, not the model: 4 in every published config
+    return dict(kind="pid", **_multi_loss_head(h, 4), edge_width=4)
+
+
+HEADS.update({"DDRHead": _ddr, "PIDHead": _pid})
 
 
 def _dsfcn(h: Cfg) -> Cfg:

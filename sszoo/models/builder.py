@@ -19,10 +19,13 @@ from .heads import (ANNHead, ANNHeadConfig, APCHead, APCHeadConfig, ASPPHead, AS
                     PSPHead, PSPHeadConfig, SepASPPHead, SepASPPHeadConfig, UPerHead, UPerHeadConfig)
 from .losses import LossSpec, PixelSampler
 from .necks import FPN, FPNConfig, JPU, JPUConfig
+from .backbones import DDRNet, DDRNetConfig, PIDNet, PIDNetConfig
+from .heads import DDRHead, DDRHeadConfig, PIDHead, PIDHeadConfig
 from .backbones import CGNet, CGNetConfig, ERFNet, ERFNetConfig, FastSCNN, FastSCNNConfig
 from .heads import DSFCNHead, DSFCNHeadConfig
 
 BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet, ResNeStConfig: ResNeSt}
+BACKBONES.update({DDRNetConfig: DDRNet, PIDNetConfig: PIDNet})
 BACKBONES.update({FastSCNNConfig: FastSCNN, CGNetConfig: CGNet, ERFNetConfig: ERFNet})
 NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN, JPUConfig: JPU}
 HEADS: dict[type, type[nn.Module]] = {
@@ -32,6 +35,7 @@ HEADS: dict[type, type[nn.Module]] = {
     UPerHeadConfig: UPerHead, FPNHeadConfig: FPNHead, PointHeadConfig: PointHead,
     EncHeadConfig: EncHead, APCHeadConfig: APCHead, DMHeadConfig: DMHead, PSAHeadConfig: PSAHead,
 }
+HEADS.update({DDRHeadConfig: DDRHead, PIDHeadConfig: PIDHead})
 HEADS.update({DSFCNHeadConfig: DSFCNHead})
 
 

@@ -158,6 +158,21 @@ CITATIONS: dict[str, str] = {
   journal={arXiv preprint arXiv:2004.08955},
   year={2020}
 }""",
+    "pan2022deep": """@article{pan2022deep,
+  title={Deep Dual-Resolution Networks for Real-Time and Accurate Semantic Segmentation of Traffic Scenes},
+  author={Pan, Huihui and Hong, Yuanduo and Sun, Weichao and Jia, Yisong},
+  journal={IEEE Transactions on Intelligent Transportation Systems},
+  year={2022},
+  publisher={IEEE}
+}""",
+    "xu2022pidnet": """@misc{xu2022pidnet,
+  title={PIDNet: A Real-time Semantic Segmentation Network Inspired from PID Controller},
+  author={Jiacong Xu and Zixiang Xiong and Shankar P. Bhattacharyya},
+  year={2022},
+  eprint={2206.02066},
+  archivePrefix={arXiv},
+  primaryClass={cs.CV}
+}""",
     "mmseg2020": """@misc{mmseg2020,
   title={{MMSegmentation}: OpenMMLab Semantic Segmentation Toolbox and Benchmark},
   author={MMSegmentation Contributors},
@@ -180,5 +195,6 @@ METHOD_CITATION = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": 
                    "apcnet": "he2019adaptive", "dmnet": "he2019dynamic", "psanet": "zhao2018psanet",
                    "upernet": "xiao2018unified", "fpn": "kirillov2019panoptic", "pointrend": "kirillov2020pointrend",
                    "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest"}
+METHOD_CITATION.update({"ddrnet": "pan2022deep", "pidnet": "xu2022pidnet"})
 # Fast-SCNN's configs are named fast_scnn_*: the zoo's method key (the name's first token) is "fast"
 METHOD_CITATION.update({"fast": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet"})

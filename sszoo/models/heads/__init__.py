@@ -26,6 +26,8 @@ from .apc import APCHead, APCHeadConfig
 from .dm import DMHead, DMHeadConfig
 from .psa import PSAHead, PSAHeadConfig
 
+from .ddr_head import DDRHead, DDRHeadConfig
+from .pid_head import PIDHead, PIDHeadConfig
 from .dsfcn import DSFCNHead, DSFCNHeadConfig
 
 __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead",
@@ -33,4 +35,6 @@ __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "
            "EMAHeadConfig", "EncHead", "EncHeadConfig", "FCNHead", "FCNHeadConfig", "FPNHead", "FPNHeadConfig",
            "GCHead", "GCHeadConfig", "ISAHead", "ISAHeadConfig", "NLHead", "NLHeadConfig", "PSAHead",
            "PSAHeadConfig", "PSPHead", "PSPHeadConfig", "PointHead", "PointHeadConfig", "SepASPPHead",
-           "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig", "DSFCNHead", "DSFCNHeadConfig"]
+           "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig"]
+__all__ += ["DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
+__all__ += ["DSFCNHead", "DSFCNHeadConfig"]
