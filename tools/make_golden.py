@@ -115,6 +115,15 @@ CASES = {
     "icnet_r18_d8": ("icnet_r18-d8_4xb2-80k_cityscapes-832x832", ["--height", "51", "--width", "75", "--num-classes", "5"]),
     "icnet_r50_d8": ("icnet_r50-d8_4xb2-80k_cityscapes-832x832", ["--height", "47", "--width", "69", "--num-classes", "6"]),
     "icnet_r101_d8": ("icnet_r101-d8_4xb2-80k_cityscapes-832x832", ["--height", "33", "--width", "45", "--num-classes", "4", "--batch", "2"]),
+    # real-time backbones at odd sizes (all three accept any size: Fast-SCNN's 6-bin pooling of a 4 x 5 map
+    # overlaps, CGNet's injected image is pooled with the stride-2 convs' ceil(n/2), ERFNet resizes its max pool
+    # to the stride-2 conv's map and its transposed convs exactly double)
+    "fastscnn": ("fast_scnn_8xb4-160k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "4"]),
+    "fastscnn_b2": ("fast_scnn_8xb4-160k_cityscapes-512x1024", ["--height", "41", "--width", "57", "--batch", "2", "--num-classes", "4"]),
+    "cgnet_680": ("cgnet_fcn_4xb4-60k_cityscapes-680x680", ["--height", "57", "--width", "71", "--num-classes", "5"]),
+    "cgnet_b2": ("cgnet_fcn_4xb8-60k_cityscapes-512x1024", ["--height", "41", "--width", "53", "--batch", "2", "--num-classes", "4"]),
+    "erfnet": ("erfnet_fcn_4xb4-160k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "5"]),
+    "erfnet_b2": ("erfnet_fcn_4xb4-160k_cityscapes-512x1024", ["--height", "41", "--width", "53", "--batch", "2", "--num-classes", "4"]),
 }
 
 

@@ -115,6 +115,51 @@ def _bisenetv2(b: Cfg) -> Cfg:
 BACKBONES.update({"BiSeNetV1": _bisenetv1, "BiSeNetV2": _bisenetv2})
 
 
+def _rgb_only(b: Cfg) -> None:
+    if int(b.get("in_channels", 3)) != 3:
+        raise Unsupported(f"sszoo's {b['type']} takes RGB input only")
+
+
+def _fast_scnn(b: Cfg) -> Cfg:
+    _rgb_only(b)
+    if (b.get("act_cfg") or {"type": "ReLU"}) != {"type": "ReLU"} or b.get("dw_act_cfg") is not None:
+        raise Unsupported("sszoo's FastSCNN has ReLU activations and no depthwise activation")
+    return dict(kind="fast_scnn", downsample_dw_channels=list(b.get("downsample_dw_channels", (32, 48))),
+                global_in_channels=int(b.get("global_in_channels", 64)),
+                global_block_channels=list(b.get("global_block_channels", (64, 96, 128))),
+                global_block_strides=list(b.get("global_block_strides", (2, 2, 1))),
+                global_out_channels=int(b.get("global_out_channels", 128)),
+                higher_in_channels=int(b.get("higher_in_channels", 64)),
+                lower_in_channels=int(b.get("lower_in_channels", 128)),
+                fusion_out_channels=int(b.get("fusion_out_channels", 128)),
+                out_indices=list(b.get("out_indices", (0, 1, 2))), align_corners=bool(b.get("align_corners", False)))
+
+
+def _cgnet(b: Cfg) -> Cfg:
+    _rgb_only(b)
+    if (b.get("act_cfg") or {"type": "PReLU"}).get("type") != "PReLU" or b.get("norm_eval"):
+        raise Unsupported("sszoo's CGNet has PReLU activations and trains its norms")
+    norm = b.get("norm_cfg") or {}
+    return dict(kind="cgnet", num_channels=list(b.get("num_channels", (32, 64, 128))),
+                num_blocks=list(b.get("num_blocks", (3, 21))), dilations=list(b.get("dilations", (2, 4))),
+                reductions=list(b.get("reductions", (8, 16))), norm_eps=float(norm.get("eps", 1e-5)))
+
+
+def _erfnet(b: Cfg) -> Cfg:
+    # enc_non_bottleneck_channels and dec_upsample_channels only have their lengths checked by the reference
+    # (the blocks take their widths from enc_downsample_channels and dec_non_bottleneck_channels)
+    _rgb_only(b)
+    return dict(kind="erfnet", enc_downsample_channels=list(b.get("enc_downsample_channels", (16, 64, 128))),
+                enc_stage_non_bottlenecks=list(b.get("enc_stage_non_bottlenecks", (5, 8))),
+                enc_non_bottleneck_dilations=list(b.get("enc_non_bottleneck_dilations", (2, 4, 8, 16))),
+                dec_stages_non_bottleneck=list(b.get("dec_stages_non_bottleneck", (2, 2))),
+                dec_non_bottleneck_channels=list(b.get("dec_non_bottleneck_channels", (64, 16))),
+                dropout_ratio=float(b.get("dropout_ratio", 0.1)))
+
+
+BACKBONES.update({"FastSCNN": _fast_scnn, "CGNet": _cgnet, "ERFNet": _erfnet})
+
+
 # ---------------------------------------------------------------------------------------------- heads
 
 
@@ -347,6 +392,16 @@ def _pid(h: Cfg) -> Cfg:
 
 
 HEADS.update({"DDRHead": _ddr, "PIDHead": _pid})
+
+
+def _dsfcn(h: Cfg) -> Cfg:
+    if h.get("dw_act_cfg") is not None:
+        raise Unsupported("sszoo's DepthwiseSeparableFCNHead has no depthwise activation")
+    return dict(kind="dsfcn", **{**base_head(h), **loss_fields(h)}, num_convs=int(h.get("num_convs", 2)),
+                concat_input=bool(h.get("concat_input", True)), kernel_size=int(h.get("kernel_size", 3)))
+
+
+HEADS.update({"DepthwiseSeparableFCNHead": _dsfcn})
 
 
 # ---------------------------------------------------------------------------------------------- necks

@@ -25,10 +25,13 @@ from .heads import STDCHead, STDCHeadConfig
 from .necks import ICNeck, ICNeckConfig
 from .backbones import DDRNet, DDRNetConfig, PIDNet, PIDNetConfig
 from .heads import DDRHead, DDRHeadConfig, PIDHead, PIDHeadConfig
+from .backbones import CGNet, CGNetConfig, ERFNet, ERFNetConfig, FastSCNN, FastSCNNConfig
+from .heads import DSFCNHead, DSFCNHeadConfig
 
 BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet, ResNeStConfig: ResNeSt}
 BACKBONES.update({DDRNetConfig: DDRNet, PIDNetConfig: PIDNet})
 BACKBONES.update({BiSeNetV1Config: BiSeNetV1, BiSeNetV2Config: BiSeNetV2})
+BACKBONES.update({FastSCNNConfig: FastSCNN, CGNetConfig: CGNet, ERFNetConfig: ERFNet})
 NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN, JPUConfig: JPU}
 HEADS: dict[type, type[nn.Module]] = {
     FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
@@ -41,6 +44,7 @@ BACKBONES.update({STDCConfig: STDCContextPathNet, ICNetConfig: ICNet})
 NECKS.update({ICNeckConfig: ICNeck})
 HEADS.update({STDCHeadConfig: STDCHead})
 HEADS.update({DDRHeadConfig: DDRHead, PIDHeadConfig: PIDHead})
+HEADS.update({DSFCNHeadConfig: DSFCNHead})
 
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:

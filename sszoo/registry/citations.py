@@ -129,6 +129,29 @@ CITATIONS: dict[str, str] = {
   journal={arXiv preprint arXiv:1903.11816},
   year={2019}
 }""",
+    "poudel2019fast": """@article{poudel2019fast,
+  title={Fast-SCNN: Fast Semantic Segmentation Network},
+  author={Poudel, Rudra PK and Liwicki, Stephan and Cipolla, Roberto},
+  journal={arXiv preprint arXiv:1902.04502},
+  year={2019}
+}""",
+    "wu2020cgnet": """@article{wu2020cgnet,
+  title={CGNet: A Light-weight Context Guided Network for Semantic Segmentation},
+  author={Wu, Tianyi and Tang, Sheng and Zhang, Rui and Cao, Juan and Zhang, Yongdong},
+  journal={IEEE Transactions on Image Processing},
+  volume={30},
+  pages={1169--1179},
+  year={2020}
+}""",
+    "romera2017erfnet": """@article{romera2017erfnet,
+  title={ERFNet: Efficient Residual Factorized ConvNet for Real-Time Semantic Segmentation},
+  author={Romera, Eduardo and Alvarez, Jos{\\'e} M and Bergasa, Luis M and Arroyo, Roberto},
+  journal={IEEE Transactions on Intelligent Transportation Systems},
+  volume={19},
+  number={1},
+  pages={263--272},
+  year={2017}
+}""",
     "zhang2020resnest": """@article{zhang2020resnest,
   title={ResNeSt: Split-Attention Networks},
   author={Zhang, Hang and Wu, Chongruo and Zhang, Zhongyue and Zhu, Yi and Zhang, Zhi and Lin, Haibin and Sun, Yue and He, Tong and Muller, Jonas and Manmatha, R. and Li, Mu and Smola, Alexander},
@@ -206,3 +229,5 @@ METHOD_CITATION.update({"stdc": "fan2021rethinking", "stdc1": "fan2021rethinking
                         "icnet": "zhao2018icnet"})
 METHOD_CITATION.update({"ddrnet": "pan2022deep", "pidnet": "xu2022pidnet"})
 METHOD_CITATION.update({"bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisenet"})
+# Fast-SCNN's configs are named fast_scnn_*: the zoo's method key (the name's first token) is "fast"
+METHOD_CITATION.update({"fast": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet"})

@@ -8,7 +8,10 @@ from .ddrnet import DDRNet, DDRNetConfig
 from .pidnet import PIDNet, PIDNetConfig
 from .bisenetv1 import BiSeNetV1, BiSeNetV1Config
 from .bisenetv2 import BiSeNetV2, BiSeNetV2Config
+from .fast_scnn import FastSCNN, FastSCNNConfig
+from .cgnet import CGNet, CGNetConfig
+from .erfnet import ERFNet, ERFNetConfig
 
 __all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig",
            "BiSeNetV1", "BiSeNetV1Config", "BiSeNetV2", "BiSeNetV2Config", "STDCContextPathNet", "STDCConfig", "ICNet",
-           "ICNetConfig"]
+           "ICNetConfig", "FastSCNN", "FastSCNNConfig", "CGNet", "CGNetConfig", "ERFNet", "ERFNetConfig"]

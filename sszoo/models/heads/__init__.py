@@ -29,6 +29,7 @@ from .psa import PSAHead, PSAHeadConfig
 from .stdc_head import STDCHead, STDCHeadConfig
 from .ddr_head import DDRHead, DDRHeadConfig
 from .pid_head import PIDHead, PIDHeadConfig
+from .dsfcn import DSFCNHead, DSFCNHeadConfig
 
 __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead",
            "CCHeadConfig", "DAHead", "DAHeadConfig", "DMHead", "DMHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead",
@@ -38,3 +39,4 @@ __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "
            "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig"]
 __all__ += ["DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
 __all__ += ["STDCHead", "STDCHeadConfig"]
+__all__ += ["DSFCNHead", "DSFCNHeadConfig"]
