@@ -311,6 +311,18 @@ def method_prefix(config_base: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", "_".join(head[:cut]).lower()).strip("_")
 
 
+def aux_weight(config: str, weight) -> float:
+    """The recipe's auxiliary loss weight: one number, also for several auxiliary heads (STDC lists [1.0, 1.0]);
+    the trainer's --aux-weight replaces every auxiliary head's weight with it, so they must agree."""
+    if weight is None:
+        return 0.0
+    if isinstance(weight, list):
+        if len(set(weight)) != 1:
+            raise SystemExit(f"{config}: auxiliary heads of different loss weights {weight}")
+        weight = weight[0]
+    return float(weight)
+
+
 def facts_entries() -> list[dict]:
     """Entries of every method beyond the four hand-collected ones, from tools/extract_mmseg_facts.py's
     facts, for the configs whose architecture sszoo builds (tools/mmseg_arch.py has their types)."""
@@ -364,7 +376,7 @@ def facts_entries() -> list[dict]:
                         weight_decay=rec["weight_decay"],
                         poly_power=rec["poly_power"] if rec["poly_power"] is not None else 1.0,
                         min_lr=rec["min_lr"] if rec["min_lr"] is not None else 0.0,
-                        aux_loss_weight=rec["aux_loss_weight"] if rec["aux_loss_weight"] is not None else 0.0,
+                        aux_loss_weight=aux_weight(r["config"], rec["aux_loss_weight"]),
                         train_scale=rec["train_scale"], ratio_range=rec["ratio_range"],
                         cat_max_ratio=rec["cat_max_ratio"], precision="fp16" if fp16 else "fp32",
                         loss_scale=rec["loss_scale"] if fp16 else None,
