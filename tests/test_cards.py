@@ -108,8 +108,7 @@ def test_citations_include_mixed_precision_for_fp16_entries(rendered):
                       "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest",
                       "ddrnet": "pan2022deep", "pidnet": "xu2022pidnet",
                       "bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisenet",
-                      "stdc1": "fan2021rethinking", "stdc2": "fan2021rethinking", "icnet": "zhao2018icnet",
-                      "fast": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet",
+                      "stdc": "fan2021rethinking", "icnet": "zhao2018icnet", "fastscnn": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet",
                       }[e.method]
         assert CITATIONS[method_key] in text
         if e.method == "resnest":  # and the head's paper: resnest_s101_d8_{fcn,pspnet,deeplabv3,deeplabv3plus}

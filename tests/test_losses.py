@@ -90,3 +90,15 @@ def test_segmentor_weights_spec_heads_and_aux_override():
         assert torch.allclose(losses["decode"], dec)
         assert torch.allclose(losses["aux"], 0.4 * aux)
         assert torch.allclose(model.loss(out, label, aux_weight=1.0)["aux"], aux)
+
+
+def test_trainer_drops_class_weights_of_another_class_count():
+    """CGNet's 19 Cityscapes class weights cannot weight a 5-class fine-tune: the trainer drops them, says so."""
+    from sszoo import create_model
+    from sszoo.train.engine import drop_mismatched_class_weights
+
+    model = create_model("cgnet_fcn_cityscapes", num_classes=5)
+    assert len(model.decode_head.loss_specs[0].class_weight) == 19
+    assert drop_mismatched_class_weights(model) == ["decode_head"]
+    assert model.decode_head.loss_specs[0].class_weight is None
+    assert drop_mismatched_class_weights(create_model("cgnet_fcn_cityscapes")) == []  # 19 classes keep them

@@ -340,6 +340,8 @@ def facts_entries() -> list[dict]:
         method = base.split("_")[0]
         if method.startswith("pidnet-"):  # 'pidnet-s_2xb6-...': the variant (s/m/l) shares the first token
             method = "pidnet"
+        # config names that start with a backbone or half a name: the method is the metafile's collection
+        method = {"fast": "fastscnn", "stdc1": "stdc", "stdc2": "stdc"}.get(method, method)
         rec = c["recipe"]
         tc = c.get("test_cfg") or {}
         tr = c["test_resize"]

@@ -225,9 +225,8 @@ METHOD_CITATION = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": 
                    "upernet": "xiao2018unified", "fpn": "kirillov2019panoptic", "pointrend": "kirillov2020pointrend",
                    "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest"}
 # STDC's config names start with the backbone (stdc1_..., stdc2_...)
-METHOD_CITATION.update({"stdc": "fan2021rethinking", "stdc1": "fan2021rethinking", "stdc2": "fan2021rethinking",
+METHOD_CITATION.update({"stdc": "fan2021rethinking",
                         "icnet": "zhao2018icnet"})
 METHOD_CITATION.update({"ddrnet": "pan2022deep", "pidnet": "xu2022pidnet"})
 METHOD_CITATION.update({"bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisenet"})
-# Fast-SCNN's configs are named fast_scnn_*: the zoo's method key (the name's first token) is "fast"
-METHOD_CITATION.update({"fast": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet"})
+METHOD_CITATION.update({"fastscnn": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet"})

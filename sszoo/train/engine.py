@@ -10,6 +10,7 @@ SGD with momentum and weight decay on every parameter; the learning rate follows
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import time
@@ -109,6 +110,21 @@ def init_weights(model: Segmentor) -> None:
 
 
 # ---------------------------------------------------------------------------------------- model set-up
+def drop_mismatched_class_weights(model: Segmentor) -> list[str]:
+    """Remove per-class loss weights (CGNet's, PIDNet's 19 Cityscapes weights) from heads whose class count is
+    not theirs, e.g. after ``num_classes=`` for another dataset; returns the heads changed."""
+    changed = []
+    for name, head in [("decode_head", h) for h in model.decode_heads] + [("auxiliary_head", h)
+                                                                          for h in model.auxiliary_heads]:
+        specs = getattr(head, "loss_specs", ())
+        n = head.conv_seg.out_channels if hasattr(head, "conv_seg") else model.num_classes
+        if any(s.class_weight is not None and len(s.class_weight) != n for s in specs):
+            head.loss_specs = tuple(dataclasses.replace(s, class_weight=None)
+                                    if s.class_weight is not None and len(s.class_weight) != n else s for s in specs)
+            changed.append(name)
+    return changed
+
+
 def build_train_model(cfg: TrainConfig, log) -> Segmentor:
     """The network of ``cfg.model`` with ``cfg.num_classes`` outputs, initialised as the config asks."""
     from ..factory import create_model
@@ -116,6 +132,10 @@ def build_train_model(cfg: TrainConfig, log) -> Segmentor:
 
     entry = get_entry(cfg.model)
     model = create_model(cfg.model, num_classes=cfg.num_classes)
+    dropped = drop_mismatched_class_weights(model)
+    if dropped:
+        log(f"loss: the recipe's class weights are for {entry.num_classes} classes, the model has "
+            f"{cfg.num_classes}: {', '.join(dropped)} train without class weights")
     if cfg.init_from:
         state = _load_init_state(cfg.init_from, entry)
         own = model.state_dict()
