@@ -102,3 +102,20 @@ def test_trainer_drops_class_weights_of_another_class_count():
     assert drop_mismatched_class_weights(model) == ["decode_head"]
     assert model.decode_head.loss_specs[0].class_weight is None
     assert drop_mismatched_class_weights(create_model("cgnet_fcn_cityscapes")) == []  # 19 classes keep them
+
+
+def test_segmentor_passes_crop_sizes_to_pidnet_boundary_loss():
+    """The trainer's unpadded crop sizes reach PIDNet's head (its boundary targets ignore the padding)."""
+    from sszoo import create_model
+
+    torch.manual_seed(0)
+    model = create_model("pidnet_s_cityscapes").train()
+    x = torch.randn(2, 3, 64, 64)
+    label = torch.randint(0, 19, (2, 64, 64))
+    label[:, 40:] = 255  # padded rows, as collate pads a short crop
+    valid = torch.tensor([[40, 64], [40, 64]])
+    out = model.forward_heads(x)
+    head = model.decode_head
+    expected = sum(head.loss(out.decode[0], label, valid=valid).values())
+    assert torch.allclose(model.loss(out, label, valid=valid)["decode"], expected)
+    assert not torch.allclose(model.loss(out, label)["decode"], expected)  # the padding changes the targets

@@ -50,10 +50,11 @@ class TrainForward(nn.Module):
 
 
 def compute_losses(model: Segmentor, outputs: HeadOutputs, label: torch.Tensor, *, aux_weight: Optional[float],
-                   ignore_index: int = 255) -> dict[str, torch.Tensor]:
+                   ignore_index: int = 255, valid: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
     """``{"decode": ..., "aux": ... (weighted), "total": ...}``: each head's own loss terms
-    (:meth:`Segmentor.loss`), auxiliary heads weighted by ``aux_weight`` when given."""
-    return model.loss(outputs, label, aux_weight=aux_weight, ignore_index=ignore_index)
+    (:meth:`Segmentor.loss`), auxiliary heads weighted by ``aux_weight`` when given; ``valid`` (N x 2, the
+    unpadded size of each crop) for heads whose targets depend on the padding (PIDNet's boundaries)."""
+    return model.loss(outputs, label, aux_weight=aux_weight, ignore_index=ignore_index, valid=valid)
 
 
 # -------------------------------------------------------------------------------------- optimiser, lr
@@ -321,7 +322,8 @@ class Trainer:
             ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
             with ctx:
                 outputs = forward(x)
-            losses = compute_losses(model, outputs, label, aux_weight=cfg.aux_weight, ignore_index=cfg.ignore_index)
+            losses = compute_losses(model, outputs, label, aux_weight=cfg.aux_weight, ignore_index=cfg.ignore_index,
+                                    valid=batch["valid"].to(dev))
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scale_before = scaler.get_scale()
