@@ -1,6 +1,7 @@
 """The detectors' API, anchors, NMS tie order, registry entries and strict checkpoint loads (no oracle)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -10,6 +11,7 @@ import sszoo
 from sszoo.detection import build_detector, faster_rcnn_r50_fpn, mask_rcnn_r50_fpn, retinanet_r50_fpn
 from sszoo.detection.anchors import AnchorGenerator, base_anchors
 from sszoo.detection.nms import batched_nms
+from sszoo.models.backbones.resnet import ResNetConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,7 +45,12 @@ def test_nms_tie_order_is_torch_sorts() -> None:
 @pytest.mark.parametrize("factory", [faster_rcnn_r50_fpn, mask_rcnn_r50_fpn, retinanet_r50_fpn])
 def test_api_takes_tensors_or_lists_of_odd_sizes(factory) -> None:
     torch.manual_seed(0)
-    model = build_detector(factory(num_classes=3))
+    # a small network of the same structure (ResNet-18 channels, 64-wide fc): the API, not the numbers
+    cfg = dataclasses.replace(factory(num_classes=3), backbone=ResNetConfig(18, deep_stem=False, strides=(1, 2, 2, 2),
+                              dilations=(1, 1, 1, 1), contract_dilation=False), fc_channels=64)
+    cfg = dataclasses.replace(cfg, neck=dataclasses.replace(cfg.neck, in_channels=(64, 128, 256, 512), out_channels=64),
+                              rcnn_test=dataclasses.replace(cfg.rcnn_test, max_per_img=10))
+    model = build_detector(cfg)
     images = [torch.randn(3, 37, 45), torch.randn(3, 29, 61)]
     out = model(images)
     assert len(out) == 2
@@ -90,3 +97,18 @@ def test_mmdetection_checkpoint_loads_strictly(tmp_path) -> None:
 def test_torch_hub_entry_point() -> None:
     model = torch.hub.load(ROOT, "faster_rcnn_r50_fpn_fp16_1x_coco", source="local", trust_repo=True, verbose=False)
     assert model.cfg.kind == "faster_rcnn" and model.entry.name == "faster_rcnn_r50_fpn_fp16_1x_coco"
+
+
+def test_draw_detections() -> None:
+    from sszoo.detection.draw import draw_detections
+
+    img = torch.zeros(40, 60, 3, dtype=torch.uint8).numpy()
+    masks = torch.zeros(2, 40, 60, dtype=torch.bool)
+    masks[0, 10:20, 10:30] = True
+    pred = {"boxes": torch.tensor([[10.0, 10, 30, 20], [0, 0, 5, 5]]), "scores": torch.tensor([0.9, 0.1]),
+            "labels": torch.tensor([0, 1]), "masks": masks}
+    out = torch.from_numpy(__import__("numpy").asarray(draw_detections(img, pred, ["cat", "dog"],
+                                                                       [(255, 0, 0), (0, 255, 0)])))
+    assert out.shape == (40, 60, 3)
+    assert out[15, 20, 0] > 100 and out[15, 20, 1] == 0  # the mask blended in class 0's colour
+    assert out[2, 2].sum() == 0  # the 0.1 detection is under the default 0.3 threshold: not drawn

@@ -35,7 +35,8 @@ class RoIHead(nn.Module):
     def __init__(self, cfg: DetectorConfig) -> None:
         super().__init__()
         self.bbox_head = roi_mod.Shared2FCBBoxHead(cfg.num_classes, cfg.neck.out_channels, 7, cfg.fc_channels)
-        self.mask_head = (roi_mod.FCNMaskHead(cfg.num_classes, cfg.neck.out_channels, cfg.mask_convs)
+        self.mask_head = (roi_mod.FCNMaskHead(cfg.num_classes, cfg.neck.out_channels, cfg.mask_convs,
+                                              channels=cfg.neck.out_channels)
                           if cfg.with_mask else None)
 
 
@@ -50,7 +51,7 @@ class Detector(nn.Module):
         self.anchor_generator = AnchorGenerator(cfg.anchors)
         a = self.anchor_generator.num_base_anchors
         if cfg.kind == "retinanet":
-            self.bbox_head = RetinaHead(cfg.num_classes, cfg.neck.out_channels, num_anchors=a)
+            self.bbox_head = RetinaHead(cfg.num_classes, cfg.neck.out_channels, cfg.neck.out_channels, num_anchors=a)
         else:
             self.rpn_head = RPNHead(cfg.neck.out_channels, cfg.neck.out_channels, num_anchors=a)
             self.roi_head = RoIHead(cfg)
