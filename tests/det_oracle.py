@@ -71,6 +71,12 @@ def load_case(case: str) -> dict:
         n, h, w = len(g["bboxes"]), g["info"]["height"], g["info"]["width"]
         bits = np.unpackbits(g["masks_packed"].numpy(), axis=1)[:, :h * w]
         g["masks"] = torch.from_numpy(bits.reshape(n, h, w).astype(bool))
+    if "rescaled_meta" in g:
+        g["rescaled_meta"] = json.loads(g["rescaled_meta"])
+    if "rescaled_masks_packed" in g:
+        n, (h, w) = len(g["rescaled_bboxes"]), g["rescaled_meta"]["ori_shape"]
+        bits = np.unpackbits(g["rescaled_masks_packed"].numpy(), axis=1)[:, :h * w]
+        g["rescaled_masks"] = torch.from_numpy(bits.reshape(n, h, w).astype(bool))
     return g
 
 

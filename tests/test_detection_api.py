@@ -64,6 +64,8 @@ def test_api_takes_tensors_or_lists_of_odd_sizes(factory) -> None:
     assert len(model(torch.randn(1, 3, 33, 35))) == 1
     with pytest.raises(ValueError, match="3 x H x W"):
         model([torch.randn(1, 33, 35)])
+    with pytest.raises(RuntimeError, match="eval"):
+        model.train()(images)
 
 
 def test_registry_entries_and_aliases() -> None:

@@ -3,8 +3,8 @@
 Golden files (tests/golden/detection/, made by tools/make_detection_goldens.sh with the oracle) hold the
 oracle's outputs on odd-sized images, zero-padded to 32 by MMDetection's preprocessor; the weights and the
 input are regenerated here from the seed (tests/det_oracle.py). Required: the same RPN proposals, boxes
-within 1e-3 px, the same scores and labels for every detection, and >= 99.9% of pasted mask pixels equal.
-Measured: all bit-identical.
+within 1e-3 px, the same scores and labels for every detection, and >= 99.9% of pasted mask pixels equal,
+both at the input's size and through the rescale path (scale_factor, ori_shape). Measured: all bit-identical.
 """
 from __future__ import annotations
 
@@ -42,6 +42,16 @@ def test_detector_matches_mmdetection(case: str) -> None:
     if "masks" in g:
         assert out["masks"].dtype == torch.bool and out["masks"].shape == g["masks"].shape
         assert (out["masks"] == g["masks"]).float().mean() >= 0.999
+    # the rescale path (after the test pipeline's resize): boxes back to the original image, masks pasted there
+    meta = g["rescaled_meta"]
+    r = model.predict(x, [{"scale_factor": tuple(meta["scale_factor"]), "ori_shape": tuple(meta["ori_shape"])}])[0]
+    assert r["boxes"].shape == g["rescaled_bboxes"].shape
+    assert (r["boxes"] - g["rescaled_bboxes"]).abs().max() <= 1e-3
+    torch.testing.assert_close(r["scores"], g["rescaled_scores"], rtol=0, atol=1e-6)
+    assert torch.equal(r["labels"], g["rescaled_labels"])
+    if "masks" in g:
+        assert r["masks"].shape == g["rescaled_masks"].shape
+        assert (r["masks"] == g["rescaled_masks"]).float().mean() >= 0.999
 
 
 def test_goldens_present() -> None:

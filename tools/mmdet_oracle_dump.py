@@ -21,7 +21,8 @@ multiple of 32, as mmdet's DetDataPreprocessor pads a normalised image (pad_valu
 img_shape = ori_shape = (H, W), pad_shape = batch_input_shape = the padded size; BN calibration uses the padded
 size. With sizes that are multiples of 32 it writes what the shared script writes. --golden FILE also writes
 the compact golden of sszoo's parity tests (tests/golden/detection/): no weights, no input (both regenerate
-from the seed), the outputs and masks bit-packed.
+from the seed), the outputs and masks bit-packed, plus the outputs of a second predict with scale_factor
+(1.25, 1.3) and the matching ori_shape (the rescale path of the real test pipeline).
 
 Run it with the oracle environment's python (see oracle-setup.sh):
   python mmdet_oracle_dump.py faster-rcnn_r50_fpn_amp-1x_coco OUT --height 320 --width 480 --seed 0
@@ -127,6 +128,14 @@ def write_golden(path, info, out, sd, x_img):
         m = out["masks"].numpy()
         g["masks_packed"] = torch.from_numpy(np.packbits(m.reshape(len(m), -1), axis=1))
     # checks that the test regenerated the same input and the same network (before any head)
+    if "rescaled" in out:
+        r = out["rescaled"]
+        g["rescaled_meta"] = json.dumps({"scale_factor": r["scale_factor"], "ori_shape": r["ori_shape"]})
+        for k in ("bboxes", "scores", "labels"):
+            g["rescaled_" + k] = r[k].clone()
+        if "masks" in r:
+            m = r["masks"].numpy()
+            g["rescaled_masks_packed"] = torch.from_numpy(np.packbits(m.reshape(len(m), -1), axis=1))
     g["input_sum"] = x_img.double().sum()
     g["fpn_sums"] = torch.stack([f.double().sum() for f in out["fpn_feats"]])
     g["fpn_abs_sums"] = torch.stack([f.double().abs().sum() for f in out["fpn_feats"]])
@@ -209,6 +218,18 @@ def main():
     with open(os.path.join(a.out, "info.json"), "w") as f:
         json.dump(info, f, indent=1)
     if a.golden:
+        # the rescale path too (as after the test pipeline's resize): boxes mapped back by a scale factor and,
+        # for Mask R-CNN, masks pasted at the original size
+        sf = (1.25, 1.3)
+        rmeta = dict(meta, scale_factor=sf, ori_shape=(round(H / sf[1]), round(W / sf[0])))
+        rds = DetDataSample()
+        rds.set_metainfo(rmeta)
+        with torch.no_grad():
+            rres = model.predict(x, [rds], rescale=True)[0].pred_instances
+        out["rescaled"] = {"scale_factor": list(sf), "ori_shape": list(rmeta["ori_shape"]), "bboxes": rres.bboxes,
+                           "scores": rres.scores, "labels": rres.labels}
+        if "masks" in rres:
+            out["rescaled"]["masks"] = rres.masks
         write_golden(a.golden, info, out, sd, x_img)
     print(json.dumps({k: info[k] for k in ("config", "n_proposals", "n_dets", "score_range", "compiled_mmcv_ops_called")}))
 

@@ -105,6 +105,9 @@ class Detector(nn.Module):
         return self._two_stage(feats, sizes, metas)
 
     def forward(self, images: Images, metas: Sequence[dict] | None = None) -> list[dict[str, torch.Tensor]]:
+        if self.training:
+            # BatchNorm would use batch statistics and no losses exist: refuse rather than return wrong boxes
+            raise RuntimeError("sszoo's detectors are inference-only: call model.eval() first")
         return self.predict(images, metas)
 
     def _retina(self, feats, sizes, metas) -> list[dict[str, torch.Tensor]]:
