@@ -104,6 +104,8 @@ def output_stride(model: nn.Module) -> int:
     config = getattr(model, "config", None)
     if config is None:
         return 8
+    if hasattr(config.backbone, "output_stride"):  # a backbone config that knows its own (MobileNets)
+        return int(config.backbone.output_stride)
     return 4 * math.prod(config.backbone.strides)  # the stem and its max-pool downsample by 4
 
 

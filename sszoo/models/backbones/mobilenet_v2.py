@@ -54,6 +54,14 @@ class MobileNetV2Config:
     out_indices: tuple[int, ...] = (1, 2, 4, 6)
     kind: str = "mobilenet_v2"
 
+    @property
+    def output_stride(self) -> int:
+        """The total stride of the last stage: the stem's 2 times every stage's."""
+        out = 2
+        for s in self.strides:
+            out *= s
+        return out
+
 
 class InvertedResidual(nn.Module):
     """Expansion 1x1 (omitted at ratio 1) -> depthwise 3x3 -> linear 1x1, ReLU6, residual when shapes allow."""

@@ -51,6 +51,11 @@ class MobileNetV3Config:
     norm_eps: float = 1e-5  # the segmentation configs set BatchNorm eps 1e-3
     kind: str = "mobilenet_v3"
 
+    @property
+    def output_stride(self) -> int:
+        """Always 8: the segmentation variant dilates instead of going to strides 16 and 32."""
+        return 8
+
 
 class SamePadConv2d(nn.Conv2d):
     """A strided Conv2d padded like TensorFlow's "same": ``ceil(n / stride)`` outputs, the padding split with
