@@ -135,6 +135,20 @@ CITATIONS: dict[str, str] = {
   journal={arXiv preprint arXiv:2004.08955},
   year={2020}
 }""",
+    "sandler2018mobilenetv2": """@inproceedings{sandler2018mobilenetv2,
+  title={MobileNetV2: Inverted Residuals and Linear Bottlenecks},
+  author={Sandler, Mark and Howard, Andrew and Zhu, Menglong and Zhmoginov, Andrey and Chen, Liang-Chieh},
+  booktitle={Proceedings of the IEEE Conference on Computer Vision and Pattern Recognition},
+  pages={4510--4520},
+  year={2018}
+}""",
+    "howard2019searching": """@inproceedings{howard2019searching,
+  title={Searching for MobileNetV3},
+  author={Howard, Andrew and Sandler, Mark and Chu, Grace and Chen, Liang-Chieh and Chen, Bo and Tan, Mingxing and Wang, Weijun and Zhu, Yukun and Pang, Ruoming and Vasudevan, Vijay and Le, Quoc V. and Adam, Hartwig},
+  booktitle={Proceedings of the IEEE/CVF International Conference on Computer Vision},
+  pages={1314--1324},
+  year={2019}
+}""",
     "mmseg2020": """@misc{mmseg2020,
   title={{MMSegmentation}: OpenMMLab Semantic Segmentation Toolbox and Benchmark},
   author={MMSegmentation Contributors},
@@ -157,3 +171,7 @@ METHOD_CITATION = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": 
                    "apcnet": "he2019adaptive", "dmnet": "he2019dynamic", "psanet": "zhao2018psanet",
                    "upernet": "xiao2018unified", "fpn": "kirillov2019panoptic", "pointrend": "kirillov2020pointrend",
                    "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest"}
+# tools/generate_zoo.py's method key is the config name's first token: MobileNetV3's four configs give four keys
+METHOD_CITATION.update({"mobilenet-v2-d8": "sandler2018mobilenetv2", "mobilenet-v3-d8": "howard2019searching",
+                        "mobilenet-v3-d8-s": "howard2019searching", "mobilenet-v3-d8-scratch": "howard2019searching",
+                        "mobilenet-v3-d8-scratch-s": "howard2019searching"})
