@@ -106,6 +106,10 @@ def test_citations_include_mixed_precision_for_fp16_entries(rendered):
                       "apcnet": "he2019adaptive", "dmnet": "he2019dynamic", "psanet": "zhao2018psanet",
                       "upernet": "xiao2018unified", "fpn": "kirillov2019panoptic", "pointrend": "kirillov2020pointrend",
                       "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest",
+                      "ddrnet": "pan2022deep", "pidnet": "xu2022pidnet",
+                      "bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisenet",
+                      "stdc1": "fan2021rethinking", "stdc2": "fan2021rethinking", "icnet": "zhao2018icnet",
+                      "fast": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet",
                       "mobilenet-v2-d8": "sandler2018mobilenetv2", "mobilenet-v3-d8": "howard2019searching",
                       "mobilenet-v3-d8-s": "howard2019searching", "mobilenet-v3-d8-scratch": "howard2019searching",
                       "mobilenet-v3-d8-scratch-s": "howard2019searching"}[e.method]

@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mmseg_arch import arch_from_mmseg  # noqa: E402
+from mmseg_arch import arch_from_mmseg, loss_fields  # noqa: E402
 
 sys.path.insert(0, os.path.join(HERE, os.pardir))
 from sszoo.registry.citations import METHOD_CITATION as CITE  # noqa: E402  (method -> BibTeX key)
@@ -147,6 +147,7 @@ def notes(r: dict, rec: dict) -> str:
 
 def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
     settings = {r["config"]: r for r in csv.DictReader(open(os.path.join(REF, "mmseg_model_settings.csv")))}
+    configs = json.load(open(os.path.join(REF, "mmseg_configs.json")))["configs"]
     rows = [(r, False) for r in csv.DictReader(open(os.path.join(REF, "mmseg_zoo.csv")))]
     rows += [(r, True) for r in csv.DictReader(open(os.path.join(REF, "mmseg_fp16_legacy.csv")))]
     out = []
@@ -163,6 +164,12 @@ def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
         crop = r["crop"]
         name = f"{method}_{backbone_slug(r['backbone'])}_{DATASETS[r['dataset']][0]}.{tag_of(base, crop, legacy)}"
         arch = arch_from_settings(s, rec["aux_loss_weight"])
+        # the heads' loss terms and OHEM pixel sampler, from the resolved config (DeepLabV3(+) mg124)
+        model = configs.get(s["config"], {}).get("model")
+        if model:
+            arch["decode_head"].update(loss_fields(model["decode_head"]))
+            if arch["auxiliary_head"] and model.get("auxiliary_head"):
+                arch["auxiliary_head"].update(loss_fields(model["auxiliary_head"]))
         test_resize = json.loads(s["test_resize"])
         fp16 = legacy or rec["amp"]
         ch, cw = (int(v) for v in crop.split("x"))
@@ -319,6 +326,8 @@ def facts_entries() -> list[dict]:
             continue  # an architecture sszoo does not build yet
         base = os.path.basename(r["config"]).removesuffix(".py")
         method = base.split("_")[0]
+        if method.startswith("pidnet-"):  # 'pidnet-s_2xb6-...': the variant (s/m/l) shares the first token
+            method = "pidnet"
         rec = c["recipe"]
         tc = c.get("test_cfg") or {}
         tr = c["test_resize"]

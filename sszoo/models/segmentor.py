@@ -160,11 +160,18 @@ class Segmentor(nn.Module):
              ignore_index: int = 255) -> dict[str, torch.Tensor]:
         """Weighted training losses ``{"decode", "aux", "total"}`` of :meth:`forward_heads`' ``outputs``.
 
-        Each head's terms are weighted by its config's ``loss_weight``; ``aux_weight``, when given,
-        replaces the weight of every auxiliary head.
+        Each head's terms are weighted by its config's ``loss_weight``; a head whose config lists ``losses``
+        returns terms already weighted by them (its ``loss_weight`` is the first term's weight). ``aux_weight``,
+        when given, replaces the weight of every auxiliary head (for a head with several weighted terms it
+        rescales them so that the first has that weight).
         """
+        def weight(cfg, override):
+            if getattr(cfg, "losses", ()):
+                return 1.0 if override is None else override / cfg.loss_weight
+            return cfg.loss_weight if override is None else override
+
         def total(heads, configs, outs, override):
-            terms = [(override if override is not None else cfg.loss_weight) * t
+            terms = [weight(cfg, override) * t
                      for head, cfg, out in zip(heads, configs, outs)
                      for t in head.loss(out, label, ignore_index=ignore_index).values()]
             return torch.stack(terms).sum() if terms else torch.zeros((), device=label.device)

@@ -84,10 +84,13 @@ def scheduled_lr(cfg: TrainConfig, iteration: int) -> float:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, weight decay on every parameter, as the reference recipes) or AdamW."""
+    """SGD (momentum, weight decay on every parameter, as the reference recipes), Adam (L2 weight decay added to
+    the gradient, as torch's and so MMEngine's Adam: CGNet's recipe) or AdamW."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
