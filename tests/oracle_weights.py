@@ -57,9 +57,14 @@ def randomise_like_oracle(model: nn.Module, seed: int, calib_shape: tuple[int, i
 
 
 def load_case(case: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Input, reference logits (float64 for tools/oracle_dump64.py's files) and info of a golden case."""
+    """Input, reference logits (float64 for tools/oracle_dump64.py's files) and info of a golden case.
+    With ``info["logits_stride"]`` n the logits are the reference's at every n-th row and column only."""
     d = torch.load(os.path.join(GOLDEN, case + ".pt"), weights_only=True)
-    return d["input"], d["logits"], json.loads(d["info"])
+    info = json.loads(d["info"])
+    if "input" not in d:  # a strided golden (tools/make_golden.py's STRIDED): the input is regenerated from its seed
+        g = torch.Generator().manual_seed(info["seed"] + 1)
+        return torch.randn(info["batch"], 3, info["height"], info["width"], generator=g).double(), d["logits"], info
+    return d["input"], d["logits"], info
 
 
 def cases(prefix: str = "") -> list[str]:

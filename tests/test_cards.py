@@ -109,10 +109,12 @@ def test_citations_include_mixed_precision_for_fp16_entries(rendered):
                       "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest",
                       "ddrnet": "pan2022deep", "pidnet": "xu2022pidnet",
                       "bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisenet",
-                      "stdc": "fan2021rethinking", "icnet": "zhao2018icnet", "fastscnn": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet",
+                      "stdc": "fan2021rethinking", "icnet": "zhao2018icnet", "fastscnn": "poudel2019fast",
+                      "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet",
+                      "mobilenet_v2": "sandler2018mobilenetv2", "mobilenet_v3": "howard2019searching",
                       }[e.method]
         assert CITATIONS[method_key] in text
-        if e.method == "resnest":  # and the head's paper: resnest_s101_d8_{fcn,pspnet,deeplabv3,deeplabv3plus}
+        if e.method in ("resnest", "mobilenet_v2"):  # and the head's paper: resnest_s101_d8_{fcn,pspnet,...}
             head = e.name.split("_")[3]
             assert CITATIONS[{"fcn": "long2015fully", "pspnet": "zhao2017pyramid", "deeplabv3": "chen2017rethinking",
                               "deeplabv3plus": "deeplabv3plus2018"}[head]] in text

@@ -48,6 +48,8 @@ def test_logits_match_reference(case, tmp_path):
     with torch.no_grad():
         out32 = model(x.float())
         out = model.double()(x)
+    n = info.get("logits_stride", 1)  # a strided golden keeps every n-th row and column of the logits
+    out, out32 = out[..., ::n, ::n], out32[..., ::n, ::n]
     assert out.shape == ref.shape
     diff = (out - ref).abs().max().item()
     # the bound is 1e-4 x scale; float64 shows far more: the same operations agree to ~1e-13

@@ -342,7 +342,10 @@ def facts_entries() -> list[dict]:
         if method.startswith("pidnet-"):  # 'pidnet-s_2xb6-...': the variant (s/m/l) shares the first token
             method = "pidnet"
         # config names that start with a backbone or half a name: the method is the metafile's collection
-        method = {"fast": "fastscnn", "stdc1": "stdc", "stdc2": "stdc"}.get(method, method)
+        method = {"fast": "fastscnn", "stdc1": "stdc", "stdc2": "stdc", "mobilenet-v2-d8": "mobilenet_v2",
+                  "mobilenet-v3-d8": "mobilenet_v3", "mobilenet-v3-d8-s": "mobilenet_v3",
+                  "mobilenet-v3-d8-scratch": "mobilenet_v3", "mobilenet-v3-d8-scratch-s": "mobilenet_v3"
+                  }.get(method, method)
         rec = c["recipe"]
         tc = c.get("test_cfg") or {}
         tr = c["test_resize"]
@@ -393,7 +396,9 @@ def facts_entries() -> list[dict]:
                          license="Apache-2.0"),
             source=dict(framework="mmsegmentation", config=r["config"], config_url=MMSEG_CONFIG_URL + r["config"],
                         log_url=r["log_url"] or None, config_0x=None, notes=" ".join(notes_)),
-            citations=[CITE[method]] + [CITE[t] for t in base.split("_")[1:] if t in CITE and method == "resnest"]
+            # backbone families with several heads cite the head's paper too
+            citations=[CITE[method]] + [CITE[t] for t in base.split("_")[1:]
+                                        if t in CITE and method in ("resnest", "mobilenet_v2")]
             + (["micikevicius2017mixed"] if fp16 else []) + ["mmseg2020"],
             aliases=[base],
         ))

@@ -124,7 +124,28 @@ CASES = {
     "cgnet_b2": ("cgnet_fcn_4xb8-60k_cityscapes-512x1024", ["--height", "41", "--width", "53", "--batch", "2", "--num-classes", "4"]),
     "erfnet": ("erfnet_fcn_4xb4-160k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "5"]),
     "erfnet_b2": ("erfnet_fcn_4xb4-160k_cityscapes-512x1024", ["--height", "41", "--width", "53", "--batch", "2", "--num-classes", "4"]),
+    # MobileNetV2-D8 under its four heads (+ the FCN auxiliary head, not in the logits), and MobileNetV3 large/small
+    # with LRASPP at the smallest input the reference accepts: its AvgPool2d(49) needs a 49 x 49 stride-8 map,
+    # ceil(385 / 8) = 49. The sizes give the "same"-padded stride-2 convs even inputs (padded unevenly there):
+    # 389 x 394 reaches the large one's 5x5 layer4 as 98 rows and its stem as 394 columns; 390 the small one's stem.
+    "mobilenet_v2_d8_fcn": ("mobilenet-v2-d8_fcn_4xb2-80k_cityscapes-512x1024", ["--height", "57", "--width", "81", "--num-classes", "4"]),
+    "mobilenet_v2_d8_pspnet_ade": ("mobilenet-v2-d8_pspnet_4xb4-160k_ade20k-512x512", ["--height", "41", "--width", "57", "--num-classes", "4", "--batch", "2"]),
+    "mobilenet_v2_d8_deeplabv3": ("mobilenet-v2-d8_deeplabv3_4xb2-80k_cityscapes-512x1024", ["--height", "53", "--width", "75", "--num-classes", "6"]),
+    "mobilenet_v2_d8_deeplabv3plus_ade": ("mobilenet-v2-d8_deeplabv3plus_4xb4-160k_ade20k-512x512", ["--height", "49", "--width", "67", "--num-classes", "7"]),
+    "mobilenet_v3_d8_lraspp": ("mobilenet-v3-d8_lraspp_4xb4-320k_cityscapes-512x1024", ["--height", "389", "--width", "394", "--num-classes", "4"]),
+    "mobilenet_v3_d8_s_lraspp": ("mobilenet-v3-d8-s_lraspp_4xb4-320k_cityscapes-512x1024", ["--height", "390", "--width", "385", "--num-classes", "4"]),
 }
+
+# Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at
+# every n-th row and column only (n = 5, prime to the models' 2x and 8x upsampling, so every phase of those grids
+# is sampled) and no input, which tests/oracle_weights.py regenerates from the seed as tools/oracle_dump64.py
+# drew it. tests/test_parity.py compares the same rows and columns of sszoo's full-size logits.
+STRIDED = {"mobilenet_v3_d8_lraspp": 5, "mobilenet_v3_d8_s_lraspp": 5}
+
+
+def seeded_input(batch: int, height: int, width: int, seed: int) -> torch.Tensor:
+    """tools/oracle_dump64.py's input: float32 standard normals from generator seed ``seed + 1``, as float64."""
+    return torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(seed + 1)).double()
 
 
 def make(case: str, python: str) -> None:
@@ -137,6 +158,12 @@ def make(case: str, python: str) -> None:
         os.makedirs(OUT, exist_ok=True)
         tmp_out = os.path.join(OUT, case + ".pt.tmp")
         golden = {"input": x, "logits": logits, "info": json.dumps(info)}
+        if case in STRIDED:
+            n = STRIDED[case]
+            if not torch.equal(x, seeded_input(info["batch"], info["height"], info["width"], info["seed"])):
+                raise SystemExit(f"{case}: the dump's input is not the seeded one; cannot leave it out")
+            info["logits_stride"] = n
+            golden = {"logits": logits[..., ::n, ::n].clone(), "info": json.dumps(info)}
         buffers = os.path.join(tmp, "buffers.pt")
         if os.path.exists(buffers):  # state not regenerated from the seed (tests/oracle_weights.py loads it)
             golden["buffers"] = torch.load(buffers)

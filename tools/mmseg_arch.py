@@ -160,6 +160,31 @@ def _erfnet(b: Cfg) -> Cfg:
 BACKBONES.update({"FastSCNN": _fast_scnn, "CGNet": _cgnet, "ERFNet": _erfnet})
 
 
+def _norm_eps(cfg: Cfg, what: str) -> float:
+    """BatchNorm eps of a ``norm_cfg`` (1e-5 unless set); a momentum or a non-BN norm is not built."""
+    n = cfg.get("norm_cfg") or {}
+    if n.get("type", "BN") not in ("BN", "SyncBN") or n.get("momentum") is not None:
+        raise Unsupported(f"sszoo's {what} has no norm variant {n}")
+    return float(n.get("eps", 1e-5))
+
+
+def _mobilenet_v2(b: Cfg) -> Cfg:
+    if (b.get("act_cfg") or {"type": "ReLU6"}) != {"type": "ReLU6"} or _norm_eps(b, "MobileNetV2") != 1e-5:
+        raise Unsupported("sszoo's MobileNetV2 has ReLU6 and BatchNorm's default eps only")
+    return dict(kind="mobilenet_v2", widen_factor=float(b.get("widen_factor", 1.0)),
+                strides=list(b.get("strides", (1, 2, 2, 2, 1, 2, 1))),
+                dilations=list(b.get("dilations", (1, 1, 1, 1, 1, 1, 1))),
+                out_indices=list(b.get("out_indices", (1, 2, 4, 6))))
+
+
+def _mobilenet_v3(b: Cfg) -> Cfg:
+    return dict(kind="mobilenet_v3", arch=str(b.get("arch", "small")), out_indices=list(b.get("out_indices", (0, 1, 12))),
+                reduction_factor=int(b.get("reduction_factor", 1)), norm_eps=_norm_eps(b, "MobileNetV3"))
+
+
+BACKBONES.update({"MobileNetV2": _mobilenet_v2, "MobileNetV3": _mobilenet_v3})
+
+
 # ---------------------------------------------------------------------------------------------- heads
 
 
@@ -402,6 +427,18 @@ def _dsfcn(h: Cfg) -> Cfg:
 
 
 HEADS.update({"DepthwiseSeparableFCNHead": _dsfcn})
+
+
+def _lraspp(h: Cfg) -> Cfg:
+    if h.get("input_transform") != "multiple_select" or (h.get("act_cfg") or {"type": "ReLU"}) != {"type": "ReLU"}:
+        raise Unsupported("sszoo's LRASPPHead reads several maps (multiple_select) and uses ReLU")
+    if loss_fields(h):
+        raise Unsupported("sszoo's LRASPPHead trains with one plain cross-entropy (all its configs do)")
+    return dict(kind="lraspp", **multi_head(h), branch_channels=[int(c) for c in h.get("branch_channels", (32, 64))],
+                norm_eps=_norm_eps(h, "LRASPPHead"))
+
+
+HEADS.update({"LRASPPHead": _lraspp})
 
 
 # ---------------------------------------------------------------------------------------------- necks

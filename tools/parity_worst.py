@@ -20,5 +20,6 @@ for case in sys.argv[1:]:
         m.double()
         o64 = m(x)
         o64e = resize(m.decode_heads[0].predict(m.forward_features(x)), x.shape[2:], m.align_corners)
-    d = lambda o: (o - ref).abs().max().item()  # noqa: E731
+    n = info.get("logits_stride", 1)  # a strided golden: every n-th row and column
+    d = lambda o: (o[..., ::n, ::n] - ref).abs().max().item()  # noqa: E731
     print(f"{case}: max|ref| {ref.abs().max():.3f}  f32 {d(o32):.2e}  f64 {d(o64):.2e}  f64 end-to-end {d(o64e):.2e}")

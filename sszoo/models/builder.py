@@ -13,12 +13,14 @@ from torch import nn
 
 from .backbones import ResNeSt, ResNeStConfig, ResNet, ResNetConfig
 from .backbones import BiSeNetV1, BiSeNetV1Config, BiSeNetV2, BiSeNetV2Config
+from .backbones import MobileNetV2, MobileNetV2Config, MobileNetV3, MobileNetV3Config
 from .heads import (ANNHead, ANNHeadConfig, APCHead, APCHeadConfig, ASPPHead, ASPPHeadConfig, CCHead, CCHeadConfig,
                     DAHead, DAHeadConfig, DMHead, DMHeadConfig, DNLHead, DNLHeadConfig, EMAHead, EMAHeadConfig,
                     EncHead, EncHeadConfig, FCNHead, FCNHeadConfig, FPNHead, FPNHeadConfig, GCHead, GCHeadConfig,
                     ISAHead, ISAHeadConfig, NLHead, NLHeadConfig, PointHead, PointHeadConfig, PSAHead, PSAHeadConfig,
                     PSPHead, PSPHeadConfig, SepASPPHead, SepASPPHeadConfig, UPerHead, UPerHeadConfig)
 from .losses import LossSpec, PixelSampler
+from .heads import LRASPPHead, LRASPPHeadConfig
 from .necks import FPN, FPNConfig, JPU, JPUConfig
 from .backbones import ICNet, ICNetConfig, STDCConfig, STDCContextPathNet
 from .heads import STDCHead, STDCHeadConfig
@@ -32,6 +34,7 @@ BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet, ResNeStConfig: R
 BACKBONES.update({DDRNetConfig: DDRNet, PIDNetConfig: PIDNet})
 BACKBONES.update({BiSeNetV1Config: BiSeNetV1, BiSeNetV2Config: BiSeNetV2})
 BACKBONES.update({FastSCNNConfig: FastSCNN, CGNetConfig: CGNet, ERFNetConfig: ERFNet})
+BACKBONES.update({MobileNetV2Config: MobileNetV2, MobileNetV3Config: MobileNetV3})
 NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN, JPUConfig: JPU}
 HEADS: dict[type, type[nn.Module]] = {
     FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
@@ -45,6 +48,7 @@ NECKS.update({ICNeckConfig: ICNeck})
 HEADS.update({STDCHeadConfig: STDCHead})
 HEADS.update({DDRHeadConfig: DDRHead, PIDHeadConfig: PIDHead})
 HEADS.update({DSFCNHeadConfig: DSFCNHead})
+HEADS.update({LRASPPHeadConfig: LRASPPHead})
 
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:

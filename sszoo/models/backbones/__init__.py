@@ -15,3 +15,7 @@ from .erfnet import ERFNet, ERFNetConfig
 __all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig",
            "BiSeNetV1", "BiSeNetV1Config", "BiSeNetV2", "BiSeNetV2Config", "STDCContextPathNet", "STDCConfig", "ICNet",
            "ICNetConfig", "FastSCNN", "FastSCNNConfig", "CGNet", "CGNetConfig", "ERFNet", "ERFNetConfig"]
+from .mobilenet_v2 import MobileNetV2, MobileNetV2Config
+from .mobilenet_v3 import MobileNetV3, MobileNetV3Config
+
+__all__ += ["MobileNetV2", "MobileNetV2Config", "MobileNetV3", "MobileNetV3Config"]

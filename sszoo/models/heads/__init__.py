@@ -30,6 +30,7 @@ from .stdc_head import STDCHead, STDCHeadConfig
 from .ddr_head import DDRHead, DDRHeadConfig
 from .pid_head import PIDHead, PIDHeadConfig
 from .dsfcn import DSFCNHead, DSFCNHeadConfig
+from .lraspp import LRASPPHead, LRASPPHeadConfig
 
 __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead",
            "CCHeadConfig", "DAHead", "DAHeadConfig", "DMHead", "DMHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead",
@@ -40,3 +41,4 @@ __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "
 __all__ += ["DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
 __all__ += ["STDCHead", "STDCHeadConfig"]
 __all__ += ["DSFCNHead", "DSFCNHeadConfig"]
+__all__ += ["LRASPPHead", "LRASPPHeadConfig"]
