@@ -26,9 +26,12 @@ from .apc import APCHead, APCHeadConfig
 from .dm import DMHead, DMHeadConfig
 from .psa import PSAHead, PSAHeadConfig
 
+from .ocr import OCRHead, OCRHeadConfig
+
 __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead",
            "CCHeadConfig", "DAHead", "DAHeadConfig", "DMHead", "DMHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead",
            "EMAHeadConfig", "EncHead", "EncHeadConfig", "FCNHead", "FCNHeadConfig", "FPNHead", "FPNHeadConfig",
            "GCHead", "GCHeadConfig", "ISAHead", "ISAHeadConfig", "NLHead", "NLHeadConfig", "PSAHead",
            "PSAHeadConfig", "PSPHead", "PSPHeadConfig", "PointHead", "PointHeadConfig", "SepASPPHead",
-           "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig"]
+           "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig",
+           "OCRHead", "OCRHeadConfig"]
