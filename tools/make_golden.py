@@ -93,6 +93,16 @@ CASES = {
     "resnest_s101_d8_deeplabv3plus_ade": ("resnest_s101-d8_deeplabv3plus_4xb4-160k_ade20k-512x512", ["--height", "53", "--width", "61", "--batch", "2", "--num-classes", "21"]),
     "fastfcn_r50_d32_jpu_psp": ("fastfcn_r50-d32_jpu_psp_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
     "fastfcn_r50_d32_jpu_aspp_ade": ("fastfcn_r50-d32_jpu_aspp_4xb4-80k_ade20k-512x512", ["--height", "71", "--width", "93", "--num-classes", "7"]),
+    # HRNetV2 W18-Small / W18 / W48 (FCN head over the four branches resized to the first and concatenated) and
+    # OCRNet (FCN head -> OCR head cascade) on HRNet and on ResNetV1c-101-D8. Odd sizes: the stride-2 convs round
+    # up, so the fuse layers' upsampled maps miss the higher-resolution branch's size and are resized again.
+    "hrnet_w18s": ("fcn_hr18s_4xb2-40k_cityscapes-512x1024", ["--height", "49", "--width", "67", "--num-classes", "5"]),
+    "hrnet_w18_ade": ("fcn_hr18_4xb4-80k_ade20k-512x512", ["--height", "37", "--width", "45", "--batch", "2", "--num-classes", "4"]),
+    "hrnet_w48": ("fcn_hr48_4xb2-40k_cityscapes-512x1024", ["--height", "41", "--width", "53", "--num-classes", "6"]),
+    "slide_hrnet_w48_context59": ("fcn_hr48_4xb4-40k_pascal-context-59-480x480", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
+    "ocrnet_hr18": ("ocrnet_hr18_4xb2-40k_cityscapes-512x1024", ["--height", "45", "--width", "61", "--num-classes", "5"]),
+    "ocrnet_hr48_ade": ("ocrnet_hr48_4xb4-80k_ade20k-512x512", ["--height", "39", "--width", "47", "--num-classes", "7"]),
+    "ocrnet_r101_d8": ("ocrnet_r101-d8_4xb2-40k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "4"]),
 }
 
 
