@@ -104,6 +104,8 @@ def output_stride(model: nn.Module) -> int:
     config = getattr(model, "config", None)
     if config is None:
         return 8
+    if not hasattr(config.backbone, "strides"):  # a backbone without ResNet's stage strides (HRNet) states its own
+        return int(config.backbone.output_stride)
     return 4 * math.prod(config.backbone.strides)  # the stem and its max-pool downsample by 4
 
 

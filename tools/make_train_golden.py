@@ -56,6 +56,9 @@ CASES = {
     # PointRend: FPN neck, cascade FPN head + point head (uncertainty-sampled training points, their CE),
     # and the recipe's linear warm-up before the poly schedule
     "pointrend_r50": ("pointrend_r50_4xb2-80k_cityscapes-512x1024", 5, 2, 64, 80, 13),
+    # OCRNet: HRNetV2 W18-Small, cascade FCN head (loss weight 0.4) -> OCR head (1.0) on the FCN head's logits,
+    # which the reference computes a second time (fresh BN statistics) for the OCR head; odd label size
+    "ocrnet_hr18s": ("ocrnet_hr18s_4xb2-40k_cityscapes-512x1024", 5, 2, 41, 57, 17),
 }
 # cases whose recipe warms up: MMEngine's LinearLR(start_factor, begin=0, end=W) then PolyLR(begin=W, end=ITERS),
 # with W shortened from the config's 200 so that the three steps see the warm-up and the poly decay
@@ -63,7 +66,8 @@ WARMUP = {"pointrend_r50": (2, 0.1)}
 # the training points are torch.rand draws: the global RNG is seeded before each step, here and in the test
 POINT_SEED = 4321
 FULL_TENSORS = ("decode_head.conv_seg.weight", "decode_head.conv_seg.bias", "auxiliary_head.conv_seg.weight",
-                "decode_head.0.conv_seg.weight", "decode_head.1.fc_seg.weight",
+                "decode_head.0.conv_seg.weight", "decode_head.1.fc_seg.weight", "decode_head.1.conv_seg.weight",
+                "backbone.conv1.weight",
                 "backbone.stem.0.weight", "backbone.layer4.1.bn2.running_mean", "backbone.layer4.1.bn2.running_var")
 
 

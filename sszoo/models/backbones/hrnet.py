@@ -39,6 +39,11 @@ class HRNetConfig:
     num_channels: tuple[tuple[int, ...], ...] = ((64,), (18, 36), (18, 36, 72), (18, 36, 72, 144))
     kind: str = "hrnet"
 
+    @property
+    def output_stride(self) -> int:
+        """The stride of the lowest-resolution branch (32 for four branches): the stem's 4 x one 2 per new branch."""
+        return 4 * 2 ** (self.num_branches[-1] - 1)
+
 
 def _conv_bn(cin: int, cout: int, kernel_size: int, stride: int = 1, relu: bool = False) -> nn.Sequential:
     """Conv (no bias) + BN (+ ReLU) as an unnamed Sequential: keys ``0.weight``, ``1.*``."""
