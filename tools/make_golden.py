@@ -101,7 +101,6 @@ CASES = {
     "hrnet_w48": ("fcn_hr48_4xb2-40k_cityscapes-512x1024", ["--height", "41", "--width", "53", "--num-classes", "6"]),
     "slide_hrnet_w48_context59": ("fcn_hr48_4xb4-40k_pascal-context-59-480x480", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
     "ocrnet_hr18": ("ocrnet_hr18_4xb2-40k_cityscapes-512x1024", ["--height", "45", "--width", "61", "--num-classes", "5"]),
-    "ocrnet_hr48_ade": ("ocrnet_hr48_4xb4-80k_ade20k-512x512", ["--height", "39", "--width", "47", "--num-classes", "7"]),
     "ocrnet_r101_d8": ("ocrnet_r101-d8_4xb2-40k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "4"]),
 }
 
