@@ -318,7 +318,8 @@ def facts_entries() -> list[dict]:
         except KeyError:
             continue  # an architecture sszoo does not build yet
         base = os.path.basename(r["config"]).removesuffix(".py")
-        method = base.split("_")[0]
+        # HRNet's configs are named fcn_hr*: their method is MMSegmentation's ("hrnet"), not FCN
+        method = "hrnet" if r["method"] == "hrnet" else base.split("_")[0]
         rec = c["recipe"]
         tc = c.get("test_cfg") or {}
         tr = c["test_resize"]

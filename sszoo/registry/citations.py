@@ -147,6 +147,21 @@ CITATIONS: dict[str, str] = {
   journal={arXiv preprint arXiv:2305.17091},
   year={2023}
 }""",
+    "wang2020deep": """@article{wang2020deep,
+  title={Deep High-Resolution Representation Learning for Visual Recognition},
+  author={Wang, Jingdong and Sun, Ke and Cheng, Tianheng and Jiang, Borui and Deng, Chaorui and Zhao, Yang and Liu, Dong and Mu, Yadong and Tan, Mingkui and Wang, Xinggang and Liu, Wenyu and Xiao, Bin},
+  journal={IEEE Transactions on Pattern Analysis and Machine Intelligence},
+  volume={43},
+  number={10},
+  pages={3349--3364},
+  year={2021}
+}""",
+    "yuan2020object": """@inproceedings{yuan2020object,
+  title={Object-Contextual Representations for Semantic Segmentation},
+  author={Yuan, Yuhui and Chen, Xilin and Wang, Jingdong},
+  booktitle={ECCV},
+  year={2020}
+}""",
 }
 
 METHOD_CITATION = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": "zhao2017pyramid",
@@ -156,4 +171,5 @@ METHOD_CITATION = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": 
                    "ann": "zhu2019asymmetric", "isanet": "huang2019interlaced", "encnet": "zhang2018context",
                    "apcnet": "he2019adaptive", "dmnet": "he2019dynamic", "psanet": "zhao2018psanet",
                    "upernet": "xiao2018unified", "fpn": "kirillov2019panoptic", "pointrend": "kirillov2020pointrend",
-                   "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest"}
+                   "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest",
+                   "hrnet": "wang2020deep", "ocrnet": "yuan2020object"}
