@@ -1,4 +1,5 @@
-"""The models compared: sszoo's, torchvision's closest architecture and MMSegmentation's same config.
+"""The models compared: sszoo's, torchvision's closest architecture, MMSegmentation's same config and
+ONNX Runtime running sszoo's exported model.
 
 Each is wrapped as a :class:`Candidate` with two calls the benchmark times:
 
@@ -38,7 +39,7 @@ TORCHVISION_PEERS = {("fcn", 50): "fcn_resnet50", ("fcn", 101): "fcn_resnet101",
 
 @dataclass
 class Candidate:
-    impl: str                       # "sszoo", "torchvision", "mmseg"
+    impl: str                       # "sszoo", "torchvision", "mmseg", "onnxruntime"
     variant: str                    # "eager", "opt", "compile", "graphs"
     model: nn.Module
     logits: Callable[[torch.Tensor], torch.Tensor]
@@ -203,3 +204,31 @@ def mmseg_train_loss(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor],
         losses = model.loss(x, samples)
         return sum(v for k, v in losses.items() if "loss" in k)
     return loss
+
+
+# ------------------------------------------------------------------------------------ ONNX Runtime
+def onnxruntime_available() -> tuple[bool, str]:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        return False, f"ONNX Runtime is not importable here ({e}); pip install onnx onnxruntime"
+    return True, ""
+
+
+def onnxruntime_inference(model: nn.Module, size: tuple[int, int], folder: str) -> Candidate:
+    """sszoo's model exported to ONNX at ``size`` (sszoo.export, which checks onnxruntime's logits against
+    PyTorch's) and run by ONNX Runtime's CPU provider with its default graph optimisations and threads."""
+    import onnxruntime as ort
+
+    from sszoo.export import export_onnx
+
+    base = copy.deepcopy(model).drop_auxiliary_head().eval()
+    path = os.path.join(folder, "model.onnx")
+    export_onnx(base, path, height=size[0], width=size[1], check=False)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {"input": x.detach().cpu().numpy()})[0])
+
+    return Candidate("onnxruntime", "cpu", base, logits, arch="onnxruntime " + ort.__version__)

@@ -20,6 +20,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 from typing import Callable, Optional
 
 import torch
@@ -41,12 +42,49 @@ PRESETS = {
                 precision=["fp32"], variants=["eager", "fold", "opt"], size="128x256", iters=10, warmup=2,
                 throughput_batch=0, train_size="64x128", train_batch=2, train_iters=6, train_warmup=1,
                 max_batch=False, tag="cpu"),
+    # The real-time networks on the CPU at their test size, against MMSegmentation and ONNX Runtime (issue 13):
+    # models=None picks one entry per method (REALTIME_METHODS).
+    "realtime": dict(device="cpu", models=None, train_models=[], precision=["fp32"], variants=["eager", "fold"],
+                     size="test", calib_size="256x512", iters=3, warmup=1, throughput_batch=0,
+                     peers=["mmseg", "onnxruntime"], max_batch=False, tag="realtime-cpu"),
     # Issue 6's GPU table: R-50-D8 and R-101-D8 of the four methods, fp16 and bf16.
     "gpu": dict(device="cuda", models=[f"{a}_r{d}_d8_cityscapes" for d in (50, 101) for a in ARCHS], train_models=None,
                 precision=["fp16", "bf16"], variants=["eager", "opt", "compile", "graphs", "helper"], size="1024x2048",
                 iters=200, warmup=5, throughput_batch=4, train_size="512x1024", train_batch=2, train_iters=20,
                 train_warmup=5, max_batch=True, tag=None),
 }
+
+
+# the methods of the real-time table, in its order, and how to pick each one's smallest network
+REALTIME_METHODS = ("fastscnn", "cgnet", "erfnet", "mobilenet_v3", "mobilenet_v2", "bisenetv1", "bisenetv2",
+                    "icnet", "stdc", "ddrnet", "pidnet")
+
+
+def realtime_models() -> list[str]:
+    """Per real-time method, its Cityscapes entry with the fewest parameters (fastest), by name order on ties."""
+    from sszoo.models import build_model
+
+    picked = []
+    for method in REALTIME_METHODS:
+        entries = [e for e in sszoo.list_entries() if e.method == method and e.dataset.key == "cityscapes"]
+        if not entries:
+            continue
+
+        def size(e):
+            with torch.device("meta"):
+                return sum(p.numel() for p in build_model(e.arch).parameters())
+        picked.append(min(entries, key=lambda e: (size(e), e.name)).name)
+    return picked
+
+
+def test_size(entry) -> tuple[int, int]:
+    """The entry's test input size (h, w): its keep-ratio resize of a Cityscapes-shaped 1024 x 2048 image, or its
+    scale as given."""
+    w, h = entry.test.scale
+    if entry.test.keep_ratio:
+        s = min(max(w, h) / 2048, min(w, h) / 1024)
+        return int(1024 * s + 0.5), int(2048 * s + 0.5)
+    return h, w
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -66,9 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sszoo inference variants: eager; fold = BN folded; opt = BN folded + channels_last; compile = opt + "
                          "torch.compile; graphs = opt replayed from a CUDA graph; helper = opt called through "
                          "sszoo.inference.infer on a uint8 image (normalisation and copy included)")
-    ap.add_argument("--peers", nargs="*", choices=["torchvision", "mmseg"], default=None,
-                    help="peers to run in the same process (default both; give none to skip)")
-    ap.add_argument("--size", type=parse_size, help="inference input HxW (reference: 1024x2048)")
+    ap.add_argument("--peers", nargs="*", choices=["torchvision", "mmseg", "onnxruntime"], default=None,
+                    help="peers to run in the same process (default torchvision and mmseg; give none to skip); "
+                         "onnxruntime runs sszoo's exported model (CPU, fp32)")
+    ap.add_argument("--size", type=lambda t: t if t == "test" else parse_size(t),
+                    help="inference input HxW (reference: 1024x2048), or 'test': each entry's test size")
+    ap.add_argument("--calib-size", type=parse_size, help="BatchNorm calibration batch HxW (default 128x256)")
     ap.add_argument("--iters", type=int, help="timed inference calls (reference: 200)")
     ap.add_argument("--warmup", type=int, help="untimed calls first (reference: 5)")
     ap.add_argument("--throughput-batch", type=int, help="also time inference at this batch size (0: skip)")
@@ -94,13 +135,18 @@ def resolve_args(argv: Optional[list[str]]) -> argparse.Namespace:
     preset = dict(PRESETS[args.preset]) if args.preset else {}
     fallback = dict(device="cuda" if torch.cuda.is_available() else "cpu", models=None, train_models=None,
                     precision=None, variants=None, size=None, iters=None, warmup=None, throughput_batch=None,
-                    train_size=None, train_batch=2, train_iters=None, train_warmup=None, max_batch=False, tag=None)
+                    train_size=None, train_batch=2, train_iters=None, train_warmup=None, max_batch=False, tag=None,
+                    calib_size=None)
     for key, default in fallback.items():
         if getattr(args, key) is None:
             setattr(args, key, preset.get(key, default))
-    for key in ("size", "train_size"):
-        if isinstance(getattr(args, key), str):
+    for key in ("size", "train_size", "calib_size"):
+        if isinstance(getattr(args, key), str) and getattr(args, key) != "test":
             setattr(args, key, parse_size(getattr(args, key)))
+    if args.preset == "realtime" and not args.models:
+        args.models = realtime_models()
+    if args.peers is None and "peers" in preset:
+        args.peers = list(preset["peers"])
     if not args.models:
         ap.error("give --models NAME ... or a --preset")
     for name in args.models + (args.train_models or []):
@@ -125,6 +171,9 @@ def resolve_args(argv: Optional[list[str]]) -> argparse.Namespace:
     if args.max_batch and not cuda:
         ap.error("--max-batch needs a CUDA device (it searches for the batch that fits in GPU memory)")
     args.peers = ["torchvision", "mmseg"] if args.peers is None else args.peers
+    if "onnxruntime" in args.peers and cuda:
+        ap.error("--peers onnxruntime runs on the CPU; use --device cpu")
+    args.calib_size = args.calib_size or (128, 256)
     args.tag = args.tag or ("cpu" if not cuda else "gpu-" + torch.cuda.get_device_name().replace(" ", "_"))
     if args.train_models and args.train_batch < 2:
         ap.error("--train-batch must be at least 2: BatchNorm after the 1x1 pooling branches of PSPNet/DeepLabV3 "
@@ -170,9 +219,10 @@ def inference_step(c: P.Candidate, x: torch.Tensor, device: torch.device, precis
     return replay
 
 
-def bench_inference(name: str, args, device: torch.device, sz, tv, mm, notes: list[str]) -> list[dict]:
+def bench_inference(name: str, args, device: torch.device, sz, tv, mm, notes: list[str], ort_ok: bool = False
+                    ) -> list[dict]:
     entry = sszoo.get_entry(name)
-    h, w = args.size
+    h, w = test_size(entry) if args.size == "test" else args.size
     rows = []
     cands = []
     for v in args.variants:
@@ -186,8 +236,24 @@ def bench_inference(name: str, args, device: torch.device, sz, tv, mm, notes: li
         cands.append(P.sszoo_inference(sz, v, device))
     tv_c = P.torchvision_inference(tv, device) if tv is not None else None
     mm_c = P.mmseg_inference(mm, device) if mm is not None else None
-    cands += [c for c in (tv_c, mm_c) if c is not None]
+    ort_c = None
+    if ort_ok:
+        try:
+            ort_c = P.onnxruntime_inference(sz, (h, w), args.tmp)
+        except Exception as e:  # an export failure must not sink the run: it is reported
+            notes.append(f"{name}: ONNX export for onnxruntime failed: {type(e).__name__}: {e}")
+    cands += [c for c in (tv_c, mm_c, ort_c) if c is not None]
     flops = {"sszoo": forward_flops(sz, (1, 3, h, w)), "mmseg": 0}
+    if ort_c is not None:
+        flops["onnxruntime"] = flops["sszoo"]  # sszoo's graph
+        eager = P.sszoo_inference(sz, "eager", device)
+        x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            ref = eager.logits(x)
+            diff = (ort_c.logits(x) - ref).abs().max().item()
+        notes.append(f"{name}: ONNX Runtime vs sszoo logits at {h}x{w}, fp32: max|diff| {diff:.2e} "
+                     f"(logit range {ref.abs().max().item():.1f})")
+        del eager
     if tv_c is not None:
         flops["torchvision"] = forward_flops(tv_c.model, (1, 3, h, w), lambda m, t: m(t)["out"])
     if mm_c is not None:
@@ -420,14 +486,16 @@ def markdown(report: dict) -> str:
                                                               for k, v in report["matmul_peak_flops"].items()),
              f"- times are the {report['config'].get('stat', 'median')} of round-robin calls; "
              "ratio = sszoo time / peer time (below 1: sszoo faster)", ""]
+    ort = any(r["impl"] == "onnxruntime" for r in rows)
     for task, title in (("infer", "Inference (forward + resize + argmax)"), ("train", "Training step (SGD)")):
         sel = [r for r in rows if r["task"] == task]
         if not sel:
             continue
         lines += [f"## {title}", ""]
         if task == "infer":
-            lines += ["| model | impl | variant | prec | batch | HxW | ms/call | fps | TFLOP/s | % peak | sszoo/torchvision | sszoo/mmseg |",
-                      "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            lines += ["| model | impl | variant | prec | batch | HxW | ms/call | fps | TFLOP/s | % peak | sszoo/torchvision | sszoo/mmseg |"
+                      + (" sszoo/onnxruntime |" if ort else ""),
+                      "|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if ort else "")]
         else:
             lines += ["| model | impl | variant | prec | batch | HxW | s/iter | crops/s | TFLOP/s | % peak | peak mem GB | sszoo/torchvision | sszoo/mmseg |",
                       "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -445,6 +513,8 @@ def markdown(report: dict) -> str:
             if task == "train":
                 cells += [_fmt(r.get("peak_mem_gb"), ".2f")]
             cells += [_fmt(ratio.get("torchvision"), ".2f"), _fmt(ratio.get("mmseg"), ".2f")]
+            if task == "infer" and ort:
+                cells += [_fmt(ratio.get("onnxruntime"), ".2f")]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if report["notes"]:
@@ -464,12 +534,18 @@ def main(argv: Optional[list[str]] = None) -> dict:
     if "mmseg" in args.peers and not mm_ok:
         notes.append(f"MMSegmentation skipped: {mm_why}")
     tv_ok = "torchvision" in args.peers
+    ort_ok, ort_why = (P.onnxruntime_available() if "onnxruntime" in args.peers else (False, ""))
+    if "onnxruntime" in args.peers and not ort_ok:
+        notes.append(f"ONNX Runtime skipped: {ort_why}")
+    tmp = tempfile.TemporaryDirectory(prefix="sszoo-bench-")
+    args.tmp = tmp.name
     rows: list[dict] = []
     for name in dict.fromkeys(args.models + args.train_models):
         entry = sszoo.get_entry(name)
         print(f"[benchmarks] {name}", file=sys.stderr, flush=True)
         # BN statistics from one batch of at most 128x256 (no need for more to reach unit scale)
-        ch, cw = min(128, args.size[0], args.train_size[0]), min(256, args.size[1], args.train_size[1])
+        size = test_size(entry) if args.size == "test" else args.size
+        ch, cw = min(args.calib_size[0], size[0], args.train_size[0]), min(args.calib_size[1], size[1], args.train_size[1])
         calib = torch.randn(2, 3, ch, cw, generator=torch.Generator().manual_seed(0))
         sz = P.build_sszoo(name, calib)
         tv = mm = None
@@ -482,7 +558,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         if mm_ok:
             mm = P.build_mmseg(entry, sz.state_dict())
         if name in args.models:
-            rows += bench_inference(name, args, device, sz, tv, mm, notes)
+            rows += bench_inference(name, args, device, sz, tv, mm, notes, ort_ok)
         if name in args.train_models:
             rows += bench_training(name, args, device, sz, tv, mm, notes)
         del sz, tv, mm
@@ -499,7 +575,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     report = {
         "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
         "environment": env,
-        "config": {k: v for k, v in vars(args).items() if k not in ("peaks",)},
+        "config": {k: v for k, v in vars(args).items() if k not in ("peaks", "tmp")},
         "matmul_peak_flops": args.peaks,
         "results": rows,
         "notes": notes,
@@ -507,6 +583,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
     write_text(json.dumps(report, indent=1, default=str) + "\n", os.path.join(args.out, f"{args.tag}.json"))
     write_text(markdown(report), os.path.join(args.out, f"{args.tag}.md"))
     print(markdown(report))
+    tmp.cleanup()
     return report
 
 

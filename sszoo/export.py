@@ -104,9 +104,17 @@ def output_stride(model: nn.Module) -> int:
     config = getattr(model, "config", None)
     if config is None:
         return 8
-    if not hasattr(config.backbone, "strides"):  # a backbone without ResNet's stage strides (HRNet) states its own
-        return int(config.backbone.output_stride)
+    stride = getattr(config.backbone, "output_stride", None)  # backbones that are not ResNets say it themselves
+    if stride is not None:
+        return int(stride)
     return 4 * math.prod(config.backbone.strides)  # the stem and its max-pool downsample by 4
+
+
+def size_divisor(model: nn.Module) -> int:
+    """What the input sides must be multiples of (1: any size; 8 for DDRNet/PIDNet, whose branches only
+    line up then)."""
+    config = getattr(model, "config", None)
+    return int(getattr(config.backbone, "size_divisor", 1)) if config is not None else 1
 
 
 def check_export_size(model: nn.Module, height: int, width: int) -> None:
@@ -124,6 +132,10 @@ def check_export_size(model: nn.Module, height: int, width: int) -> None:
                 f"export {side} {value} is smaller than this network's output stride {stride}: the backbone "
                 f"reduces every {stride} x {stride} pixels to one feature pixel, so the input must be at least "
                 f"{stride} pixels per side; use --height/--width of {stride} or more (e.g. 512)")
+        divisor = size_divisor(model)
+        if value % divisor:
+            raise ExportError(f"export {side} {value} is not a multiple of {divisor}, which this network needs; "
+                              f"use {value + (-value) % divisor}")
         if value > 8192:
             raise ExportError(f"export {side} {value} is larger than 8192 pixels; export at the size you "
                               "infer at (e.g. 512 x 1024) or use --dynamic")
@@ -147,10 +159,13 @@ def _metadata(model: nn.Module) -> dict[str, str]:
     return meta
 
 
-def _check_shapes(height: int, width: int, dynamic: bool, stride: int) -> list[tuple[int, int, int, int]]:
+def _check_shapes(height: int, width: int, dynamic: bool, stride: int, divisor: int = 1
+                  ) -> list[tuple[int, int, int, int]]:
     shapes = [(1, 3, height, width)]
-    if dynamic:  # a different batch and a size that is not a multiple of the stride
-        shapes.append((2, 3, max(stride, height // 2 + 7), max(stride, width // 2 + 3)))
+    if dynamic:  # a different batch and a size that is not a multiple of the stride (but is of the divisor)
+        def side(v: int) -> int:
+            return v + (-v) % divisor
+        shapes.append((2, 3, side(max(stride, height // 2 + 7)), side(max(stride, width // 2 + 3))))
     return shapes
 
 
@@ -192,7 +207,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, height: int = 512,
             warnings.simplefilter("ignore")  # tracer/deprecation chatter about the legacy exporter
             torch.onnx.export(net, (x,), tmp, **kwargs)
         _add_onnx_metadata(tmp, _metadata(model))
-        shapes = _check_shapes(height, width, dynamic, output_stride(model))
+        shapes = _check_shapes(height, width, dynamic, output_stride(model), size_divisor(model))
         diff = verify_onnx(tmp, net, shapes, atol=atol) if check else None
     return ExportReport(os.path.abspath(path), "onnx", (1, 3, height, width), dynamic, diff,
                         tuple(shapes) if check else (), atol)
@@ -264,7 +279,7 @@ def export_pt2(model: nn.Module, path: str | os.PathLike, *, height: int = 512, 
                dynamic: bool = False, check: bool = True, atol: float = DEFAULT_ATOL) -> ExportReport:
     """Save a ``torch.export`` program (``torch.export.save``, load with ``torch.export.load``) and check it."""
     program = export_program(model, height=height, width=width, dynamic=dynamic)
-    shapes = _check_shapes(height, width, dynamic, output_stride(model))
+    shapes = _check_shapes(height, width, dynamic, output_stride(model), size_divisor(model))
     with atomic_path(path) as tmp:
         torch.export.save(program, tmp)
         diff = None

@@ -106,7 +106,11 @@ def test_citations_include_mixed_precision_for_fp16_entries(rendered):
                       "apcnet": "he2019adaptive", "dmnet": "he2019dynamic", "psanet": "zhao2018psanet",
                       "upernet": "xiao2018unified", "fpn": "kirillov2019panoptic", "pointrend": "kirillov2020pointrend",
                       "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest",
-                      "hrnet": "wang2020deep", "ocrnet": "yuan2020object"}[e.method]
+                      "ddrnet": "pan2022deep", "pidnet": "xu2022pidnet",
+                      "bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisenet",
+                      "stdc": "fan2021rethinking", "icnet": "zhao2018icnet", "fastscnn": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet",
+                      "hrnet": "wang2020deep", "ocrnet": "yuan2020object",
+                      }[e.method]
         assert CITATIONS[method_key] in text
         if e.method == "resnest":  # and the head's paper: resnest_s101_d8_{fcn,pspnet,deeplabv3,deeplabv3plus}
             head = e.name.split("_")[3]

@@ -124,3 +124,21 @@ def test_end_to_end_cpu_run_with_torchvision_peer(tmp_path):
     assert any("no fcn R-18-D8 model" in n for n in saved["notes"])
     assert "## Inference" in md and "fcn_r50_d8_cityscapes | torchvision" in md
     assert report["results"] == saved["results"]
+
+
+def test_onnxruntime_peer_and_test_size(tmp_path):
+    """The real-time table's peer: sszoo's exported model in ONNX Runtime, same logits, a ratio column."""
+    pytest.importorskip("onnxruntime")
+    report = R.main(["--models", "fcn_r18_d8_cityscapes", "--train-models", "--device", "cpu", "--size", "33x65",
+                     "--iters", "1", "--warmup", "0", "--peers", "onnxruntime", "--variants", "eager",
+                     "--out", str(tmp_path), "--tag", "ort"])
+    infer = {r["impl"]: r for r in report["results"]}
+    assert set(infer) == {"sszoo", "onnxruntime"}
+    assert infer["sszoo"]["time_ratio"]["onnxruntime"] == pytest.approx(
+        infer["sszoo"]["min_s"] / infer["onnxruntime"]["min_s"])
+    note = next(n for n in report["notes"] if "ONNX Runtime vs sszoo" in n)
+    assert float(note.split("max|diff| ")[1].split()[0]) < 1e-3
+    assert "sszoo/onnxruntime" in (tmp_path / "ort.md").read_text()
+    # an entry's test size: Cityscapes entries resize 2048x1024 keeping the ratio -> the full 1024x2048
+    assert R.test_size(sszoo.get_entry("fcn_r18_d8_cityscapes")) == (1024, 2048)
+    assert R.test_size(sszoo.get_entry("fcn_r50_d8_ade20k")) == (512, 1024)

@@ -34,7 +34,11 @@ RTOL = dict(loss=1e-10, norm=1e-10, tensor=1e-10, delta=1e-8)
 # N x HW x K x C tensor is built (the reference builds it); the rounding differs by 1e-10 per forward, and the
 # stem's cancellation-heavy BN-bias gradients carry that to 1e-5 after three steps (measured: losses 1.6e-8,
 # norms 1.0e-5, tensors 1.6e-5, changes 3.8e-5). Still far below what a wrong weight, lr or decay moves.
-CASE_RTOL = {"encnet_r50-d8_4xb2-40k_cityscapes-512x1024": dict(loss=1e-7, norm=1e-4, tensor=1e-4, delta=5e-4)}
+CASE_RTOL = {"encnet_r50-d8_4xb2-40k_cityscapes-512x1024": dict(loss=1e-7, norm=1e-4, tensor=1e-4, delta=5e-4),
+             # PointRend's stem BN biases: their gradients cancel over the FPN's four levels and the point head;
+             # on an AMD EPYC (the golden was made on an Intel AVX-512 CPU) the norm of backbone.stem.1.bias
+             # after three steps differs by 1.4e-10
+             "pointrend_r50_4xb2-80k_cityscapes-512x1024": dict(loss=1e-10, norm=1e-8, tensor=1e-8, delta=1e-6)}
 
 
 def rtol(info: dict, what: str) -> float:

@@ -85,10 +85,36 @@ def _params(entries: Iterable[ZooEntry]) -> dict[str, tuple[int, int]]:
 
 def _fields_text(cfg) -> str:
     """A config's own settings, for kinds without a hand-written description."""
-    skip = {"kind", "in_channels", "channels", "in_index", "dropout", "loss_weight"}
-    parts = [f"{f.name} {list(v) if isinstance(v, tuple) else v}" for f in dataclasses.fields(cfg)
+    skip = {"kind", "in_channels", "channels", "in_index", "dropout", "loss_weight", "losses", "sampler"}
+
+    def value(v):
+        if dataclasses.is_dataclass(v):  # a nested config (BiSeNetV1's context ResNet, ICNet's backbone)
+            depth = getattr(v, "depth", None)
+            return f"{v.kind}" + (f"-{depth}" if depth else "") + f" ({_fields_text(v)})"
+        return list(v) if isinstance(v, tuple) else v
+
+    parts = [f"{f.name} {value(v)}" for f in dataclasses.fields(cfg)
              if f.name not in skip and (v := getattr(cfg, f.name)) is not None]
     return ", ".join(parts)
+
+
+def _loss_text(h) -> str:
+    """The head's training loss terms when it has other losses than one plain cross-entropy."""
+    names = {"ce": "cross-entropy", "ohem_ce": "OHEM cross-entropy", "dice": "Dice loss", "boundary": "boundary loss"}
+    terms = []
+    for s in getattr(h, "losses", ()):
+        t = f"{s.weight:g} x " + ("sigmoid " if s.use_sigmoid else "") + names[s.kind]
+        if s.kind == "ohem_ce":
+            t += f" (threshold {s.thres:g}, at least {s.min_kept} pixels)"
+        if s.class_weight:
+            t += f" with {len(s.class_weight)} class weights"
+        terms.append(t)
+    text = "; training loss " + " + ".join(terms) if terms else ""
+    sampler = getattr(h, "sampler", None)
+    if sampler is not None:
+        text += (", on OHEM-sampled pixels (" + (f"true-class probability below {sampler.thresh:g}, "
+                 if sampler.thresh is not None else "largest loss, ") + f"at least {sampler.min_kept} per image)")
+    return text
 
 
 def _backbone_text(e: ZooEntry) -> list[str]:
@@ -106,7 +132,9 @@ def _backbone_text(e: ZooEntry) -> list[str]:
 
 
 def _stage(i) -> str:
-    return f"stages {[j + 1 for j in i]}" if isinstance(i, tuple) else f"stage {i + 1 if i >= 0 else 'last'}"
+    if isinstance(i, tuple):
+        return f"stages {[j + 1 for j in i]}"
+    return f"stage {i + 1}" if i >= 0 else ("the last stage" if i == -1 else f"the stage {-i - 1} before the last")
 
 
 def _head_desc(h) -> str:
@@ -123,7 +151,7 @@ def _head_desc(h) -> str:
     else:
         own = _fields_text(h)
         desc = f"{h.kind} head, {h.channels} channels" + (f" ({own})" if own else "")
-    return f"{desc}, dropout {h.dropout:g}, on {_stage(h.in_index)} ({h.in_channels} channels)"
+    return f"{desc}, dropout {h.dropout:g}, on {_stage(h.in_index)} ({h.in_channels} channels){_loss_text(h)}"
 
 
 def _head_text(e: ZooEntry) -> list[str]:

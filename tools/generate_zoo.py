@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from mmseg_arch import arch_from_mmseg  # noqa: E402
+from mmseg_arch import arch_from_mmseg, loss_fields  # noqa: E402
 
 sys.path.insert(0, os.path.join(HERE, os.pardir))
 from sszoo.registry.citations import METHOD_CITATION as CITE  # noqa: E402  (method -> BibTeX key)
@@ -147,6 +147,7 @@ def notes(r: dict, rec: dict) -> str:
 
 def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
     settings = {r["config"]: r for r in csv.DictReader(open(os.path.join(REF, "mmseg_model_settings.csv")))}
+    configs = json.load(open(os.path.join(REF, "mmseg_configs.json")))["configs"]
     rows = [(r, False) for r in csv.DictReader(open(os.path.join(REF, "mmseg_zoo.csv")))]
     rows += [(r, True) for r in csv.DictReader(open(os.path.join(REF, "mmseg_fp16_legacy.csv")))]
     out = []
@@ -163,6 +164,12 @@ def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
         crop = r["crop"]
         name = f"{method}_{backbone_slug(r['backbone'])}_{DATASETS[r['dataset']][0]}.{tag_of(base, crop, legacy)}"
         arch = arch_from_settings(s, rec["aux_loss_weight"])
+        # the heads' loss terms and OHEM pixel sampler, from the resolved config (DeepLabV3(+) mg124)
+        model = configs.get(s["config"], {}).get("model")
+        if model:
+            arch["decode_head"].update(loss_fields(model["decode_head"]))
+            if arch["auxiliary_head"] and model.get("auxiliary_head"):
+                arch["auxiliary_head"].update(loss_fields(model["auxiliary_head"]))
         test_resize = json.loads(s["test_resize"])
         fp16 = legacy or rec["amp"]
         ch, cw = (int(v) for v in crop.split("x"))
@@ -304,6 +311,18 @@ def method_prefix(config_base: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", "_".join(head[:cut]).lower()).strip("_")
 
 
+def aux_weight(config: str, weight) -> float:
+    """The recipe's auxiliary loss weight: one number, also for several auxiliary heads (STDC lists [1.0, 1.0]);
+    the trainer's --aux-weight replaces every auxiliary head's weight with it, so they must agree."""
+    if weight is None:
+        return 0.0
+    if isinstance(weight, list):
+        if len(set(weight)) != 1:
+            raise SystemExit(f"{config}: auxiliary heads of different loss weights {weight}")
+        weight = weight[0]
+    return float(weight)
+
+
 def facts_entries() -> list[dict]:
     """Entries of every method beyond the four hand-collected ones, from tools/extract_mmseg_facts.py's
     facts, for the configs whose architecture sszoo builds (tools/mmseg_arch.py has their types)."""
@@ -318,8 +337,13 @@ def facts_entries() -> list[dict]:
         except KeyError:
             continue  # an architecture sszoo does not build yet
         base = os.path.basename(r["config"]).removesuffix(".py")
+        method = base.split("_")[0]
+        if method.startswith("pidnet-"):  # 'pidnet-s_2xb6-...': the variant (s/m/l) shares the first token
+            method = "pidnet"
+        # config names that start with a backbone or half a name: the method is the metafile's collection
+        method = {"fast": "fastscnn", "stdc1": "stdc", "stdc2": "stdc"}.get(method, method)
         # HRNet's configs are named fcn_hr*: their method is MMSegmentation's ("hrnet"), not FCN
-        method = "hrnet" if r["method"] == "hrnet" else base.split("_")[0]
+        method = "hrnet" if r["method"] == "hrnet" else method
         rec = c["recipe"]
         tc = c.get("test_cfg") or {}
         tr = c["test_resize"]
@@ -356,7 +380,7 @@ def facts_entries() -> list[dict]:
                         weight_decay=rec["weight_decay"],
                         poly_power=rec["poly_power"] if rec["poly_power"] is not None else 1.0,
                         min_lr=rec["min_lr"] if rec["min_lr"] is not None else 0.0,
-                        aux_loss_weight=rec["aux_loss_weight"] if rec["aux_loss_weight"] is not None else 0.0,
+                        aux_loss_weight=aux_weight(r["config"], rec["aux_loss_weight"]),
                         train_scale=rec["train_scale"], ratio_range=rec["ratio_range"],
                         cat_max_ratio=rec["cat_max_ratio"], precision="fp16" if fp16 else "fp32",
                         loss_scale=rec["loss_scale"] if fp16 else None,

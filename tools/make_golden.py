@@ -93,6 +93,37 @@ CASES = {
     "resnest_s101_d8_deeplabv3plus_ade": ("resnest_s101-d8_deeplabv3plus_4xb4-160k_ade20k-512x512", ["--height", "53", "--width", "61", "--batch", "2", "--num-classes", "21"]),
     "fastfcn_r50_d32_jpu_psp": ("fastfcn_r50-d32_jpu_psp_4xb2-80k_cityscapes-512x1024", ["--height", "65", "--width", "97"]),
     "fastfcn_r50_d32_jpu_aspp_ade": ("fastfcn_r50-d32_jpu_aspp_4xb4-80k_ade20k-512x512", ["--height", "71", "--width", "93", "--num-classes", "7"]),
+    # DDRNet and PIDNet add branch features of ceil(side / 8) and side // 8 pixels: the reference (and sszoo)
+    # accept only sides that are multiples of 8, so these sizes are multiples of 8 but not of 32 (one input per case keeps each file under 300 KB)
+    # (the context branch's 1/16 - 1/64 maps are then rounded up, and every resize between branches is uneven).
+    "ddrnet_23_slim": ("ddrnet_23-slim_in1k-pre_2xb6-120k_cityscapes-1024x1024", ["--height", "56", "--width", "72", "--num-classes", "5"]),
+    "ddrnet_23": ("ddrnet_23_in1k-pre_2xb6-120k_cityscapes-1024x1024", ["--height", "40", "--width", "88", "--num-classes", "4"]),
+    "pidnet_s": ("pidnet-s_2xb6-120k_1024x1024-cityscapes", ["--height", "48", "--width", "72", "--num-classes", "6"]),
+    "pidnet_m": ("pidnet-m_2xb6-120k_1024x1024-cityscapes", ["--height", "72", "--width", "40", "--num-classes", "4"]),
+    "pidnet_l": ("pidnet-l_2xb6-120k_1024x1024-cityscapes", ["--height", "56", "--width", "72", "--num-classes", "4"]),
+    # BiSeNetV1 over R-18/50/101 context paths (ResNet with the 7x7 stem, output stride 32) and BiSeNetV2:
+    # every fusion step takes odd sizes (each stride-2 layer rounds up alike in both paths); batch 2 in one
+    "bisenetv1_r18_d32": ("bisenetv1_r18-d32_4xb4-160k_cityscapes-1024x1024", ["--height", "41", "--width", "49", "--num-classes", "4", "--batch", "2"]),
+    "bisenetv1_r50_d32_coco": ("bisenetv1_r50-d32_4xb4-160k_coco-stuff164k-512x512", ["--height", "49", "--width", "67", "--num-classes", "6"]),
+    # (no R-101 case: its context path differs from R-50's only in depth, and it would add the most test time of the
+    # four, 4 s CPU on one thread; made once at 45 x 61, 5 classes: float64 max|diff| 0, float32 2.4e-4 of the scale)
+    "bisenetv2_fcn": ("bisenetv2_fcn_4xb4-160k_cityscapes-1024x1024", ["--height", "53", "--width", "67", "--num-classes", "6"]),
+    # STDC (STDCNet1/2, "cat" modules, nearest-upsampled context path) and ICNet (R-18/50/101; the input halved
+    # twice with scale_factor 0.5, whose sampling differs from a resize to the halved size at odd sizes)
+    "stdc1": ("stdc1_4xb12-80k_cityscapes-512x1024", ["--height", "49", "--width", "67", "--num-classes", "5"]),
+    "stdc2": ("stdc2_4xb12-80k_cityscapes-512x1024", ["--height", "53", "--width", "71", "--num-classes", "4"]),
+    "icnet_r18_d8": ("icnet_r18-d8_4xb2-80k_cityscapes-832x832", ["--height", "51", "--width", "75", "--num-classes", "5"]),
+    "icnet_r50_d8": ("icnet_r50-d8_4xb2-80k_cityscapes-832x832", ["--height", "47", "--width", "69", "--num-classes", "6"]),
+    "icnet_r101_d8": ("icnet_r101-d8_4xb2-80k_cityscapes-832x832", ["--height", "33", "--width", "45", "--num-classes", "4", "--batch", "2"]),
+    # real-time backbones at odd sizes (all three accept any size: Fast-SCNN's 6-bin pooling of a 4 x 5 map
+    # overlaps, CGNet's injected image is pooled with the stride-2 convs' ceil(n/2), ERFNet resizes its max pool
+    # to the stride-2 conv's map and its transposed convs exactly double)
+    "fastscnn": ("fast_scnn_8xb4-160k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "4"]),
+    "fastscnn_b2": ("fast_scnn_8xb4-160k_cityscapes-512x1024", ["--height", "41", "--width", "57", "--batch", "2", "--num-classes", "4"]),
+    "cgnet_680": ("cgnet_fcn_4xb4-60k_cityscapes-680x680", ["--height", "57", "--width", "71", "--num-classes", "5"]),
+    "cgnet_b2": ("cgnet_fcn_4xb8-60k_cityscapes-512x1024", ["--height", "41", "--width", "53", "--batch", "2", "--num-classes", "4"]),
+    "erfnet": ("erfnet_fcn_4xb4-160k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "5"]),
+    "erfnet_b2": ("erfnet_fcn_4xb4-160k_cityscapes-512x1024", ["--height", "41", "--width", "53", "--batch", "2", "--num-classes", "4"]),
     # HRNetV2 W18-Small / W18 / W48 (FCN head over the four branches resized to the first and concatenated) and
     # OCRNet (FCN head -> OCR head cascade) on HRNet and on ResNetV1c-101-D8. Odd sizes: the stride-2 convs round
     # up, so the fuse layers' upsampled maps miss the higher-resolution branch's size and are resized again.

@@ -56,19 +56,27 @@ CASES = {
     # PointRend: FPN neck, cascade FPN head + point head (uncertainty-sampled training points, their CE),
     # and the recipe's linear warm-up before the poly schedule
     "pointrend_r50": ("pointrend_r50_4xb2-80k_cityscapes-512x1024", 5, 2, 64, 80, 13),
+    # BiSeNetV1 (R-18 context path): two auxiliary FCN heads on the context path, each weighted 1.0; the
+    # recipe's lr 0.025 and its linear warm-up (start factor 0.1) before the poly schedule
+    "bisenetv1_r18_d32": ("bisenetv1_r18-d32_4xb4-160k_cityscapes-1024x1024", 4, 2, 41, 49, 17),
     # OCRNet: HRNetV2 W18-Small, cascade FCN head (loss weight 0.4) -> OCR head (1.0) on the FCN head's logits,
     # which the reference computes a second time (fresh BN statistics) for the OCR head; odd label size
     "ocrnet_hr18s": ("ocrnet_hr18s_4xb2-40k_cityscapes-512x1024", 5, 2, 41, 57, 17),
 }
 # cases whose recipe warms up: MMEngine's LinearLR(start_factor, begin=0, end=W) then PolyLR(begin=W, end=ITERS),
 # with W shortened from the config's 200 so that the three steps see the warm-up and the poly decay
-WARMUP = {"pointrend_r50": (2, 0.1)}
+WARMUP = {"pointrend_r50": (2, 0.1), "bisenetv1_r18_d32": (2, 0.1)}
+# the recipe's base lr where it is not the 0.01 of configs/_base_/schedules/schedule_80k.py
+LR = {"bisenetv1_r18_d32": 0.025}
 # the training points are torch.rand draws: the global RNG is seeded before each step, here and in the test
 POINT_SEED = 4321
 FULL_TENSORS = ("decode_head.conv_seg.weight", "decode_head.conv_seg.bias", "auxiliary_head.conv_seg.weight",
-                "decode_head.0.conv_seg.weight", "decode_head.1.fc_seg.weight", "decode_head.1.conv_seg.weight",
-                "backbone.conv1.weight",
-                "backbone.stem.0.weight", "backbone.layer4.1.bn2.running_mean", "backbone.layer4.1.bn2.running_var")
+                "decode_head.0.conv_seg.weight", "decode_head.1.fc_seg.weight",
+                "decode_head.1.conv_seg.weight", "backbone.conv1.weight",
+                "backbone.stem.0.weight", "backbone.layer4.1.bn2.running_mean", "backbone.layer4.1.bn2.running_var",
+                # BiSeNetV1: BatchNorm statistics of globally pooled (1 x 1) maps, an auxiliary classifier
+                "backbone.context_path.arm32.atten_conv_layer.1.bn.running_var",
+                "backbone.ffm.conv_atten.0.bn.running_mean", "auxiliary_head.1.conv_seg.weight")
 
 
 @contextlib.contextmanager
@@ -90,6 +98,17 @@ def recorded_dropout2d(seed: int, masks: list):
         yield
     finally:
         F.dropout2d = real
+
+
+def _aux_weight(aux) -> float:
+    """The auxiliary heads' loss weight (0 without one; several heads must share it, as the trainer's one
+    ``aux_weight`` does)."""
+    if not aux:
+        return 0.0
+    weights = {h.loss_decode.loss_weight for h in (aux if isinstance(aux, list) else [aux])}
+    if len(weights) != 1:
+        raise ValueError(f"auxiliary heads with different loss weights {sorted(weights)}")
+    return weights.pop()
 
 
 def make_case(name: str) -> dict:
@@ -124,9 +143,10 @@ def make_case(name: str) -> dict:
         s.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
         samples.append(s)
 
-    # the recipe of every SGD entry: configs/_base_/schedules/schedule_80k.py
+    # the recipe of every SGD entry: configs/_base_/schedules/schedule_80k.py (some with another base lr)
+    lr = LR.get(name, 0.01)
     optim_wrapper = build_optim_wrapper(model, dict(type="OptimWrapper", optimizer=dict(
-        type="SGD", lr=0.01, momentum=0.9, weight_decay=0.0005), clip_grad=None))
+        type="SGD", lr=lr, momentum=0.9, weight_decay=0.0005), clip_grad=None))
     warm, start_factor = WARMUP.get(name, (0, 1.0))
     if warm:
         schedulers = [LinearLR(optim_wrapper.optimizer, start_factor=start_factor, begin=0, end=warm, by_epoch=False),
@@ -156,9 +176,9 @@ def make_case(name: str) -> dict:
     norms = {kk: v.double().norm().item() for kk, v in final.items() if v.is_floating_point()}
     delta_norms = {kk: (final[kk].double() - initial[kk].double()).norm().item() for kk in params}
     info = dict(dtype="float64", config=config, num_classes=k, batch=n, height=h, width=w, seed=seed, calib_shape=list(calib),
-                steps=STEPS, iters=ITERS, dropout_seed=DROPOUT_SEED, lr=0.01, momentum=0.9, weight_decay=0.0005,
+                steps=STEPS, iters=ITERS, dropout_seed=DROPOUT_SEED, lr=lr, momentum=0.9, weight_decay=0.0005,
                 min_lr=1e-4, power=0.9, warmup_iters=warm, warmup_start_factor=start_factor, point_seed=POINT_SEED,
-                aux_weight=cfg.model.auxiliary_head.loss_decode.loss_weight if cfg.model.get("auxiliary_head") else 0.0,
+                aux_weight=_aux_weight(cfg.model.get("auxiliary_head")),
                 align_corners=bool(last_head.align_corners))
     return {"info": json.dumps(info), "input": x, "label": label, "losses": torch.tensor(losses, dtype=torch.float64),
             "lrs": torch.tensor(lrs, dtype=torch.float64), "norms": json.dumps(norms),

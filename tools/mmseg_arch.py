@@ -52,6 +52,126 @@ BACKBONES: dict[str, Callable[[Cfg], Cfg]] = {"ResNetV1c": _resnet, "ResNet": _r
                                               "ResNeSt": _resnest, "HRNet": _hrnet}
 
 
+def _stdc(b: Cfg) -> Cfg:
+    s, ffm = b["backbone_cfg"], b.get("ffm_cfg") or {}
+    if s.get("type", "STDCNet") != "STDCNet" or int(s.get("in_channels", 3)) != 3:
+        raise Unsupported(f"sszoo's STDCContextPathNet has no backbone {s}")
+    if (b.get("upsample_mode", "nearest") != "nearest" or b.get("align_corners") is not None
+            or (s.get("act_cfg") or {"type": "ReLU"}) != {"type": "ReLU"}):
+        raise Unsupported("sszoo's STDCContextPathNet upsamples with mode 'nearest' and uses ReLU only")
+    return dict(kind="stdc", stdc_type=str(s["stdc_type"]), channels=[int(c) for c in s["channels"]],
+                bottleneck_type=str(s["bottleneck_type"]), num_convs=int(s.get("num_convs", 4)),
+                with_final_conv=bool(s.get("with_final_conv", False)),
+                last_in_channels=[int(c) for c in b.get("last_in_channels", (1024, 512))],
+                out_channels=int(b.get("out_channels", 128)), ffm_in_channels=int(ffm.get("in_channels", 512)),
+                ffm_out_channels=int(ffm.get("out_channels", 256)), ffm_scale_factor=int(ffm.get("scale_factor", 4)))
+
+
+def _icnet(b: Cfg) -> Cfg:
+    r = b["backbone_cfg"]
+    if r["type"] != "ResNetV1c" or int(b.get("in_channels", 3)) != 3:
+        raise Unsupported(f"sszoo's ICNet runs over a ResNetV1c only, got {r['type']}")
+    resnet = _resnet(r)
+    resnet.pop("kind")
+    return dict(kind="icnet", backbone_cfg=resnet,
+                layer_channels=[int(c) for c in b.get("layer_channels", (512, 2048))],
+                light_branch_middle_channels=int(b.get("light_branch_middle_channels", 32)),
+                psp_out_channels=int(b.get("psp_out_channels", 512)),
+                out_channels=[int(c) for c in b.get("out_channels", (64, 256, 256))],
+                pool_scales=list(b.get("pool_scales", (1, 2, 3, 6))), align_corners=bool(b.get("align_corners", False)))
+
+
+BACKBONES.update({"STDCContextPathNet": _stdc, "ICNet": _icnet})
+
+
+def _ddrnet(b: Cfg) -> Cfg:
+    if int(b.get("in_channels", 3)) != 3:
+        raise Unsupported("sszoo's DDRNet takes RGB input")
+    return dict(kind="ddrnet", channels=int(b.get("channels", 32)), ppm_channels=int(b.get("ppm_channels", 128)),
+                align_corners=bool(b.get("align_corners", False)))
+
+
+def _pidnet(b: Cfg) -> Cfg:
+    if int(b.get("in_channels", 3)) != 3 or (b.get("act_cfg") or {}).get("type", "ReLU") != "ReLU":
+        raise Unsupported("sszoo's PIDNet takes RGB input and uses ReLU")
+    return dict(kind="pidnet", channels=int(b.get("channels", 64)), ppm_channels=int(b.get("ppm_channels", 96)),
+                num_stem_blocks=int(b.get("num_stem_blocks", 2)), num_branch_blocks=int(b.get("num_branch_blocks", 3)),
+                align_corners=bool(b.get("align_corners", False)))
+
+
+BACKBONES.update({"DDRNet": _ddrnet, "PIDNet": _pidnet})
+def _bisenetv1(b: Cfg) -> Cfg:
+    # the context path's ResNet through its own converter; BiSeNetV1 itself builds plain BN + ReLU convs
+    # whatever its norm_cfg says (the reference does not pass it on), and align_corners is unused (nearest resizes)
+    ctx = b["backbone_cfg"]
+    if ctx["type"] not in ("ResNet", "ResNetV1c", "ResNetV1b") or int(b.get("in_channels", 3)) != 3:
+        raise Unsupported(f"sszoo's BiSeNetV1 has a ResNet context path over RGB, not {ctx['type']}")
+    if list(ctx.get("out_indices", (0, 1, 2, 3))) != [0, 1, 2, 3]:
+        raise Unsupported("BiSeNetV1's context path needs all four ResNet stages")
+    return dict(kind="bisenetv1", backbone_cfg=_convert(BACKBONES, ctx, "backbone"),
+                spatial_channels=list(b.get("spatial_channels", (64, 64, 64, 128))),
+                context_channels=list(b.get("context_channels", (128, 256, 512))),
+                out_channels=int(b.get("out_channels", 256)), out_indices=list(b.get("out_indices", (0, 1, 2))))
+
+
+def _bisenetv2(b: Cfg) -> Cfg:
+    if int(b.get("in_channels", 3)) != 3:
+        raise Unsupported("sszoo's BiSeNetV2 reads RGB images")
+    return dict(kind="bisenetv2", detail_channels=list(b.get("detail_channels", (64, 64, 128))),
+                semantic_channels=list(b.get("semantic_channels", (16, 32, 64, 128))),
+                semantic_expansion_ratio=int(b.get("semantic_expansion_ratio", 6)),
+                bga_channels=int(b.get("bga_channels", 128)), out_indices=list(b.get("out_indices", (0, 1, 2, 3, 4))),
+                align_corners=bool(b.get("align_corners", False)))
+
+
+BACKBONES.update({"BiSeNetV1": _bisenetv1, "BiSeNetV2": _bisenetv2})
+
+
+def _rgb_only(b: Cfg) -> None:
+    if int(b.get("in_channels", 3)) != 3:
+        raise Unsupported(f"sszoo's {b['type']} takes RGB input only")
+
+
+def _fast_scnn(b: Cfg) -> Cfg:
+    _rgb_only(b)
+    if (b.get("act_cfg") or {"type": "ReLU"}) != {"type": "ReLU"} or b.get("dw_act_cfg") is not None:
+        raise Unsupported("sszoo's FastSCNN has ReLU activations and no depthwise activation")
+    return dict(kind="fast_scnn", downsample_dw_channels=list(b.get("downsample_dw_channels", (32, 48))),
+                global_in_channels=int(b.get("global_in_channels", 64)),
+                global_block_channels=list(b.get("global_block_channels", (64, 96, 128))),
+                global_block_strides=list(b.get("global_block_strides", (2, 2, 1))),
+                global_out_channels=int(b.get("global_out_channels", 128)),
+                higher_in_channels=int(b.get("higher_in_channels", 64)),
+                lower_in_channels=int(b.get("lower_in_channels", 128)),
+                fusion_out_channels=int(b.get("fusion_out_channels", 128)),
+                out_indices=list(b.get("out_indices", (0, 1, 2))), align_corners=bool(b.get("align_corners", False)))
+
+
+def _cgnet(b: Cfg) -> Cfg:
+    _rgb_only(b)
+    if (b.get("act_cfg") or {"type": "PReLU"}).get("type") != "PReLU" or b.get("norm_eval"):
+        raise Unsupported("sszoo's CGNet has PReLU activations and trains its norms")
+    norm = b.get("norm_cfg") or {}
+    return dict(kind="cgnet", num_channels=list(b.get("num_channels", (32, 64, 128))),
+                num_blocks=list(b.get("num_blocks", (3, 21))), dilations=list(b.get("dilations", (2, 4))),
+                reductions=list(b.get("reductions", (8, 16))), norm_eps=float(norm.get("eps", 1e-5)))
+
+
+def _erfnet(b: Cfg) -> Cfg:
+    # enc_non_bottleneck_channels and dec_upsample_channels only have their lengths checked by the reference
+    # (the blocks take their widths from enc_downsample_channels and dec_non_bottleneck_channels)
+    _rgb_only(b)
+    return dict(kind="erfnet", enc_downsample_channels=list(b.get("enc_downsample_channels", (16, 64, 128))),
+                enc_stage_non_bottlenecks=list(b.get("enc_stage_non_bottlenecks", (5, 8))),
+                enc_non_bottleneck_dilations=list(b.get("enc_non_bottleneck_dilations", (2, 4, 8, 16))),
+                dec_stages_non_bottleneck=list(b.get("dec_stages_non_bottleneck", (2, 2))),
+                dec_non_bottleneck_channels=list(b.get("dec_non_bottleneck_channels", (64, 16))),
+                dropout_ratio=float(b.get("dropout_ratio", 0.1)))
+
+
+BACKBONES.update({"FastSCNN": _fast_scnn, "CGNet": _cgnet, "ERFNet": _erfnet})
+
+
 # ---------------------------------------------------------------------------------------------- heads
 
 
@@ -61,6 +181,52 @@ def loss_weight(h: Cfg) -> float:
     if isinstance(loss, list):
         loss = loss[0]
     return float(loss.get("loss_weight", 1.0))
+
+
+_LOSS_KIND = {"CrossEntropyLoss": "ce", "OhemCrossEntropy": "ohem_ce", "DiceLoss": "dice", "BoundaryLoss": "boundary"}
+
+
+def _loss_spec(loss: Cfg) -> Cfg:
+    kind = _LOSS_KIND.get(loss.get("type", "CrossEntropyLoss"))
+    if kind is None or loss.get("avg_non_ignore") or loss.get("reduction", "mean") != "mean":
+        raise Unsupported(f"sszoo has no loss {loss}")
+    if kind == "dice" and (not loss.get("use_sigmoid", True) or not loss.get("activate", True)
+                           or loss.get("naive_dice") or loss.get("eps", 1e-3) != 1e-3):
+        raise Unsupported(f"sszoo's dice loss has no variant {loss}")
+    spec: Cfg = dict(kind=kind, weight=float(loss.get("loss_weight", 1.0)))
+    if loss.get("class_weight"):
+        if isinstance(loss["class_weight"], str):
+            raise Unsupported(f"class weights read from a file: {loss['class_weight']}")
+        spec["class_weight"] = [float(w) for w in loss["class_weight"]]
+    if kind == "ce" and loss.get("use_sigmoid"):
+        spec["use_sigmoid"] = True
+    if kind == "ohem_ce":
+        spec.update(thres=float(loss.get("thres", 0.7)), min_kept=int(loss.get("min_kept", 100000)))
+    if loss.get("loss_name"):
+        spec["name"] = loss["loss_name"]
+    return spec
+
+
+def loss_fields(h: Cfg) -> Cfg:
+    """A head's ``losses`` and ``sampler`` fields: empty for one plain cross-entropy and no sampler (the head's
+    ``loss_weight`` then says all), else the LossSpec records (sszoo.models.losses) with ``loss_weight`` set to
+    the first term's weight, as the segmentor expects."""
+    loss = h.get("loss_decode") or {}
+    losses = loss if isinstance(loss, list) else [loss]
+    specs = [_loss_spec(x) for x in losses]
+    out: Cfg = {}
+    if len(specs) != 1 or set(specs[0]) - {"kind", "weight", "name"} or specs[0]["kind"] != "ce":
+        out.update(losses=specs, loss_weight=specs[0]["weight"])
+    sampler = h.get("sampler")
+    if sampler:
+        if sampler.get("type") != "OHEMPixelSampler":
+            raise Unsupported(f"sszoo has no pixel sampler {sampler}")
+        thresh = sampler.get("thresh")
+        out.update(sampler=dict(thresh=None if thresh is None else float(thresh),
+                                min_kept=int(sampler.get("min_kept", 100000))))
+        out.setdefault("losses", specs)
+        out.setdefault("loss_weight", specs[0]["weight"])
+    return out
 
 
 def base_head(h: Cfg) -> Cfg:
@@ -82,7 +248,7 @@ def concat_head(h: Cfg) -> Cfg:
 
 
 def _fcn(h: Cfg) -> Cfg:
-    return dict(kind="fcn", **concat_head(h), num_convs=int(h.get("num_convs", 2)),
+    return dict(kind="fcn", **{**concat_head(h), **loss_fields(h)}, num_convs=int(h.get("num_convs", 2)),
                 concat_input=bool(h.get("concat_input", True)), kernel_size=int(h.get("kernel_size", 3)),
                 dilation=int(h.get("dilation", 1)))
 
@@ -91,6 +257,8 @@ def _ocr(h: Cfg) -> Cfg:
     # scale > 1 max-pools the queries, and the reference's forward then fails (it resizes without a size)
     if int(h.get("scale", 1)) != 1:
         raise Unsupported("OCRHead with scale != 1")
+    if loss_fields(h):
+        raise Unsupported("OCRHead with a loss other than one plain cross-entropy")
     return dict(kind="ocr", **concat_head(h), ocr_channels=int(h["ocr_channels"]))
 
 
@@ -99,11 +267,11 @@ def _psp(h: Cfg) -> Cfg:
 
 
 def _aspp(h: Cfg) -> Cfg:
-    return dict(kind="aspp", **base_head(h), dilations=list(h.get("dilations", (1, 6, 12, 18))))
+    return dict(kind="aspp", **{**base_head(h), **loss_fields(h)}, dilations=list(h.get("dilations", (1, 6, 12, 18))))
 
 
 def _sep_aspp(h: Cfg) -> Cfg:
-    return dict(kind="sep_aspp", **base_head(h), dilations=list(h.get("dilations", (1, 6, 12, 18))),
+    return dict(kind="sep_aspp", **{**base_head(h), **loss_fields(h)}, dilations=list(h.get("dilations", (1, 6, 12, 18))),
                 c1_in_channels=int(h["c1_in_channels"]), c1_channels=int(h["c1_channels"]), c1_index=0)
 
 
@@ -217,6 +385,15 @@ def _psa(h: Cfg) -> Cfg:
                 psa_softmax=bool(h.get("psa_softmax", True)))
 
 
+def _stdc_head(h: Cfg) -> Cfg:
+    fields = loss_fields(h)
+    if ([(s["kind"], bool(s.get("use_sigmoid", s["kind"] == "dice"))) for s in fields.get("losses", [])]
+            != [("ce", True), ("dice", True)] or "sampler" in fields):
+        raise Unsupported("sszoo's STDCHead trains with sigmoid cross-entropy + Dice only")
+    return dict(_fcn(h), kind="stdc_head", boundary_threshold=float(h.get("boundary_threshold", 0.1)),
+                num_classes=int(h["num_classes"]), align_corners=bool(h.get("align_corners", False)))
+
+
 HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "FCNHead": _fcn, "PSPHead": _psp, "ASPPHead": _aspp, "DepthwiseSeparableASPPHead": _sep_aspp,
     "NLHead": _nonlocal, "DNLHead": _dnl, "GCHead": _gc, "EMAHead": _ema,
@@ -225,6 +402,40 @@ HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "EncHead": _enc, "APCHead": _apc, "DMHead": _dm, "PSAHead": _psa,
     "OCRHead": _ocr,
 }
+HEADS.update({"STDCHead": _stdc_head})
+
+
+def _multi_loss_head(h: Cfg, n_losses: int) -> Cfg:
+    """The fields of DDRHead / PIDHead: their loss terms, one spec per ``loss_decode`` entry, in its order."""
+    losses = loss_fields(h)
+    if len(losses.get("losses", ())) != n_losses or "sampler" in losses:
+        raise Unsupported(f"sszoo's {h['type']} computes exactly {n_losses} loss terms, without a pixel sampler")
+    if int(h.get("in_index", -1)) != -1:
+        raise Unsupported(f"sszoo's {h['type']} reads the backbone's last output")
+    return dict(in_channels=int(h["in_channels"]), channels=int(h["channels"]), in_index=-1,
+                dropout=float(h.get("dropout_ratio", 0.1)), **losses)
+
+
+def _ddr(h: Cfg) -> Cfg:
+    return dict(kind="ddr", **_multi_loss_head(h, 2))
+
+
+def _pid(h: Cfg) -> Cfg:
+    # GenerateEdge's width lives in the training pipeline, not the model: 4 in every published config
+    return dict(kind="pid", **_multi_loss_head(h, 4), edge_width=4)
+
+
+HEADS.update({"DDRHead": _ddr, "PIDHead": _pid})
+
+
+def _dsfcn(h: Cfg) -> Cfg:
+    if h.get("dw_act_cfg") is not None:
+        raise Unsupported("sszoo's DepthwiseSeparableFCNHead has no depthwise activation")
+    return dict(kind="dsfcn", **{**base_head(h), **loss_fields(h)}, num_convs=int(h.get("num_convs", 2)),
+                concat_input=bool(h.get("concat_input", True)), kernel_size=int(h.get("kernel_size", 3)))
+
+
+HEADS.update({"DepthwiseSeparableFCNHead": _dsfcn})
 
 
 # ---------------------------------------------------------------------------------------------- necks
@@ -248,6 +459,14 @@ def _jpu(n: Cfg) -> Cfg:
 NECKS: dict[str, Callable[[Cfg], Cfg]] = {"FPN": _fpn, "JPU": _jpu}
 
 
+def _icneck(n: Cfg) -> Cfg:
+    return dict(kind="icneck", in_channels=[int(c) for c in n.get("in_channels", (64, 256, 256))],
+                out_channels=int(n.get("out_channels", 128)), align_corners=bool(n.get("align_corners", False)))
+
+
+NECKS.update({"ICNeck": _icneck})
+
+
 def _convert(table: dict[str, Callable[[Cfg], Cfg]], cfg: Cfg, what: str) -> Cfg:
     kind = cfg["type"]
     if kind not in table:
@@ -255,12 +474,20 @@ def _convert(table: dict[str, Callable[[Cfg], Cfg]], cfg: Cfg, what: str) -> Cfg
     return table[kind](cfg)
 
 
+def _head(h: Cfg, what: str) -> Cfg:
+    out = _convert(HEADS, h, what)
+    # a head with other losses than one plain cross-entropy must say how it trains, not fall back to plain CE
+    if loss_fields(h) and "losses" not in out:
+        raise Unsupported(f"sszoo's {out['kind']} head does not train with {h.get('loss_decode')}")
+    return out
+
+
 def _heads(cfg: Any, what: str) -> Any:
     if cfg is None:
         return None
     if isinstance(cfg, list):
-        return [_convert(HEADS, h, what) for h in cfg]
-    return _convert(HEADS, cfg, what)
+        return [_head(h, what) for h in cfg]
+    return _head(cfg, what)
 
 
 def arch_from_mmseg(model: Cfg) -> Cfg:
@@ -270,7 +497,17 @@ def arch_from_mmseg(model: Cfg) -> Cfg:
         decode = [dict(h, train_cfg=model.get("train_cfg"), test_cfg=model.get("test_cfg")) for h in decode]
     last = decode[-1] if isinstance(decode, list) else decode
     neck = model.get("neck")
+    align_corners = bool(last.get("align_corners", False))
+    aux = _heads(model.get("auxiliary_head"), "head")
+    # An FCN auxiliary head whose align_corners differs from the decode head's (STDC's: False under True) resizes
+    # its logits to the label with its own in the loss; the field is written only then.
+    for cfg, out in zip(_as_list(model.get("auxiliary_head")), _as_list(aux)):
+        if out["kind"] == "fcn" and bool(cfg.get("align_corners", False)) != align_corners:
+            out["align_corners"] = bool(cfg.get("align_corners", False))
     return dict(backbone=_convert(BACKBONES, model["backbone"], "backbone"), decode_head=_heads(decode, "head"),
-                auxiliary_head=_heads(model.get("auxiliary_head"), "head"),
-                num_classes=int(last["num_classes"]), align_corners=bool(last.get("align_corners", False)),
+                auxiliary_head=aux, num_classes=int(last["num_classes"]), align_corners=align_corners,
                 neck=_convert(NECKS, neck, "neck") if neck else None)
+
+
+def _as_list(x: Any) -> list:
+    return [] if x is None else list(x) if isinstance(x, list) else [x]

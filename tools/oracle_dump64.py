@@ -125,7 +125,8 @@ def main():
     if a.num_classes:
         for head in ("decode_head", "auxiliary_head"):
             for h in (mcfg.get(head) if isinstance(mcfg.get(head), list) else [mcfg.get(head)]):
-                if isinstance(h, dict):
+                # STDC's detail head is binary (boundary or not) whatever the segmentation's class count
+                if isinstance(h, dict) and h.get("type") != "STDCHead":
                     h.num_classes = a.num_classes
     fixed = D.check_input_size(mcfg, a)
     tc = dict(mcfg.get("test_cfg") or {})

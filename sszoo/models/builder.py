@@ -11,16 +11,30 @@ from typing import Any
 
 from torch import nn
 
-from .backbones import HRNet, HRNetConfig, ResNeSt, ResNeStConfig, ResNet, ResNetConfig
+from .backbones import ResNeSt, ResNeStConfig, ResNet, ResNetConfig
+from .backbones import BiSeNetV1, BiSeNetV1Config, BiSeNetV2, BiSeNetV2Config
+from .backbones import HRNet, HRNetConfig
 from .heads import (ANNHead, ANNHeadConfig, APCHead, APCHeadConfig, ASPPHead, ASPPHeadConfig, CCHead, CCHeadConfig,
                     DAHead, DAHeadConfig, DMHead, DMHeadConfig, DNLHead, DNLHeadConfig, EMAHead, EMAHeadConfig,
                     EncHead, EncHeadConfig, FCNHead, FCNHeadConfig, FPNHead, FPNHeadConfig, GCHead, GCHeadConfig,
                     ISAHead, ISAHeadConfig, NLHead, NLHeadConfig, PointHead, PointHeadConfig, PSAHead, PSAHeadConfig,
                     PSPHead, PSPHeadConfig, SepASPPHead, SepASPPHeadConfig, UPerHead, UPerHeadConfig)
+from .losses import LossSpec, PixelSampler
 from .heads import OCRHead, OCRHeadConfig
 from .necks import FPN, FPNConfig, JPU, JPUConfig
+from .backbones import ICNet, ICNetConfig, STDCConfig, STDCContextPathNet
+from .heads import STDCHead, STDCHeadConfig
+from .necks import ICNeck, ICNeckConfig
+from .backbones import DDRNet, DDRNetConfig, PIDNet, PIDNetConfig
+from .heads import DDRHead, DDRHeadConfig, PIDHead, PIDHeadConfig
+from .backbones import CGNet, CGNetConfig, ERFNet, ERFNetConfig, FastSCNN, FastSCNNConfig
+from .heads import DSFCNHead, DSFCNHeadConfig
 
-BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet, ResNeStConfig: ResNeSt, HRNetConfig: HRNet}
+BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet, ResNeStConfig: ResNeSt}
+BACKBONES.update({DDRNetConfig: DDRNet, PIDNetConfig: PIDNet})
+BACKBONES.update({BiSeNetV1Config: BiSeNetV1, BiSeNetV2Config: BiSeNetV2})
+BACKBONES.update({FastSCNNConfig: FastSCNN, CGNetConfig: CGNet, ERFNetConfig: ERFNet})
+BACKBONES.update({HRNetConfig: HRNet})
 NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN, JPUConfig: JPU}
 HEADS: dict[type, type[nn.Module]] = {
     FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
@@ -30,6 +44,11 @@ HEADS: dict[type, type[nn.Module]] = {
     EncHeadConfig: EncHead, APCHeadConfig: APCHead, DMHeadConfig: DMHead, PSAHeadConfig: PSAHead,
     OCRHeadConfig: OCRHead,
 }
+BACKBONES.update({STDCConfig: STDCContextPathNet, ICNetConfig: ICNet})
+NECKS.update({ICNeckConfig: ICNeck})
+HEADS.update({STDCHeadConfig: STDCHead})
+HEADS.update({DDRHeadConfig: DDRHead, PIDHeadConfig: PIDHead})
+HEADS.update({DSFCNHeadConfig: DSFCNHead})
 
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:
@@ -51,7 +70,16 @@ def config_from_dict(d: dict[str, Any], table: dict[type, type], what: str, defa
     unknown = set(d) - names
     if unknown:
         raise ValueError(f"{what} kind {kind!r} has no fields {sorted(unknown)}")
-    return cls(**{k: _tuples(v) for k, v in d.items()})
+    return cls(**{k: _field(k, v) for k, v in d.items()})
+
+
+def _field(name: str, v: Any) -> Any:
+    """A config field from JSON: lists become tuples; a head's ``losses`` and ``sampler`` become their types."""
+    if name == "losses":
+        return tuple(s if isinstance(s, LossSpec) else LossSpec(**{k: _tuples(x) for k, x in s.items()}) for s in v)
+    if name == "sampler" and isinstance(v, dict):
+        return PixelSampler(**v)
+    return _tuples(v)
 
 
 def build_backbone(cfg) -> nn.Module:
@@ -66,4 +94,10 @@ def build_neck(cfg) -> nn.Module:
 
 def build_head(cfg, num_classes: int, align_corners: bool) -> nn.Module:
     """The head module of ``cfg`` with ``num_classes`` outputs (randomly initialised)."""
-    return HEADS[type(cfg)].from_config(cfg, num_classes, align_corners)
+    head = HEADS[type(cfg)].from_config(cfg, num_classes, align_corners)
+    # the loss terms and pixel sampler the config lists (sszoo.models.losses); plain cross-entropy otherwise
+    if getattr(cfg, "losses", ()):
+        head.loss_specs = tuple(cfg.losses)
+    if getattr(cfg, "sampler", None) is not None:
+        head.sampler = cfg.sampler
+    return head

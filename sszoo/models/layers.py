@@ -113,10 +113,19 @@ class ClassifierHead(nn.Module):
         (e.g. PointRend's subdivision); ``prev`` is the previous cascade stage's logits."""
         return self(features, *prev)
 
-    def loss(self, output, label: torch.Tensor, *, ignore_index: int = 255) -> dict[str, torch.Tensor]:
-        """Unweighted loss terms of this head's training ``output`` against ``label`` (N x H x W)."""
-        from .losses import seg_cross_entropy
+    # The config's loss terms and pixel sampler (sszoo.models.losses), attached by the builder; a head without
+    # them trains with plain cross-entropy.
+    loss_specs: tuple = ()
+    sampler = None
 
+    def loss(self, output, label: torch.Tensor, *, ignore_index: int = 255) -> dict[str, torch.Tensor]:
+        """Loss terms of this head's training ``output`` against ``label`` (N x H x W): the plain cross-entropy,
+        unweighted, or, when the config lists ``losses``, those terms each times its own weight."""
+        from .losses import seg_cross_entropy, spec_losses
+
+        if self.loss_specs:
+            return spec_losses(self.loss_specs, output, label, align_corners=self.align_corners,
+                               ignore_index=ignore_index, sampler=self.sampler)
         return {"ce": seg_cross_entropy(output, label, align_corners=self.align_corners, ignore_index=ignore_index)}
 
     def reset_classifier(self, num_classes: int) -> None:

@@ -11,6 +11,7 @@ auxiliary heads may be given; they only feed the training loss. State-dict keys 
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, replace
 from typing import Any, NamedTuple, Optional
 
@@ -157,16 +158,24 @@ class Segmentor(nn.Module):
         return resize(logits, x.shape[2:] if out_size is None else out_size, self.align_corners)
 
     def loss(self, outputs: HeadOutputs, label: torch.Tensor, *, aux_weight: float | None = None,
-             ignore_index: int = 255) -> dict[str, torch.Tensor]:
+             ignore_index: int = 255, valid: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Weighted training losses ``{"decode", "aux", "total"}`` of :meth:`forward_heads`' ``outputs``.
 
-        Each head's terms are weighted by its config's ``loss_weight``; ``aux_weight``, when given,
-        replaces the weight of every auxiliary head.
+        Each head's terms are weighted by its config's ``loss_weight``; a head whose config lists ``losses``
+        returns terms already weighted by them (its ``loss_weight`` is the first term's weight). ``aux_weight``,
+        when given, replaces the weight of every auxiliary head (for a head with several weighted terms it
+        rescales them so that the first has that weight). ``valid`` (N x 2 unpadded crop sizes) goes to the heads
+        whose ``loss`` takes it (PIDNet's boundary targets ignore the padding, as the reference's).
         """
+        def weight(cfg, override):
+            if getattr(cfg, "losses", ()):
+                return 1.0 if override is None else override / cfg.loss_weight
+            return cfg.loss_weight if override is None else override
+
         def total(heads, configs, outs, override):
-            terms = [(override if override is not None else cfg.loss_weight) * t
+            terms = [weight(cfg, override) * t
                      for head, cfg, out in zip(heads, configs, outs)
-                     for t in head.loss(out, label, ignore_index=ignore_index).values()]
+                     for t in head.loss(out, label, ignore_index=ignore_index, **_valid(head, valid)).values()]
             return torch.stack(terms).sum() if terms else torch.zeros((), device=label.device)
 
         decode = total(self.decode_heads, self.config.decode_heads, outputs.decode, None)
@@ -184,6 +193,13 @@ class Segmentor(nn.Module):
             head.reset_classifier(num_classes)
         self.num_classes = num_classes
         self.config = self.config.with_num_classes(num_classes)
+
+
+def _valid(head: nn.Module, valid) -> dict:
+    """``{"valid": valid}`` for a head whose loss takes the crops' unpadded sizes, else nothing."""
+    if valid is None or "valid" not in inspect.signature(head.loss).parameters:
+        return {}
+    return {"valid": valid}
 
 
 def _logits(output):

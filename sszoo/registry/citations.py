@@ -129,11 +129,78 @@ CITATIONS: dict[str, str] = {
   journal={arXiv preprint arXiv:1903.11816},
   year={2019}
 }""",
+    "poudel2019fast": """@article{poudel2019fast,
+  title={Fast-SCNN: Fast Semantic Segmentation Network},
+  author={Poudel, Rudra PK and Liwicki, Stephan and Cipolla, Roberto},
+  journal={arXiv preprint arXiv:1902.04502},
+  year={2019}
+}""",
+    "wu2020cgnet": """@article{wu2020cgnet,
+  title={CGNet: A Light-weight Context Guided Network for Semantic Segmentation},
+  author={Wu, Tianyi and Tang, Sheng and Zhang, Rui and Cao, Juan and Zhang, Yongdong},
+  journal={IEEE Transactions on Image Processing},
+  volume={30},
+  pages={1169--1179},
+  year={2020}
+}""",
+    "romera2017erfnet": """@article{romera2017erfnet,
+  title={ERFNet: Efficient Residual Factorized ConvNet for Real-Time Semantic Segmentation},
+  author={Romera, Eduardo and Alvarez, Jos{\\'e} M and Bergasa, Luis M and Arroyo, Roberto},
+  journal={IEEE Transactions on Intelligent Transportation Systems},
+  volume={19},
+  number={1},
+  pages={263--272},
+  year={2017}
+}""",
     "zhang2020resnest": """@article{zhang2020resnest,
   title={ResNeSt: Split-Attention Networks},
   author={Zhang, Hang and Wu, Chongruo and Zhang, Zhongyue and Zhu, Yi and Zhang, Zhi and Lin, Haibin and Sun, Yue and He, Tong and Muller, Jonas and Manmatha, R. and Li, Mu and Smola, Alexander},
   journal={arXiv preprint arXiv:2004.08955},
   year={2020}
+}""",
+    "fan2021rethinking": """@inproceedings{fan2021rethinking,
+  title={Rethinking BiSeNet For Real-time Semantic Segmentation},
+  author={Fan, Mingyuan and Lai, Shenqi and Huang, Junshi and Wei, Xiaoming and Chai, Zhenhua and Luo, Junfeng and Wei, Xiaolin},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition},
+  pages={9716--9725},
+  year={2021}
+}""",
+    "zhao2018icnet": """@inproceedings{zhao2018icnet,
+  title={ICNet for Real-time Semantic Segmentation on High-resolution Images},
+  author={Zhao, Hengshuang and Qi, Xiaojuan and Shen, Xiaoyong and Shi, Jianping and Jia, Jiaya},
+  booktitle={Proceedings of the European Conference on Computer Vision (ECCV)},
+  pages={405--420},
+  year={2018}
+}""",
+    "pan2022deep": """@article{pan2022deep,
+  title={Deep Dual-Resolution Networks for Real-Time and Accurate Semantic Segmentation of Traffic Scenes},
+  author={Pan, Huihui and Hong, Yuanduo and Sun, Weichao and Jia, Yisong},
+  journal={IEEE Transactions on Intelligent Transportation Systems},
+  year={2022},
+  publisher={IEEE}
+}""",
+    "xu2022pidnet": """@misc{xu2022pidnet,
+  title={PIDNet: A Real-time Semantic Segmentation Network Inspired from PID Controller},
+  author={Jiacong Xu and Zixiang Xiong and Shankar P. Bhattacharyya},
+  year={2022},
+  eprint={2206.02066},
+  archivePrefix={arXiv},
+  primaryClass={cs.CV}
+}""",
+    "yu2018bisenet": """@inproceedings{yu2018bisenet,
+  title={Bisenet: Bilateral segmentation network for real-time semantic segmentation},
+  author={Yu, Changqian and Wang, Jingbo and Peng, Chao and Gao, Changxin and Yu, Gang and Sang, Nong},
+  booktitle={Proceedings of the European conference on computer vision (ECCV)},
+  pages={325--341},
+  year={2018}
+}""",
+    "yu2021bisenet": """@article{yu2021bisenet,
+  title={Bisenet v2: Bilateral network with guided aggregation for real-time semantic segmentation},
+  author={Yu, Changqian and Gao, Changxin and Wang, Jingbo and Yu, Gang and Shen, Chunhua and Sang, Nong},
+  journal={International Journal of Computer Vision},
+  pages={1--18},
+  year={2021},
+  publisher={Springer}
 }""",
     "mmseg2020": """@misc{mmseg2020,
   title={{MMSegmentation}: OpenMMLab Semantic Segmentation Toolbox and Benchmark},
@@ -171,5 +238,11 @@ METHOD_CITATION = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": 
                    "ann": "zhu2019asymmetric", "isanet": "huang2019interlaced", "encnet": "zhang2018context",
                    "apcnet": "he2019adaptive", "dmnet": "he2019dynamic", "psanet": "zhao2018psanet",
                    "upernet": "xiao2018unified", "fpn": "kirillov2019panoptic", "pointrend": "kirillov2020pointrend",
-                   "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest",
-                   "hrnet": "wang2020deep", "ocrnet": "yuan2020object"}
+                   "fastfcn": "wu2019fastfcn", "resnest": "zhang2020resnest"}
+# STDC's config names start with the backbone (stdc1_..., stdc2_...)
+METHOD_CITATION.update({"stdc": "fan2021rethinking",
+                        "icnet": "zhao2018icnet"})
+METHOD_CITATION.update({"ddrnet": "pan2022deep", "pidnet": "xu2022pidnet"})
+METHOD_CITATION.update({"bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisenet"})
+METHOD_CITATION.update({"fastscnn": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet"})
+METHOD_CITATION.update({"hrnet": "wang2020deep", "ocrnet": "yuan2020object"})

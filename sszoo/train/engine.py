@@ -10,6 +10,7 @@ SGD with momentum and weight decay on every parameter; the learning rate follows
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import time
@@ -49,10 +50,11 @@ class TrainForward(nn.Module):
 
 
 def compute_losses(model: Segmentor, outputs: HeadOutputs, label: torch.Tensor, *, aux_weight: Optional[float],
-                   ignore_index: int = 255) -> dict[str, torch.Tensor]:
+                   ignore_index: int = 255, valid: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
     """``{"decode": ..., "aux": ... (weighted), "total": ...}``: each head's own loss terms
-    (:meth:`Segmentor.loss`), auxiliary heads weighted by ``aux_weight`` when given."""
-    return model.loss(outputs, label, aux_weight=aux_weight, ignore_index=ignore_index)
+    (:meth:`Segmentor.loss`), auxiliary heads weighted by ``aux_weight`` when given; ``valid`` (N x 2, the
+    unpadded size of each crop) for heads whose targets depend on the padding (PIDNet's boundaries)."""
+    return model.loss(outputs, label, aux_weight=aux_weight, ignore_index=ignore_index, valid=valid)
 
 
 # -------------------------------------------------------------------------------------- optimiser, lr
@@ -84,10 +86,13 @@ def scheduled_lr(cfg: TrainConfig, iteration: int) -> float:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, weight decay on every parameter, as the reference recipes) or AdamW."""
+    """SGD (momentum, weight decay on every parameter, as the reference recipes), Adam (L2 weight decay added to
+    the gradient, as torch's and so MMEngine's Adam: CGNet's recipe) or AdamW."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
@@ -106,6 +111,21 @@ def init_weights(model: Segmentor) -> None:
 
 
 # ---------------------------------------------------------------------------------------- model set-up
+def drop_mismatched_class_weights(model: Segmentor) -> list[str]:
+    """Remove per-class loss weights (CGNet's, PIDNet's 19 Cityscapes weights) from heads whose class count is
+    not theirs, e.g. after ``num_classes=`` for another dataset; returns the heads changed."""
+    changed = []
+    for name, head in [("decode_head", h) for h in model.decode_heads] + [("auxiliary_head", h)
+                                                                          for h in model.auxiliary_heads]:
+        specs = getattr(head, "loss_specs", ())
+        n = head.conv_seg.out_channels if hasattr(head, "conv_seg") else model.num_classes
+        if any(s.class_weight is not None and len(s.class_weight) != n for s in specs):
+            head.loss_specs = tuple(dataclasses.replace(s, class_weight=None)
+                                    if s.class_weight is not None and len(s.class_weight) != n else s for s in specs)
+            changed.append(name)
+    return changed
+
+
 def build_train_model(cfg: TrainConfig, log) -> Segmentor:
     """The network of ``cfg.model`` with ``cfg.num_classes`` outputs, initialised as the config asks."""
     from ..factory import create_model
@@ -113,6 +133,10 @@ def build_train_model(cfg: TrainConfig, log) -> Segmentor:
 
     entry = get_entry(cfg.model)
     model = create_model(cfg.model, num_classes=cfg.num_classes)
+    dropped = drop_mismatched_class_weights(model)
+    if dropped:
+        log(f"loss: the recipe's class weights are for {entry.num_classes} classes, the model has "
+            f"{cfg.num_classes}: {', '.join(dropped)} train without class weights")
     if cfg.init_from:
         state = _load_init_state(cfg.init_from, entry)
         own = model.state_dict()
@@ -298,7 +322,8 @@ class Trainer:
             ctx = torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
             with ctx:
                 outputs = forward(x)
-            losses = compute_losses(model, outputs, label, aux_weight=cfg.aux_weight, ignore_index=cfg.ignore_index)
+            losses = compute_losses(model, outputs, label, aux_weight=cfg.aux_weight, ignore_index=cfg.ignore_index,
+                                    valid=batch["valid"].to(dev))
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scale_before = scaler.get_scale()

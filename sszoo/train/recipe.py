@@ -37,7 +37,7 @@ class TrainConfig:
     cat_max_ratio: float = 0.75
     flip_prob: float = 0.5
     photometric: bool = True
-    optimizer: str = "sgd"                   # "sgd" or "adamw"
+    optimizer: str = "sgd"                   # "sgd", "adam" (CGNet's recipe) or "adamw"
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -81,8 +81,8 @@ class TrainConfig:
                             f"{self.warmup_iters} of {self.iters} iterations from {self.warmup_start_factor}")
         if self.amp not in ("off", "fp16", "bf16"):
             problems.append(f"amp must be 'off', 'fp16' or 'bf16', got {self.amp!r}")
-        if self.optimizer not in ("sgd", "adamw"):
-            problems.append(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+        if self.optimizer not in ("sgd", "adam", "adamw"):
+            problems.append(f"optimizer must be 'sgd', 'adam' or 'adamw', got {self.optimizer!r}")
         if self.num_classes < 1:
             problems.append(f"num_classes must be >= 1, got {self.num_classes}")
         if min(self.eval_interval, self.ckpt_interval, self.workers) < 0 or self.log_interval < 1:

@@ -26,6 +26,11 @@ from .apc import APCHead, APCHeadConfig
 from .dm import DMHead, DMHeadConfig
 from .psa import PSAHead, PSAHeadConfig
 
+from .stdc_head import STDCHead, STDCHeadConfig
+from .ddr_head import DDRHead, DDRHeadConfig
+from .pid_head import PIDHead, PIDHeadConfig
+from .dsfcn import DSFCNHead, DSFCNHeadConfig
+
 from .ocr import OCRHead, OCRHeadConfig
 
 __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead",
@@ -33,5 +38,8 @@ __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "
            "EMAHeadConfig", "EncHead", "EncHeadConfig", "FCNHead", "FCNHeadConfig", "FPNHead", "FPNHeadConfig",
            "GCHead", "GCHeadConfig", "ISAHead", "ISAHeadConfig", "NLHead", "NLHeadConfig", "PSAHead",
            "PSAHeadConfig", "PSPHead", "PSPHeadConfig", "PointHead", "PointHeadConfig", "SepASPPHead",
-           "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig",
-           "OCRHead", "OCRHeadConfig"]
+           "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig"]
+__all__ += ["DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
+__all__ += ["STDCHead", "STDCHeadConfig"]
+__all__ += ["DSFCNHead", "DSFCNHeadConfig"]
+__all__ += ["OCRHead", "OCRHeadConfig"]

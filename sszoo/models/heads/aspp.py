@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
 
 from ..layers import ClassifierHead, ConvBNReLU, resize
+from ..losses import PixelSampler
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,8 @@ class ASPPHeadConfig:
     dilations: tuple[int, ...] = (1, 12, 24, 36)
     dropout: float = 0.1
     loss_weight: float = 1.0  # weight of this head's loss in the training total
+    losses: tuple = ()         # LossSpecs when the loss is not one plain cross-entropy (sszoo.models.losses)
+    sampler: Optional[PixelSampler] = None  # OHEM pixel selection (the reference's OHEMPixelSampler)
     kind: str = "aspp"
 
 

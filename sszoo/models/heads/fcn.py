@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..layers import ClassifierHead, ConvBNReLU, resize
+from ..losses import PixelSampler
 
 
 def select_inputs(features: list[torch.Tensor], in_index: Union[int, tuple[int, ...]],
@@ -46,6 +47,9 @@ class FCNHeadConfig:
     dilation: int = 1
     dropout: float = 0.1
     loss_weight: float = 1.0  # weight of this head's loss in the training total
+    losses: tuple = ()         # LossSpecs when the loss is not one plain cross-entropy (sszoo.models.losses)
+    sampler: Optional[PixelSampler] = None  # OHEM pixel selection (the reference's OHEMPixelSampler)
+    align_corners: Optional[bool] = None  # the loss's resize, when not the segmentor's (STDC's auxiliary heads)
     input_transform: Optional[str] = None  # "resize_concat": in_channels / in_index are tuples (HRNet)
     kind: str = "fcn"
 
@@ -77,7 +81,9 @@ class FCNHead(ClassifierHead):
     def from_config(cls, cfg: FCNHeadConfig, num_classes: int, align_corners: bool) -> "FCNHead":
         return cls(cfg.in_channels, cfg.channels, num_classes, in_index=cfg.in_index, num_convs=cfg.num_convs,
                    concat_input=cfg.concat_input, kernel_size=cfg.kernel_size, dilation=cfg.dilation,
-                   dropout=cfg.dropout, align_corners=align_corners, input_transform=cfg.input_transform)
+                   dropout=cfg.dropout,
+                   align_corners=align_corners if cfg.align_corners is None else cfg.align_corners,
+                   input_transform=cfg.input_transform)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = select_inputs(features, self.in_index, self.input_transform, self.align_corners)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
 
 from .aspp import ASPPHead
 from ..layers import ConvBNReLU, SeparableConvBNReLU, resize
+from ..losses import PixelSampler
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,8 @@ class SepASPPHeadConfig:
     c1_index: int = 0
     dropout: float = 0.1
     loss_weight: float = 1.0  # weight of this head's loss in the training total
+    losses: tuple = ()         # LossSpecs when the loss is not one plain cross-entropy (sszoo.models.losses)
+    sampler: Optional[PixelSampler] = None  # OHEM pixel selection (the reference's OHEMPixelSampler)
     kind: str = "sep_aspp"
 
 

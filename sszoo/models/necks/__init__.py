@@ -2,5 +2,6 @@
 that maps the backbone's list of feature maps to the list of maps the heads read."""
 from .fpn import FPN, FPNConfig
 from .jpu import JPU, JPUConfig
+from .icneck import ICNeck, ICNeckConfig
 
-__all__ = ["FPN", "FPNConfig", "JPU", "JPUConfig"]
+__all__ = ["FPN", "FPNConfig", "JPU", "JPUConfig", "ICNeck", "ICNeckConfig"]
