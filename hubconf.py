@@ -31,6 +31,23 @@ def _entry_point(bare: str):
     return build
 
 
+def _detection_entry_point(name: str):
+    def build(pretrained=False, **kwargs):
+        return create_model(name, pretrained=pretrained, **kwargs)
+
+    e = get_entry(name)
+    mask = f", mask AP {e.reported.mask_ap}" if e.reported.mask_ap is not None else ""
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = (
+        f"{e.method} with a {e.backbone} backbone on {e.dataset.title} ({e.dataset.num_classes} classes), "
+        f"{e.reported.precision} training.\n\n    Reported box AP {e.reported.box_ap}{mask} (MMDetection "
+        f"{e.source.config_0x}).\n\n    Args:\n        pretrained: True for the published weights, or a "
+        f"checkpoint path/URL/hf-hub: spec.\n        **kwargs: passed to sszoo.create_model.\n")
+    return build
+
+
 for _bare in list_models():
     globals()[_bare] = _entry_point(_bare)
+for _bare in list_models(task="detection"):  # detection entries: MMDetection checkpoints (docs/detection.md)
+    globals()[_bare] = _detection_entry_point(_bare)
 del _bare

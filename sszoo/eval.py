@@ -1,6 +1,7 @@
 """The evaluator: a zoo model on a dataset with the reference test protocol, and its command line.
 
     python -m sszoo.eval --model pspnet_r101_d8_cityscapes --data data/cityscapes --precision fp16
+    python -m sszoo.eval --model faster_rcnn_r50_fpn_fp16_1x_coco --data data/coco   # box AP (docs/detection.md)
     torchrun --nproc_per_node=8 -m sszoo.eval --model ... --data ...
 
 Every image is evaluated exactly once, also under torchrun (each process takes every N-th image; the
@@ -362,6 +363,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     try:
         check_device(a.device)
         entry = get_entry(a.model)
+        if getattr(entry, "task", "segmentation") == "detection":  # COCO box / mask AP: sszoo.detection.evaluate
+            from .detection.evaluate import eval_main
+            return eval_main(a, entry, _fail)
         key = a.dataset or entry.dataset.key
         # the data first: a wrong folder fails before any download
         labels = "none" if a.split == "test" else ("optional" if a.save_predictions else "required")

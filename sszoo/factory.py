@@ -30,9 +30,14 @@ def create_model(name: str, pretrained: Pretrained = False, num_classes: int | N
 
     Returns:
         a :class:`sszoo.models.Segmentor` in eval mode whose ``forward`` maps a normalised N x 3 x H x W
-        tensor to logits N x K x H x W.
+        tensor to logits N x K x H x W; for a detection entry (``faster_rcnn_r50_fpn_fp16_1x_coco``, ...)
+        a :class:`sszoo.detection.Detector` (see :func:`create_detector`).
     """
     entry = get_entry(name)
+    if getattr(entry, "task", "segmentation") == "detection":
+        if not aux:
+            raise TypeError("aux applies to segmentation entries only")
+        return create_detector(entry, pretrained, num_classes, **overrides)
     bad = set(overrides) - _OVERRIDABLE
     if bad:
         raise TypeError(f"create_model() got unknown overrides {sorted(bad)}; allowed: {sorted(_OVERRIDABLE)}")
@@ -61,3 +66,33 @@ def create_model(name: str, pretrained: Pretrained = False, num_classes: int | N
     model.entry = entry  # type: ignore[attr-defined]  # the record travels with the model
     return model.eval()
 
+
+
+def create_detector(entry, pretrained: Pretrained = False, num_classes: int | None = None, **overrides: Any):
+    """A detection entry's network: a :class:`sszoo.detection.Detector` in eval mode whose ``forward`` maps a
+    normalised N x 3 x H x W tensor (or a list of 3 x H x W tensors) to one dict of ``boxes``, ``scores``,
+    ``labels`` (and ``masks``) per image. ``overrides`` replace fields of its
+    :class:`sszoo.detection.DetectorConfig` (e.g. ``rcnn_test=RCNNTestConfig(score_thr=0.3)``);
+    ``num_classes`` other than the entry's gives randomly initialised class-sized layers (no pretrained load).
+    """
+    from .detection import DetectorConfig, build_detector
+
+    bad = set(overrides) - {f.name for f in dataclasses.fields(DetectorConfig)} - {"kind", "num_classes"}
+    bad |= set(overrides) & {"kind", "num_classes"}
+    if bad:
+        raise TypeError(f"create_model() got unknown overrides {sorted(bad)} for detector {entry.name}")
+    config = dataclasses.replace(entry.arch, **overrides)
+    if num_classes is not None:
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        if pretrained is not False and pretrained is not None and num_classes != config.num_classes:
+            raise ValueError(f"{entry.name}: fine-tuning a detector to another class count is not supported; "
+                             f"load it with num_classes={config.num_classes} (or None)")
+        config = dataclasses.replace(config, num_classes=num_classes)
+    model = build_detector(config)
+    if pretrained is not False and pretrained is not None:
+        state = load_pretrained(entry, pretrained, arch=config)
+        source = pretrained if isinstance(pretrained, (str, os.PathLike)) else entry.weights.url
+        load_state_dict_strict(model, state, source=f"checkpoint {source}")
+    model.entry = entry  # type: ignore[attr-defined]
+    return model.eval()

@@ -241,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "image's own size; default: the entry's test protocol")
     p.add_argument("--mode", choices=["whole", "slide"], default=None,
                    help="whole-image or sliding-window inference (default: the entry's)")
+    p.add_argument("--score-thr", type=float, default=0.3,
+                   help="detection entries: draw the detections scoring at least this (default 0.3)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first image that cannot be decoded (default: name it, skip it, predict the "
                         "others and exit with status 1)")
@@ -288,6 +290,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             if not images:
                 _fail(f"none of the {len(paths)} images could be read (see the warnings above)")
             paths = [p for p in paths if p in images]
+            entry = get_entry(args.model)
+            if getattr(entry, "task", "segmentation") == "detection":  # boxes, labels, masks: docs/detection.md
+                from .detection.draw import predict_main
+                return predict_main(args, entry, paths, images, skipped, _unique_stems(paths))
             device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
             weights = False if args.random_weights else (args.weights or True)
             model = load_model(args.model, weights, num_classes=args.num_classes, device=device)

@@ -24,6 +24,7 @@ from collections import Counter, defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from mmseg_arch import arch_from_mmseg, loss_fields  # noqa: E402
+from detection_zoo import OUT as DET_OUT, detection_text  # noqa: E402
 
 sys.path.insert(0, os.path.join(HERE, os.pardir))
 from sszoo.registry.citations import METHOD_CITATION as CITE  # noqa: E402  (method -> BibTeX key)
@@ -431,10 +432,16 @@ def main() -> int:
     ap.add_argument("--check", action="store_true", help="fail if the checked-in table differs")
     a = ap.parse_args()
     text = json.dumps(build(), indent=1, sort_keys=False) + "\n"
+    det_text = detection_text()  # the detection entries have their own table, detection.json
     if a.check:
         same = os.path.exists(OUT) and open(OUT).read() == text
+        det_same = os.path.exists(DET_OUT) and open(DET_OUT).read() == det_text
         print("zoo.json is up to date" if same else "zoo.json is stale: run python tools/generate_zoo.py")
-        return 0 if same else 1
+        print("detection.json is up to date" if det_same else "detection.json is stale: run python tools/generate_zoo.py")
+        return 0 if same and det_same else 1
+    with open(DET_OUT + ".tmp", "w") as f:
+        f.write(det_text)
+    os.replace(DET_OUT + ".tmp", DET_OUT)
     tmp = OUT + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)

@@ -206,8 +206,14 @@ def check_finite(state: Mapping[str, torch.Tensor], *, source: str = "checkpoint
 
 
 def expected_state(arch) -> dict[str, torch.Tensor]:
-    """The state dict of the network for ``arch`` (an ArchConfig) as meta tensors: names, shapes, dtypes, no data."""
+    """The state dict of the network for ``arch`` (an ArchConfig, or a detection DetectorConfig) as meta
+    tensors: names, shapes, dtypes, no data."""
+    from ..detection.config import DetectorConfig
     from ..models import build_model
+    if isinstance(arch, DetectorConfig):
+        from ..detection import build_detector
+        with torch.device("meta"):
+            return dict(build_detector(arch).state_dict())
     with torch.device("meta"):
         return dict(build_model(arch).state_dict())
 

@@ -4,6 +4,10 @@ Names are ``{method}_{backbone}_{dataset}.{tag}`` (timm's ``arch.tag`` style), f
 ``pspnet_r101_d8_cityscapes.512x1024_80k``. A bare name (``pspnet_r101_d8_cityscapes``) resolves to
 its default tag: the best single-scale mIoU among the checkpoints with a published hash. The original
 MMSegmentation config names (1.x, and 0.x where they exist) are accepted as aliases.
+
+Detection entries (MMDetection checkpoints, :class:`DetectionEntry`, ``entry.task == "detection"``) live in a
+table of their own (``detection.json``); ``get_entry`` and ``resolve_name`` find them too, ``list_models`` and
+``list_entries`` list them with ``task="detection"`` (or ``task=None`` for every entry).
 """
 from __future__ import annotations
 
@@ -15,9 +19,10 @@ import os
 from typing import Iterable
 
 from ..models import ArchConfig
+from .detection import DetectionEntry, det_zoo
 from .entry import (DatasetInfo, Reported, SourceInfo, TestProtocol, TrainRecipe, WeightsInfo, ZooEntry)
 
-__all__ = ["DatasetInfo", "Reported", "SourceInfo", "TestProtocol", "TrainRecipe", "WeightsInfo", "ZooEntry",
+__all__ = ["DetectionEntry", "DatasetInfo", "Reported", "SourceInfo", "TestProtocol", "TrainRecipe", "WeightsInfo", "ZooEntry",
            "UnknownModelError", "get_entry", "list_models", "list_entries", "get_dataset", "resolve_name"]
 
 _TABLE = os.path.join(os.path.dirname(__file__), "zoo.json")
@@ -78,7 +83,11 @@ def resolve_name(name: str) -> str:
         return zoo.defaults[key]
     if key in zoo.aliases:
         return zoo.aliases[key]
-    candidates = list(zoo.entries) + list(zoo.defaults) + list(zoo.aliases)
+    det = det_zoo().resolve(key)
+    if det is not None:
+        return det
+    candidates = (list(zoo.entries) + list(zoo.defaults) + list(zoo.aliases) + list(det_zoo().entries)
+                  + list(det_zoo().aliases))
     close = difflib.get_close_matches(key, candidates, n=5, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise UnknownModelError(f"unknown model {name!r}.{hint} sszoo.list_models() lists all "
@@ -86,20 +95,36 @@ def resolve_name(name: str) -> str:
                             f"{len(zoo.entries)} checkpoints.")
 
 
-def get_entry(name: str) -> ZooEntry:
-    """The :class:`ZooEntry` for a full name, bare name or MMSegmentation config name."""
-    return _zoo().entries[resolve_name(name)]
+def get_entry(name: str) -> ZooEntry | DetectionEntry:
+    """The :class:`ZooEntry` for a full name, bare name or MMSegmentation config name, or the
+    :class:`DetectionEntry` for a detection name or MMDetection config name."""
+    full = resolve_name(name)
+    zoo = _zoo()
+    return zoo.entries[full] if full in zoo.entries else det_zoo().entries[full]
 
 
-def list_models(pattern: str | Iterable[str] = "*", pretrained: bool = False) -> list[str]:
+def _check_task(task: str | None) -> None:
+    if task not in ("segmentation", "detection", None):
+        raise ValueError(f"task must be 'segmentation', 'detection' or None (all), got {task!r}")
+
+
+def list_models(pattern: str | Iterable[str] = "*", pretrained: bool = False,
+                task: str | None = "segmentation") -> list[str]:
     """Zoo names matching a shell-style wildcard ``pattern`` (or any of several patterns).
 
     With ``pretrained=False`` the bare architecture names (``pspnet_r101_d8_cityscapes``); with
     ``pretrained=True`` every published checkpoint as ``arch.tag``. A pattern matches either form.
+    ``task``: ``"segmentation"`` (the default), ``"detection"`` (detection names have no tag: the two
+    lists are the same), or None for both.
     """
+    _check_task(task)
     zoo = _zoo()
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
-    names = sorted(zoo.entries) if pretrained else sorted(zoo.defaults)
+    names = []
+    if task in ("segmentation", None):
+        names += sorted(zoo.entries) if pretrained else sorted(zoo.defaults)
+    if task in ("detection", None):
+        names += sorted(det_zoo().entries)
     out = []
     for n in names:
         bare = n.split(".", 1)[0]
@@ -108,9 +133,16 @@ def list_models(pattern: str | Iterable[str] = "*", pretrained: bool = False) ->
     return out
 
 
-def list_entries(pattern: str = "*") -> list[ZooEntry]:
-    """Every :class:`ZooEntry` whose full name matches ``pattern``, in table order."""
-    return [e for n, e in _zoo().entries.items() if fnmatch.fnmatchcase(n, pattern)
+def list_entries(pattern: str = "*", task: str | None = "segmentation") -> list:
+    """Every :class:`ZooEntry` (``task="detection"``: :class:`DetectionEntry`; None: both) whose full name
+    matches ``pattern``, in table order."""
+    _check_task(task)
+    table = {}
+    if task in ("segmentation", None):
+        table.update(_zoo().entries)
+    if task in ("detection", None):
+        table.update(det_zoo().entries)
+    return [e for n, e in table.items() if fnmatch.fnmatchcase(n, pattern)
             or fnmatch.fnmatchcase(e.arch_name, pattern)]
 
 
