@@ -122,9 +122,9 @@ def test_converters_refuse_what_sszoo_does_not_build():
                input_transform="resize_concat", num_convs=1, concat_input=False, kernel_size=1, dropout_ratio=-1)
     ocr = dict(type="OCRHead", in_channels=[18, 36], in_index=[0, 1], channels=32, ocr_channels=16, num_classes=3,
                input_transform="resize_concat", dropout_ratio=-1)
-    backbone = dict(type="HRNet", extra={f"stage{i}": dict(num_modules=1, num_branches=b, block="BASIC",
-                                                          num_blocks=[1] * b, num_channels=[18 * 2 ** j for j in range(b)])
-                                         for i, b in zip(range(1, 5), (1, 2, 3, 4))})
+    stages = {f"stage{b}": dict(num_modules=1, num_branches=b, block="BASIC", num_blocks=[1] * b,
+                                num_channels=[18 * 2 ** j for j in range(b)]) for b in (1, 2, 3, 4)}
+    backbone = dict(type="HRNet", extra=stages)
     arch = arch_from_mmseg(dict(backbone=backbone, decode_head=[fcn, ocr]))
     assert arch["decode_head"][0]["input_transform"] == "resize_concat" and arch["decode_head"][0]["dropout"] == 0.0
     # a single-map FCN head keeps the record it had before resize_concat existed (no input_transform field)
