@@ -112,6 +112,7 @@ def test_citations_include_mixed_precision_for_fp16_entries(rendered):
                       "stdc": "fan2021rethinking", "icnet": "zhao2018icnet", "fastscnn": "poudel2019fast",
                       "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet",
                       "mobilenet_v2": "sandler2018mobilenetv2", "mobilenet_v3": "howard2019searching",
+                      "hrnet": "wang2020deep", "ocrnet": "yuan2020object",
                       }[e.method]
         assert CITATIONS[method_key] in text
         if e.method in ("resnest", "mobilenet_v2"):  # and the head's paper: resnest_s101_d8_{fcn,pspnet,...}

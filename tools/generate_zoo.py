@@ -346,6 +346,8 @@ def facts_entries() -> list[dict]:
                   "mobilenet-v3-d8": "mobilenet_v3", "mobilenet-v3-d8-s": "mobilenet_v3",
                   "mobilenet-v3-d8-scratch": "mobilenet_v3", "mobilenet-v3-d8-scratch-s": "mobilenet_v3"
                   }.get(method, method)
+        # HRNet's configs are named fcn_hr*: their method is MMSegmentation's ("hrnet"), not FCN
+        method = "hrnet" if r["method"] == "hrnet" else method
         rec = c["recipe"]
         tc = c.get("test_cfg") or {}
         tr = c["test_resize"]

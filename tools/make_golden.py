@@ -134,6 +134,15 @@ CASES = {
     "mobilenet_v2_d8_deeplabv3plus_ade": ("mobilenet-v2-d8_deeplabv3plus_4xb4-160k_ade20k-512x512", ["--height", "49", "--width", "67", "--num-classes", "7"]),
     "mobilenet_v3_d8_lraspp": ("mobilenet-v3-d8_lraspp_4xb4-320k_cityscapes-512x1024", ["--height", "389", "--width", "394", "--num-classes", "4"]),
     "mobilenet_v3_d8_s_lraspp": ("mobilenet-v3-d8-s_lraspp_4xb4-320k_cityscapes-512x1024", ["--height", "390", "--width", "385", "--num-classes", "4"]),
+    # HRNetV2 W18-Small / W18 / W48 (FCN head over the four branches resized to the first and concatenated) and
+    # OCRNet (FCN head -> OCR head cascade) on HRNet and on ResNetV1c-101-D8. Odd sizes: the stride-2 convs round
+    # up, so the fuse layers' upsampled maps miss the higher-resolution branch's size and are resized again.
+    "hrnet_w18s": ("fcn_hr18s_4xb2-40k_cityscapes-512x1024", ["--height", "49", "--width", "67", "--num-classes", "5"]),
+    "hrnet_w18_ade": ("fcn_hr18_4xb4-80k_ade20k-512x512", ["--height", "37", "--width", "45", "--batch", "2", "--num-classes", "4"]),
+    "hrnet_w48": ("fcn_hr48_4xb2-40k_cityscapes-512x1024", ["--height", "41", "--width", "53", "--num-classes", "6"]),
+    "slide_hrnet_w48_context59": ("fcn_hr48_4xb4-40k_pascal-context-59-480x480", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
+    "ocrnet_hr18": ("ocrnet_hr18_4xb2-40k_cityscapes-512x1024", ["--height", "45", "--width", "61", "--num-classes", "5"]),
+    "ocrnet_r101_d8": ("ocrnet_r101-d8_4xb2-40k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "4"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at

@@ -59,6 +59,9 @@ CASES = {
     # BiSeNetV1 (R-18 context path): two auxiliary FCN heads on the context path, each weighted 1.0; the
     # recipe's lr 0.025 and its linear warm-up (start factor 0.1) before the poly schedule
     "bisenetv1_r18_d32": ("bisenetv1_r18-d32_4xb4-160k_cityscapes-1024x1024", 4, 2, 41, 49, 17),
+    # OCRNet: HRNetV2 W18-Small, cascade FCN head (loss weight 0.4) -> OCR head (1.0) on the FCN head's logits,
+    # which the reference computes a second time (fresh BN statistics) for the OCR head; odd label size
+    "ocrnet_hr18s": ("ocrnet_hr18s_4xb2-40k_cityscapes-512x1024", 5, 2, 41, 57, 17),
 }
 # cases whose recipe warms up: MMEngine's LinearLR(start_factor, begin=0, end=W) then PolyLR(begin=W, end=ITERS),
 # with W shortened from the config's 200 so that the three steps see the warm-up and the poly decay
@@ -69,6 +72,7 @@ LR = {"bisenetv1_r18_d32": 0.025}
 POINT_SEED = 4321
 FULL_TENSORS = ("decode_head.conv_seg.weight", "decode_head.conv_seg.bias", "auxiliary_head.conv_seg.weight",
                 "decode_head.0.conv_seg.weight", "decode_head.1.fc_seg.weight",
+                "decode_head.1.conv_seg.weight", "backbone.conv1.weight",
                 "backbone.stem.0.weight", "backbone.layer4.1.bn2.running_mean", "backbone.layer4.1.bn2.running_var",
                 # BiSeNetV1: BatchNorm statistics of globally pooled (1 x 1) maps, an auxiliary classifier
                 "backbone.context_path.arm32.atten_conv_layer.1.bn.running_var",

@@ -36,8 +36,20 @@ def _resnest(b: Cfg) -> Cfg:
                 reduction_factor=int(b.get("reduction_factor", 4)), avg_down_stride=bool(b.get("avg_down_stride", True)))
 
 
+def _hrnet(b: Cfg) -> Cfg:
+    # norm_eval, with_cp, frozen_stages and zero_init_residual only change training or initialisation
+    if (int(b.get("in_channels", 3)) != 3 or b.get("conv_cfg") or not b.get("multiscale_output", True)
+            or (b.get("norm_cfg") or {"type": "BN"})["type"] not in ("BN", "SyncBN")):
+        raise Unsupported(f"sszoo's HRNet has no variant {b}")
+    stages = [b["extra"][f"stage{i}"] for i in range(1, 5)]
+    return dict(kind="hrnet", num_modules=[int(s["num_modules"]) for s in stages],
+                num_branches=[int(s["num_branches"]) for s in stages], block=[str(s["block"]) for s in stages],
+                num_blocks=[[int(n) for n in s["num_blocks"]] for s in stages],
+                num_channels=[[int(c) for c in s["num_channels"]] for s in stages])
+
+
 BACKBONES: dict[str, Callable[[Cfg], Cfg]] = {"ResNetV1c": _resnet, "ResNet": _resnet, "ResNetV1b": _resnet,
-                                              "ResNeSt": _resnest}
+                                              "ResNeSt": _resnest, "HRNet": _hrnet}
 
 
 def _stdc(b: Cfg) -> Cfg:
@@ -248,10 +260,31 @@ def base_head(h: Cfg) -> Cfg:
                 dropout=float(h.get("dropout_ratio", 0.1)), loss_weight=loss_weight(h))
 
 
+def concat_head(h: Cfg) -> Cfg:
+    """The shared fields of a head that reads one map (int ``in_index``) or, with ``input_transform=
+    'resize_concat'``, several resized to the first and concatenated (HRNet: lists, plus ``input_transform``;
+    the field is left out otherwise so that the single-map records stay as they were)."""
+    transform = h.get("input_transform")
+    if transform is None:
+        return base_head(h)
+    if transform != "resize_concat":
+        raise Unsupported(f"input_transform {transform!r}")
+    return dict(multi_head(h), input_transform=transform)
+
+
 def _fcn(h: Cfg) -> Cfg:
-    return dict(kind="fcn", **{**base_head(h), **loss_fields(h)}, num_convs=int(h.get("num_convs", 2)),
+    return dict(kind="fcn", **{**concat_head(h), **loss_fields(h)}, num_convs=int(h.get("num_convs", 2)),
                 concat_input=bool(h.get("concat_input", True)), kernel_size=int(h.get("kernel_size", 3)),
                 dilation=int(h.get("dilation", 1)))
+
+
+def _ocr(h: Cfg) -> Cfg:
+    # scale > 1 max-pools the queries, and the reference's forward then fails (it resizes without a size)
+    if int(h.get("scale", 1)) != 1:
+        raise Unsupported("OCRHead with scale != 1")
+    if loss_fields(h):
+        raise Unsupported("OCRHead with a loss other than one plain cross-entropy")
+    return dict(kind="ocr", **concat_head(h), ocr_channels=int(h["ocr_channels"]))
 
 
 def _psp(h: Cfg) -> Cfg:
@@ -392,6 +425,7 @@ HEADS: dict[str, Callable[[Cfg], Cfg]] = {
     "CCHead": _cc, "DAHead": _da, "ANNHead": _ann, "ISAHead": _isa,
     "UPerHead": _uper, "FPNHead": _fpn_head, "PointHead": _point_head,
     "EncHead": _enc, "APCHead": _apc, "DMHead": _dm, "PSAHead": _psa,
+    "OCRHead": _ocr,
 }
 HEADS.update({"STDCHead": _stdc_head})
 

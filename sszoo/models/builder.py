@@ -14,6 +14,7 @@ from torch import nn
 from .backbones import ResNeSt, ResNeStConfig, ResNet, ResNetConfig
 from .backbones import BiSeNetV1, BiSeNetV1Config, BiSeNetV2, BiSeNetV2Config
 from .backbones import MobileNetV2, MobileNetV2Config, MobileNetV3, MobileNetV3Config
+from .backbones import HRNet, HRNetConfig
 from .heads import (ANNHead, ANNHeadConfig, APCHead, APCHeadConfig, ASPPHead, ASPPHeadConfig, CCHead, CCHeadConfig,
                     DAHead, DAHeadConfig, DMHead, DMHeadConfig, DNLHead, DNLHeadConfig, EMAHead, EMAHeadConfig,
                     EncHead, EncHeadConfig, FCNHead, FCNHeadConfig, FPNHead, FPNHeadConfig, GCHead, GCHeadConfig,
@@ -21,6 +22,7 @@ from .heads import (ANNHead, ANNHeadConfig, APCHead, APCHeadConfig, ASPPHead, AS
                     PSPHead, PSPHeadConfig, SepASPPHead, SepASPPHeadConfig, UPerHead, UPerHeadConfig)
 from .losses import LossSpec, PixelSampler
 from .heads import LRASPPHead, LRASPPHeadConfig
+from .heads import OCRHead, OCRHeadConfig
 from .necks import FPN, FPNConfig, JPU, JPUConfig
 from .backbones import ICNet, ICNetConfig, STDCConfig, STDCContextPathNet
 from .heads import STDCHead, STDCHeadConfig
@@ -35,6 +37,7 @@ BACKBONES.update({DDRNetConfig: DDRNet, PIDNetConfig: PIDNet})
 BACKBONES.update({BiSeNetV1Config: BiSeNetV1, BiSeNetV2Config: BiSeNetV2})
 BACKBONES.update({FastSCNNConfig: FastSCNN, CGNetConfig: CGNet, ERFNetConfig: ERFNet})
 BACKBONES.update({MobileNetV2Config: MobileNetV2, MobileNetV3Config: MobileNetV3})
+BACKBONES.update({HRNetConfig: HRNet})
 NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN, JPUConfig: JPU}
 HEADS: dict[type, type[nn.Module]] = {
     FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
@@ -42,6 +45,7 @@ HEADS: dict[type, type[nn.Module]] = {
     CCHeadConfig: CCHead, DAHeadConfig: DAHead, ANNHeadConfig: ANNHead, ISAHeadConfig: ISAHead,
     UPerHeadConfig: UPerHead, FPNHeadConfig: FPNHead, PointHeadConfig: PointHead,
     EncHeadConfig: EncHead, APCHeadConfig: APCHead, DMHeadConfig: DMHead, PSAHeadConfig: PSAHead,
+    OCRHeadConfig: OCRHead,
 }
 BACKBONES.update({STDCConfig: STDCContextPathNet, ICNetConfig: ICNet})
 NECKS.update({ICNeckConfig: ICNeck})

@@ -228,6 +228,21 @@ CITATIONS: dict[str, str] = {
   journal={arXiv preprint arXiv:2305.17091},
   year={2023}
 }""",
+    "wang2020deep": """@article{wang2020deep,
+  title={Deep High-Resolution Representation Learning for Visual Recognition},
+  author={Wang, Jingdong and Sun, Ke and Cheng, Tianheng and Jiang, Borui and Deng, Chaorui and Zhao, Yang and Liu, Dong and Mu, Yadong and Tan, Mingkui and Wang, Xinggang and Liu, Wenyu and Xiao, Bin},
+  journal={IEEE Transactions on Pattern Analysis and Machine Intelligence},
+  volume={43},
+  number={10},
+  pages={3349--3364},
+  year={2021}
+}""",
+    "yuan2020object": """@inproceedings{yuan2020object,
+  title={Object-Contextual Representations for Semantic Segmentation},
+  author={Yuan, Yuhui and Chen, Xilin and Wang, Jingdong},
+  booktitle={ECCV},
+  year={2020}
+}""",
 }
 
 METHOD_CITATION = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": "zhao2017pyramid",
@@ -245,3 +260,4 @@ METHOD_CITATION.update({"ddrnet": "pan2022deep", "pidnet": "xu2022pidnet"})
 METHOD_CITATION.update({"bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisenet"})
 METHOD_CITATION.update({"fastscnn": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet"})
 METHOD_CITATION.update({"mobilenet_v2": "sandler2018mobilenetv2", "mobilenet_v3": "howard2019searching"})
+METHOD_CITATION.update({"hrnet": "wang2020deep", "ocrnet": "yuan2020object"})

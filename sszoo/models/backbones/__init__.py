@@ -11,6 +11,7 @@ from .bisenetv2 import BiSeNetV2, BiSeNetV2Config
 from .fast_scnn import FastSCNN, FastSCNNConfig
 from .cgnet import CGNet, CGNetConfig
 from .erfnet import ERFNet, ERFNetConfig
+from .hrnet import HRNet, HRNetConfig
 
 __all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig",
            "BiSeNetV1", "BiSeNetV1Config", "BiSeNetV2", "BiSeNetV2Config", "STDCContextPathNet", "STDCConfig", "ICNet",
@@ -19,3 +20,4 @@ from .mobilenet_v2 import MobileNetV2, MobileNetV2Config
 from .mobilenet_v3 import MobileNetV3, MobileNetV3Config
 
 __all__ += ["MobileNetV2", "MobileNetV2Config", "MobileNetV3", "MobileNetV3Config"]
+__all__ += ["HRNet", "HRNetConfig"]

@@ -32,6 +32,8 @@ from .pid_head import PIDHead, PIDHeadConfig
 from .dsfcn import DSFCNHead, DSFCNHeadConfig
 from .lraspp import LRASPPHead, LRASPPHeadConfig
 
+from .ocr import OCRHead, OCRHeadConfig
+
 __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead",
            "CCHeadConfig", "DAHead", "DAHeadConfig", "DMHead", "DMHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead",
            "EMAHeadConfig", "EncHead", "EncHeadConfig", "FCNHead", "FCNHeadConfig", "FPNHead", "FPNHeadConfig",
@@ -42,3 +44,4 @@ __all__ += ["DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
 __all__ += ["STDCHead", "STDCHeadConfig"]
 __all__ += ["DSFCNHead", "DSFCNHeadConfig"]
 __all__ += ["LRASPPHead", "LRASPPHeadConfig"]
+__all__ += ["OCRHead", "OCRHeadConfig"]
