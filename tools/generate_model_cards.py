@@ -26,7 +26,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CARDS_DIR = os.path.join(ROOT, "model_cards")
 
 METHOD_TITLE = {"fcn": "FCN", "fcn_d6": "FCN (D6)", "pspnet": "PSPNet", "deeplabv3": "DeepLabV3",
-                "deeplabv3plus": "DeepLabV3+"}
+                "deeplabv3plus": "DeepLabV3+", "nonlocal": "NonLocal Net", "dnl": "DNLNet", "gcnet": "GCNet",
+                "emanet": "EMANet", "ccnet": "CCNet", "danet": "DANet", "ann": "ANN", "isanet": "ISANet",
+                "encnet": "EncNet", "apcnet": "APCNet", "dmnet": "DMNet", "psanet": "PSANet", "upernet": "UPerNet",
+                "fpn": "Semantic FPN", "pointrend": "PointRend", "fastfcn": "FastFCN", "resnest": "ResNeSt",
+                "hrnet": "HRNet (FCN head)", "ocrnet": "OCRNet", "mobilenet_v2": "MobileNetV2",
+                "mobilenet_v3": "MobileNetV3 + LR-ASPP", "fastscnn": "Fast-SCNN", "cgnet": "CGNet", "erfnet": "ERFNet",
+                "bisenetv1": "BiSeNetV1", "bisenetv2": "BiSeNetV2", "icnet": "ICNet", "stdc": "STDC",
+                "ddrnet": "DDRNet", "pidnet": "PIDNet"}
 PAPER = {
     "fcn": "Long et al., \"Fully Convolutional Networks for Semantic Segmentation\", CVPR 2015",
     "fcn_d6": "Long et al., \"Fully Convolutional Networks for Semantic Segmentation\", CVPR 2015 "
@@ -203,6 +210,16 @@ def front_matter(e: ZooEntry) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _paper(key: str) -> str:
+    """'"Title", venue year' from a BibTeX record of sszoo.registry.citations."""
+    import re
+
+    bib = CITATIONS[key]
+    field = {k: v for k, v in re.findall(r"(\w+)=\{(.*?)\},?\n", bib)}
+    venue = field.get("journal") or field.get("booktitle") or ""
+    return f"\"{field.get('title', key)}\"" + (f", {venue}" if venue else "") + f" {field.get('year', '')}".rstrip()
+
+
 def render_card(e: ZooEntry, params: tuple[int, int]) -> str:
     """The markdown of one entry's card."""
     fw_name, fw_url = FRAMEWORK[e.source.framework]
@@ -216,7 +233,7 @@ def render_card(e: ZooEntry, params: tuple[int, int]) -> str:
     if e.aliases:
         out += ["Also known as: " + ", ".join(f"`{a}`" for a in e.aliases), ""]
 
-    out += ["## Architecture", "", f"- Method: {method}: {PAPER.get(e.method, e.method)}"]
+    out += ["## Architecture", "", f"- Method: {method}: {PAPER.get(e.method) or _paper(e.citations[0])}"]
     out += _backbone_text(e) + _head_text(e)
     out += [f"- Classes: {e.dataset.num_classes}; logits resized with align_corners={e.arch.align_corners}",
             f"- Parameters: {params[0]:,} ({params[1]:,} without the auxiliary head, as used for inference)", ""]

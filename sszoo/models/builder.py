@@ -11,48 +11,29 @@ from typing import Any
 
 from torch import nn
 
-from .backbones import ResNeSt, ResNeStConfig, ResNet, ResNetConfig
-from .backbones import BiSeNetV1, BiSeNetV1Config, BiSeNetV2, BiSeNetV2Config
-from .backbones import MobileNetV2, MobileNetV2Config, MobileNetV3, MobileNetV3Config
-from .backbones import HRNet, HRNetConfig
-from .heads import (ANNHead, ANNHeadConfig, APCHead, APCHeadConfig, ASPPHead, ASPPHeadConfig, CCHead, CCHeadConfig,
-                    DAHead, DAHeadConfig, DMHead, DMHeadConfig, DNLHead, DNLHeadConfig, EMAHead, EMAHeadConfig,
-                    EncHead, EncHeadConfig, FCNHead, FCNHeadConfig, FPNHead, FPNHeadConfig, GCHead, GCHeadConfig,
-                    ISAHead, ISAHeadConfig, NLHead, NLHeadConfig, PointHead, PointHeadConfig, PSAHead, PSAHeadConfig,
-                    PSPHead, PSPHeadConfig, SepASPPHead, SepASPPHeadConfig, UPerHead, UPerHeadConfig)
+from . import backbones as B
+from . import heads as H
+from . import necks as N
 from .losses import LossSpec, PixelSampler
-from .heads import LRASPPHead, LRASPPHeadConfig
-from .heads import OCRHead, OCRHeadConfig
-from .necks import FPN, FPNConfig, JPU, JPUConfig
-from .backbones import ICNet, ICNetConfig, STDCConfig, STDCContextPathNet
-from .heads import STDCHead, STDCHeadConfig
-from .necks import ICNeck, ICNeckConfig
-from .backbones import DDRNet, DDRNetConfig, PIDNet, PIDNetConfig
-from .heads import DDRHead, DDRHeadConfig, PIDHead, PIDHeadConfig
-from .backbones import CGNet, CGNetConfig, ERFNet, ERFNetConfig, FastSCNN, FastSCNNConfig
-from .heads import DSFCNHead, DSFCNHeadConfig
 
-BACKBONES: dict[type, type[nn.Module]] = {ResNetConfig: ResNet, ResNeStConfig: ResNeSt}
-BACKBONES.update({DDRNetConfig: DDRNet, PIDNetConfig: PIDNet})
-BACKBONES.update({BiSeNetV1Config: BiSeNetV1, BiSeNetV2Config: BiSeNetV2})
-BACKBONES.update({FastSCNNConfig: FastSCNN, CGNetConfig: CGNet, ERFNetConfig: ERFNet})
-BACKBONES.update({MobileNetV2Config: MobileNetV2, MobileNetV3Config: MobileNetV3})
-BACKBONES.update({HRNetConfig: HRNet})
-NECKS: dict[type, type[nn.Module]] = {FPNConfig: FPN, JPUConfig: JPU}
-HEADS: dict[type, type[nn.Module]] = {
-    FCNHeadConfig: FCNHead, PSPHeadConfig: PSPHead, ASPPHeadConfig: ASPPHead, SepASPPHeadConfig: SepASPPHead,
-    NLHeadConfig: NLHead, DNLHeadConfig: DNLHead, GCHeadConfig: GCHead, EMAHeadConfig: EMAHead,
-    CCHeadConfig: CCHead, DAHeadConfig: DAHead, ANNHeadConfig: ANNHead, ISAHeadConfig: ISAHead,
-    UPerHeadConfig: UPerHead, FPNHeadConfig: FPNHead, PointHeadConfig: PointHead,
-    EncHeadConfig: EncHead, APCHeadConfig: APCHead, DMHeadConfig: DMHead, PSAHeadConfig: PSAHead,
-    OCRHeadConfig: OCRHead,
+BACKBONES: dict[type, type[nn.Module]] = {
+    B.ResNetConfig: B.ResNet, B.ResNeStConfig: B.ResNeSt, B.HRNetConfig: B.HRNet,
+    B.MobileNetV2Config: B.MobileNetV2, B.MobileNetV3Config: B.MobileNetV3,
+    B.FastSCNNConfig: B.FastSCNN, B.CGNetConfig: B.CGNet, B.ERFNetConfig: B.ERFNet,
+    B.BiSeNetV1Config: B.BiSeNetV1, B.BiSeNetV2Config: B.BiSeNetV2, B.STDCConfig: B.STDCContextPathNet,
+    B.ICNetConfig: B.ICNet, B.DDRNetConfig: B.DDRNet, B.PIDNetConfig: B.PIDNet,
 }
-BACKBONES.update({STDCConfig: STDCContextPathNet, ICNetConfig: ICNet})
-NECKS.update({ICNeckConfig: ICNeck})
-HEADS.update({STDCHeadConfig: STDCHead})
-HEADS.update({DDRHeadConfig: DDRHead, PIDHeadConfig: PIDHead})
-HEADS.update({DSFCNHeadConfig: DSFCNHead})
-HEADS.update({LRASPPHeadConfig: LRASPPHead})
+NECKS: dict[type, type[nn.Module]] = {N.FPNConfig: N.FPN, N.JPUConfig: N.JPU, N.ICNeckConfig: N.ICNeck}
+HEADS: dict[type, type[nn.Module]] = {
+    H.FCNHeadConfig: H.FCNHead, H.PSPHeadConfig: H.PSPHead, H.ASPPHeadConfig: H.ASPPHead,
+    H.SepASPPHeadConfig: H.SepASPPHead, H.NLHeadConfig: H.NLHead, H.DNLHeadConfig: H.DNLHead,
+    H.GCHeadConfig: H.GCHead, H.EMAHeadConfig: H.EMAHead, H.CCHeadConfig: H.CCHead, H.DAHeadConfig: H.DAHead,
+    H.ANNHeadConfig: H.ANNHead, H.ISAHeadConfig: H.ISAHead, H.UPerHeadConfig: H.UPerHead,
+    H.FPNHeadConfig: H.FPNHead, H.PointHeadConfig: H.PointHead, H.EncHeadConfig: H.EncHead,
+    H.APCHeadConfig: H.APCHead, H.DMHeadConfig: H.DMHead, H.PSAHeadConfig: H.PSAHead,
+    H.OCRHeadConfig: H.OCRHead, H.LRASPPHeadConfig: H.LRASPPHead, H.DSFCNHeadConfig: H.DSFCNHead,
+    H.STDCHeadConfig: H.STDCHead, H.DDRHeadConfig: H.DDRHead, H.PIDHeadConfig: H.PIDHead,
+}
 
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:

@@ -2,22 +2,21 @@
 feature maps (one per stage) and lists their channels in ``out_channels``."""
 from .resnet import ResNet, ResNetConfig
 from .resnest import ResNeSt, ResNeStConfig
+from .hrnet import HRNet, HRNetConfig
+from .mobilenet_v2 import MobileNetV2, MobileNetV2Config
+from .mobilenet_v3 import MobileNetV3, MobileNetV3Config
+# the real-time networks
+from .fast_scnn import FastSCNN, FastSCNNConfig
+from .cgnet import CGNet, CGNetConfig
+from .erfnet import ERFNet, ERFNetConfig
+from .bisenetv1 import BiSeNetV1, BiSeNetV1Config
+from .bisenetv2 import BiSeNetV2, BiSeNetV2Config
 from .stdc import STDCConfig, STDCContextPathNet
 from .icnet import ICNet, ICNetConfig
 from .ddrnet import DDRNet, DDRNetConfig
 from .pidnet import PIDNet, PIDNetConfig
-from .bisenetv1 import BiSeNetV1, BiSeNetV1Config
-from .bisenetv2 import BiSeNetV2, BiSeNetV2Config
-from .fast_scnn import FastSCNN, FastSCNNConfig
-from .cgnet import CGNet, CGNetConfig
-from .erfnet import ERFNet, ERFNetConfig
-from .hrnet import HRNet, HRNetConfig
 
-__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig",
-           "BiSeNetV1", "BiSeNetV1Config", "BiSeNetV2", "BiSeNetV2Config", "STDCContextPathNet", "STDCConfig", "ICNet",
-           "ICNetConfig", "FastSCNN", "FastSCNNConfig", "CGNet", "CGNetConfig", "ERFNet", "ERFNetConfig"]
-from .mobilenet_v2 import MobileNetV2, MobileNetV2Config
-from .mobilenet_v3 import MobileNetV3, MobileNetV3Config
-
-__all__ += ["MobileNetV2", "MobileNetV2Config", "MobileNetV3", "MobileNetV3Config"]
-__all__ += ["HRNet", "HRNetConfig"]
+__all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "HRNet", "HRNetConfig", "MobileNetV2",
+           "MobileNetV2Config", "MobileNetV3", "MobileNetV3Config", "FastSCNN", "FastSCNNConfig", "CGNet", "CGNetConfig",
+           "ERFNet", "ERFNetConfig", "BiSeNetV1", "BiSeNetV1Config", "BiSeNetV2", "BiSeNetV2Config", "STDCConfig",
+           "STDCContextPathNet", "ICNet", "ICNetConfig", "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig"]

@@ -26,13 +26,12 @@ from .apc import APCHead, APCHeadConfig
 from .dm import DMHead, DMHeadConfig
 from .psa import PSAHead, PSAHeadConfig
 
+from .ocr import OCRHead, OCRHeadConfig
+from .lraspp import LRASPPHead, LRASPPHeadConfig
+from .dsfcn import DSFCNHead, DSFCNHeadConfig
 from .stdc_head import STDCHead, STDCHeadConfig
 from .ddr_head import DDRHead, DDRHeadConfig
 from .pid_head import PIDHead, PIDHeadConfig
-from .dsfcn import DSFCNHead, DSFCNHeadConfig
-from .lraspp import LRASPPHead, LRASPPHeadConfig
-
-from .ocr import OCRHead, OCRHeadConfig
 
 __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead",
            "CCHeadConfig", "DAHead", "DAHeadConfig", "DMHead", "DMHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead",
@@ -40,8 +39,5 @@ __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "
            "GCHead", "GCHeadConfig", "ISAHead", "ISAHeadConfig", "NLHead", "NLHeadConfig", "PSAHead",
            "PSAHeadConfig", "PSPHead", "PSPHeadConfig", "PointHead", "PointHeadConfig", "SepASPPHead",
            "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig"]
-__all__ += ["DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
-__all__ += ["STDCHead", "STDCHeadConfig"]
-__all__ += ["DSFCNHead", "DSFCNHeadConfig"]
-__all__ += ["LRASPPHead", "LRASPPHeadConfig"]
-__all__ += ["OCRHead", "OCRHeadConfig"]
+__all__ += ["OCRHead", "OCRHeadConfig", "LRASPPHead", "LRASPPHeadConfig", "DSFCNHead", "DSFCNHeadConfig", "STDCHead",
+            "STDCHeadConfig", "DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
