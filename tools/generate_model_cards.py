@@ -72,13 +72,16 @@ def _numel(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+_PARAMS: dict = {}  # architecture -> counts, kept across calls (building 330 networks takes half a minute)
+
+
 def _params(entries: Iterable[ZooEntry]) -> dict[str, tuple[int, int]]:
     """(total, without auxiliary head) parameter counts per entry, counted on the meta device.
 
     Each distinct architecture is built once. tests/test_cards.py checks the totals against the counts
     MMSegmentation reports for its configs.
     """
-    cache: dict = {}
+    cache = _PARAMS
     out = {}
     for e in entries:
         if e.arch not in cache:
