@@ -1,4 +1,4 @@
-"""Wave-2 entries through the evaluator and the inference helper, with their own test protocols.
+"""Wave-2 and wave-3 entries through the evaluator and the inference helper, with their own test protocols.
 
 Random weights on a generated Cityscapes-layout set: the point is that each kind of network (a context head
 on D8, a cascade with PointRend's subdivision, the FPN and JPU necks) runs the entry's protocol end to end,
@@ -17,7 +17,9 @@ from sszoo.eval import evaluate
 from sszoo.inference import Protocol, infer
 
 ENTRIES = ["pointrend_r50_cityscapes.512x1024_80k", "ccnet_r50_d8_cityscapes.769x769_40k",
-           "fastfcn_r50_d32_jpu_psp_cityscapes.512x1024_80k_4xb2", "fpn_r50_cityscapes.512x1024_80k"]
+           "fastfcn_r50_d32_jpu_psp_cityscapes.512x1024_80k_4xb2", "fpn_r50_cityscapes.512x1024_80k",
+           # wave 3: OCRNet's cascade on HRNet, ICNet's neck, STDC's three auxiliary heads, CGNet's own mean/std
+           "ocrnet_hr18s_cityscapes", "icnet_r18_d8_cityscapes", "stdc1_cityscapes", "cgnet_fcn_cityscapes"]
 
 
 @pytest.fixture(scope="module")
