@@ -36,6 +36,8 @@ class LossSpec:
     name: str = ""
 
     def __post_init__(self) -> None:
+        if self.name is None:  # records that wrote no loss name
+            object.__setattr__(self, "name", "")
         if self.kind not in LOSS_KINDS:
             raise ValueError(f"unknown loss kind {self.kind!r}; expected one of {LOSS_KINDS}")
 
