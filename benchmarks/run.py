@@ -63,10 +63,11 @@ REALTIME_METHODS = ("fastscnn", "cgnet", "erfnet", "mobilenet_v3", "mobilenet_v2
 def realtime_models() -> list[str]:
     """Per real-time method, its Cityscapes entry with the fewest parameters (fastest), by name order on ties."""
     from sszoo.models import build_model
+    from sszoo.registry import list_entries
 
     picked = []
     for method in REALTIME_METHODS:
-        entries = [e for e in sszoo.list_entries() if e.method == method and e.dataset.key == "cityscapes"]
+        entries = [e for e in list_entries() if e.method == method and e.dataset.key == "cityscapes"]
         if not entries:
             continue
 
