@@ -63,3 +63,11 @@ def test_entry_matches_its_facts(r):
         assert list(e.test.crop) == list(tc["crop_size"]) and list(e.test.stride) == list(tc["stride"])
     assert list(e.test.scale) == list(c["test_resize"]["scale"])
     assert e.test.align_corners == e.arch.align_corners
+
+
+def test_recipes_without_photometric_distortion_train_without_it():
+    """CGNet's 680x680 pipeline has no PhotoMetricDistortion (its 512x1024 one does): the trainer follows each."""
+    from sszoo.train.recipe import config_from_entry
+
+    assert not config_from_entry(get_entry("cgnet_fcn_cityscapes.680x680_60k"), "data", "work").photometric
+    assert config_from_entry(get_entry("cgnet_fcn_cityscapes.512x1024_60k"), "data", "work").photometric

@@ -387,6 +387,7 @@ def facts_entries() -> list[dict]:
                         aux_loss_weight=aux_weight(r["config"], rec["aux_loss_weight"]),
                         train_scale=rec["train_scale"], ratio_range=rec["ratio_range"],
                         cat_max_ratio=rec["cat_max_ratio"], precision="fp16" if fp16 else "fp32",
+                        photometric=any(t.get("type") == "PhotoMetricDistortion" for t in rec["train_pipeline"]),
                         loss_scale=rec["loss_scale"] if fp16 else None,
                         pretrained_backbone=next(iter((c.get("pretrained") or {}).values()), None),
                         warmup_iters=warm[0]["end"] - warm[0]["begin"] if warm else 0,

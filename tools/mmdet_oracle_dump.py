@@ -59,7 +59,7 @@ CLS_LAYERS = {
 REG_LAYERS = ("rpn_reg", "fc_reg", "retina_reg")  # box deltas: modest, so boxes stay inside the image
 
 
-def randomise_(model, seed, calib_shape):
+def randomise_(model, seed, calib_shape, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -93,8 +93,70 @@ def randomise_(model, seed, calib_shape):
         model.eval()
         for m in bns:
             m.train()
-        model.extract_feat(torch.randn(calib_shape, generator=g))
+        calib = torch.randn(calib_shape, generator=g)
+        if dtype == torch.float64:
+            # calibrated in float64, the statistics rounded to float32: the weights stay float32 numbers
+            # (tests/det_oracle.py regenerates them bit for bit) and carry no float32 rounding of the pass
+            model.double()
+            model.extract_feat(calib.double())
+            for m in bns:
+                m.running_mean.copy_(m.running_mean.float().double())
+                m.running_var.copy_(m.running_var.float().double())
+        else:
+            model.extract_feat(calib)
         model.eval()
+
+
+def _nms_cpu64(boxes, scores, iou_threshold, offset):
+    """MMCV's CPU nms kernel (mmcv/ops/csrc/pytorch/cpu/nms.cpp) line for line, in the boxes' dtype: the compiled
+    kernel takes float32 only. Visit order ``scores.sort(0, descending=True)``; areas (x2 - x1 + offset) *
+    (y2 - y1 + offset); suppressed when IoU > iou_threshold, the threshold a C++ float as in the kernel."""
+    if boxes.numel() == 0:
+        return boxes.new_zeros(0, dtype=torch.long)
+    x1, y1, x2, y2 = boxes.unbind(1)
+    areas = (x2 - x1 + offset) * (y2 - y1 + offset)
+    order = scores.sort(0, descending=True)[1]
+    thr = torch.tensor(iou_threshold, dtype=torch.float32).to(boxes.dtype)
+    select = torch.ones(len(order), dtype=torch.bool)
+    bx1, by1, bx2, by2, ba = x1[order], y1[order], x2[order], y2[order], areas[order]
+    for i in range(len(order)):
+        if not select[i]:
+            continue
+        j = slice(i + 1, None)
+        w = (torch.minimum(bx2[i], bx2[j]) - torch.maximum(bx1[i], bx1[j]) + offset).clamp(min=0)
+        h = (torch.minimum(by2[i], by2[j]) - torch.maximum(by1[i], by1[j]) + offset).clamp(min=0)
+        inter = w * h
+        ovr = inter / (ba[i] + ba[j] - inter)
+        select[j] &= ~(ovr > thr)
+    return order[select]
+
+
+def float64_support():
+    """What MMDetection / MMCV need to run in float64 on CPU (no-ops for float32 inputs):
+    * ``mmcv._ext.nms`` accepts float32 only ("expected scalar type Float but found Double"): float64 inputs
+      go to ``_nms_cpu64``, the same algorithm in float64 (casting the boxes to float32 there would round the
+      class-offset boxes of batched_nms, about 1e4 px, to 1e-3 px and move IoUs by 1e-4).
+    * ``_do_paste_mask`` casts the mask to float32 for grid_sample while its grid is float64 (the boxes'
+      dtype): the mask is cast to the grid's dtype instead.
+    MMCV's roi_align CPU kernel takes float64 as it is."""
+    import types
+    import mmcv.ops.nms as nms_mod
+    from mmdet.models.roi_heads.mask_heads import fcn_mask_head
+    ext = nms_mod.ext_module
+    compiled_nms = ext.nms
+
+    def nms(boxes, scores, iou_threshold, offset):
+        if boxes.dtype == torch.float64:
+            calls["nms (float64 port of the CPU kernel)"] += 1
+            return _nms_cpu64(boxes, scores, iou_threshold, offset)
+        return compiled_nms(boxes, scores, iou_threshold=iou_threshold, offset=offset)
+    calls = collections.Counter()
+    ext.nms = nms
+    F = torch.nn.functional
+    ns = types.SimpleNamespace(**{k: getattr(F, k) for k in dir(F) if not k.startswith("__")})
+    ns.grid_sample = lambda inp, grid, *a, **k: F.grid_sample(inp.to(grid.dtype), grid, *a, **k)
+    fcn_mask_head.F = ns
+    return calls
 
 
 def count_ext_calls():
@@ -113,7 +175,7 @@ def count_ext_calls():
 def paste_soft(mask_head, probs, bboxes, h, w):
     """mmdet's CPU mask paste (one instance at a time, skip_empty=True), without the threshold."""
     from mmdet.models.roi_heads.mask_heads.fcn_mask_head import _do_paste_mask
-    out = torch.zeros(len(probs), h, w)
+    out = torch.zeros(len(probs), h, w, dtype=probs.dtype)
     for i in range(len(probs)):
         chunk, spatial = _do_paste_mask(probs[i:i + 1, None], bboxes[i:i + 1], h, w, skip_empty=True)
         out[(torch.tensor([i]),) + spatial] = chunk
@@ -154,7 +216,10 @@ def main():
     ap.add_argument("--width", type=int, default=480)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--golden", default=None, help="also write sszoo's compact golden file here")
+    ap.add_argument("--float64", action="store_true",
+                    help="BN calibration and the forward in float64 (BN statistics rounded to float32)")
     a = ap.parse_args()
+    dtype = torch.float64 if a.float64 else torch.float32
 
     register_all_modules()
     cfg = Config.fromfile(find_config(a.config))
@@ -166,15 +231,16 @@ def main():
         mcfg.backbone.init_cfg = None  # no pretrained download
     torch.manual_seed(a.seed)
     model = MODELS.build(mcfg)
-    randomise_(model, a.seed, (2, 3, Hp, Wp))
+    randomise_(model, a.seed, (2, 3, Hp, Wp), dtype)
 
     x_img = torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(a.seed + 1))
-    x = torch.nn.functional.pad(x_img, (0, Wp - W, 0, Hp - H))  # zeros after normalisation, as mmdet pads
+    x = torch.nn.functional.pad(x_img, (0, Wp - W, 0, Hp - H)).to(dtype)  # zeros after normalisation, as mmdet pads
     meta = dict(img_shape=(H, W), ori_shape=(H, W), pad_shape=(Hp, Wp), batch_input_shape=(Hp, Wp),
                 scale_factor=(1.0, 1.0), img_id=0)
     ds = DetDataSample()
     ds.set_metainfo(meta)
     calls = count_ext_calls()
+    calls64 = float64_support()
     forward_seed = a.seed + 2
     out = {}
     with torch.no_grad():
@@ -197,7 +263,8 @@ def main():
             assert torch.equal(out["masks_soft"] >= thr, out["masks"]), "soft paste does not reproduce mmdet's masks"
 
     os.makedirs(a.out, exist_ok=True)
-    sd = {k: v for k, v in model.state_dict().items() if not k.startswith("data_preprocessor")}
+    sd = {k: (v.float() if v.is_floating_point() else v) for k, v in model.state_dict().items()
+          if not k.startswith("data_preprocessor")}  # float32 numbers (float64 runs: BN statistics rounded)
     from mmdet.registry import DATASETS
     classes = list(DATASETS.get(cfg.test_dataloader.dataset.type).METAINFO["classes"])
     torch.save({"state_dict": sd, "meta": {"mmdet_version": mmdet.__version__, "config": a.config,
@@ -214,7 +281,8 @@ def main():
                 score_range=[float(out["scores"].min()), float(out["scores"].max())] if len(out["scores"]) else None,
                 mean=list(dp.get("mean", [])), std=list(dp.get("std", [])), bgr_to_rgb=bool(dp.get("bgr_to_rgb")),
                 test_cfg=json.loads(json.dumps(mcfg.test_cfg.to_dict() if hasattr(mcfg.test_cfg, "to_dict") else mcfg.test_cfg)),
-                compiled_mmcv_ops_called=dict(calls), torch_version=torch.__version__, mmdet_version=mmdet.__version__)
+                compiled_mmcv_ops_called=dict(calls), python_ops_called=dict(calls64),
+                dtype=str(dtype).removeprefix("torch."), torch_version=torch.__version__, mmdet_version=mmdet.__version__)
     with open(os.path.join(a.out, "info.json"), "w") as f:
         json.dump(info, f, indent=1)
     if a.golden:

@@ -142,7 +142,7 @@ def config_from_entry(entry: ZooEntry, data: str, work_dir: str, **overrides: An
         model=entry.name, data=data, dataset=entry.dataset.key, work_dir=work_dir,
         num_classes=entry.num_classes, iters=int(iters), batch_size=r.batch_size, crop=tuple(r.crop),
         scale=scale, test_scale=tuple(over.pop("test_scale", scale)), ratio_range=tuple(r.ratio_range),
-        cat_max_ratio=r.cat_max_ratio, optimizer=r.optimizer, lr=r.lr, momentum=r.momentum,
+        cat_max_ratio=r.cat_max_ratio, photometric=r.photometric, optimizer=r.optimizer, lr=r.lr, momentum=r.momentum,
         weight_decay=r.weight_decay, poly_power=r.poly_power, min_lr=r.min_lr, warmup_iters=r.warmup_iters,
         warmup_start_factor=r.warmup_start_factor, aux_weight=r.aux_loss_weight,
         ignore_index=entry.dataset.ignore_index, mean=tuple(entry.test.mean), std=tuple(entry.test.std),
