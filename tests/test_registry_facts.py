@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 
 import pytest
+import torch
 
 from sszoo.models import ArchConfig
 from sszoo.registry import get_entry, list_entries
@@ -71,3 +72,15 @@ def test_recipes_without_photometric_distortion_train_without_it():
 
     assert not config_from_entry(get_entry("cgnet_fcn_cityscapes.680x680_60k"), "data", "work").photometric
     assert config_from_entry(get_entry("cgnet_fcn_cityscapes.512x1024_60k"), "data", "work").photometric
+
+
+def test_fast_scnn_trains_its_batchnorms_at_momentum_0_01(tmp_path):
+    """Fast-SCNN's norm_cfg sets momentum 0.01 on every BN; the trainer's model follows it, others keep 0.1."""
+    from sszoo.train.engine import build_train_model
+    from sszoo.train.recipe import config_from_entry
+
+    cfg = config_from_entry(get_entry("fast_scnn_cityscapes"), "data", str(tmp_path))
+    assert cfg.bn_momentum == 0.01
+    model = build_train_model(cfg, lambda msg: None)
+    assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.01}
+    assert config_from_entry(get_entry("cgnet_fcn_cityscapes"), "data", str(tmp_path)).bn_momentum is None

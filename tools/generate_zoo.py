@@ -312,6 +312,26 @@ def method_prefix(config_base: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", "_".join(head[:cut]).lower()).strip("_")
 
 
+def bn_momentum(config: str, model: dict):
+    """The momentum the model's norm_cfg gives its BatchNorms, when it sets one (Fast-SCNN: 0.01), else None."""
+    found = set()
+
+    def walk(o):
+        if isinstance(o, dict):
+            if o.get("type") in ("BN", "SyncBN") and "momentum" in o:
+                found.add(float(o["momentum"]))
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    walk(model)
+    if len(found) > 1:
+        raise SystemExit(f"{config}: BatchNorms of different momentum {sorted(found)}")
+    return found.pop() if found else None
+
+
 def aux_weight(config: str, weight) -> float:
     """The recipe's auxiliary loss weight: one number, also for several auxiliary heads (STDC lists [1.0, 1.0]);
     the trainer's --aux-weight replaces every auxiliary head's weight with it, so they must agree."""
@@ -388,6 +408,7 @@ def facts_entries() -> list[dict]:
                         train_scale=rec["train_scale"], ratio_range=rec["ratio_range"],
                         cat_max_ratio=rec["cat_max_ratio"], precision="fp16" if fp16 else "fp32",
                         photometric=any(t.get("type") == "PhotoMetricDistortion" for t in rec["train_pipeline"]),
+                        bn_momentum=bn_momentum(r["config"], c["model"]),
                         loss_scale=rec["loss_scale"] if fp16 else None,
                         pretrained_backbone=next(iter((c.get("pretrained") or {}).values()), None),
                         warmup_iters=warm[0]["end"] - warm[0]["begin"] if warm else 0,

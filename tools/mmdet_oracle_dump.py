@@ -140,9 +140,9 @@ def float64_support():
       dtype): the mask is cast to the grid's dtype instead.
     MMCV's roi_align CPU kernel takes float64 as it is."""
     import types
-    import mmcv.ops.nms as nms_mod
+    import sys
     from mmdet.models.roi_heads.mask_heads import fcn_mask_head
-    ext = nms_mod.ext_module
+    ext = sys.modules["mmcv.ops.nms"].ext_module  # mmcv._ext
     compiled_nms = ext.nms
 
     def nms(boxes, scores, iou_threshold, offset):

@@ -67,6 +67,7 @@ class TrainRecipe:
     ratio_range: tuple[float, float] = (0.5, 2.0)
     cat_max_ratio: float = 0.75
     photometric: bool = True      # PhotoMetricDistortion in the train pipeline (CGNet's 680x680 recipe has none)
+    bn_momentum: Optional[float] = None  # BatchNorm momentum when not PyTorch's 0.1 (Fast-SCNN: 0.01)
     precision: str = "fp32"       # "fp32", "fp16" (static or dynamic loss scaling)
     loss_scale: Optional[float] = None
     pretrained_backbone: Optional[str] = None  # e.g. "open-mmlab://resnet50_v1c", "torchvision://resnet50"

@@ -165,6 +165,11 @@ def build_train_model(cfg: TrainConfig, log) -> Segmentor:
             log(f"init: backbone from {cfg.pretrained_backbone}, heads random")
         else:
             log("init: random weights (no --pretrained-backbone / --init-from): training from scratch")
+    if cfg.bn_momentum is not None:  # the recipe's norm_cfg momentum (Fast-SCNN trains its running stats at 0.01)
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.momentum = cfg.bn_momentum
+        log(f"init: BatchNorm momentum {cfg.bn_momentum:g}, as the recipe")
     return model
 
 

@@ -35,6 +35,7 @@ class TrainConfig:
     test_scale: tuple[int, int]              # evaluation resize scale (w, h)
     ratio_range: tuple[float, float] = (0.5, 2.0)
     cat_max_ratio: float = 0.75
+    bn_momentum: Optional[float] = None      # BatchNorm momentum of every BN layer; None keeps PyTorch's 0.1
     flip_prob: float = 0.5
     photometric: bool = True
     optimizer: str = "sgd"                   # "sgd", "adam" (CGNet's recipe) or "adamw"
@@ -142,7 +143,8 @@ def config_from_entry(entry: ZooEntry, data: str, work_dir: str, **overrides: An
         model=entry.name, data=data, dataset=entry.dataset.key, work_dir=work_dir,
         num_classes=entry.num_classes, iters=int(iters), batch_size=r.batch_size, crop=tuple(r.crop),
         scale=scale, test_scale=tuple(over.pop("test_scale", scale)), ratio_range=tuple(r.ratio_range),
-        cat_max_ratio=r.cat_max_ratio, photometric=r.photometric, optimizer=r.optimizer, lr=r.lr, momentum=r.momentum,
+        cat_max_ratio=r.cat_max_ratio, photometric=r.photometric, bn_momentum=r.bn_momentum, optimizer=r.optimizer,
+        lr=r.lr, momentum=r.momentum,
         weight_decay=r.weight_decay, poly_power=r.poly_power, min_lr=r.min_lr, warmup_iters=r.warmup_iters,
         warmup_start_factor=r.warmup_start_factor, aux_weight=r.aux_loss_weight,
         ignore_index=entry.dataset.ignore_index, mean=tuple(entry.test.mean), std=tuple(entry.test.std),
