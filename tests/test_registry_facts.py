@@ -84,3 +84,15 @@ def test_fast_scnn_trains_its_batchnorms_at_momentum_0_01(tmp_path):
     model = build_train_model(cfg, lambda msg: None)
     assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {0.01}
     assert config_from_entry(get_entry("cgnet_fcn_cityscapes"), "data", str(tmp_path)).bn_momentum is None
+
+
+def test_cgnet_trains_with_adam_and_l2_weight_decay():
+    """CGNet's recipe: Adam, lr 1e-3, weight decay 5e-4 added to the gradient (torch's Adam, as MMEngine's)."""
+    from sszoo.train.engine import build_optimizer
+    from sszoo.train.recipe import config_from_entry
+
+    cfg = config_from_entry(get_entry("cgnet_fcn_cityscapes"), "data", "work")
+    assert (cfg.optimizer, cfg.lr, cfg.weight_decay) == ("adam", 0.001, 0.0005)
+    opt = build_optimizer(torch.nn.Linear(2, 2), cfg)
+    assert type(opt) is torch.optim.Adam and opt.defaults["weight_decay"] == 0.0005
+    assert opt.defaults["betas"] == (0.9, 0.999) and opt.defaults["eps"] == 1e-8
