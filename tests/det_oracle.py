@@ -17,7 +17,7 @@ from torch import nn
 from sszoo.detection import (Detector, build_detector, faster_rcnn_r50_fpn, mask_rcnn_r50_fpn,
                              retinanet_r50_fpn)
 
-GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "detection")
+GOLDEN = os.environ.get("SSZOO_DET_GOLDEN") or os.path.join(os.path.dirname(__file__), "golden", "detection")
 CONFIGS = {"faster-rcnn_r50_fpn_amp-1x_coco": faster_rcnn_r50_fpn, "mask-rcnn_r50_fpn_amp-1x_coco": mask_rcnn_r50_fpn,
            "retinanet_r50_fpn_amp-1x_coco": retinanet_r50_fpn}
 # the dump's layer-name rules: (weight std multiplier, bias rule)
@@ -56,7 +56,11 @@ def randomise_like_oracle(model: nn.Module, seed: int, calib_shape: tuple[int, i
         model.eval()
         for m in bns:
             m.train()
-        model.extract_feat(torch.randn(calib_shape, generator=g))
+        # calibrated in float64 and the statistics rounded to float32, as the dump does: the weights are float32
+        # numbers (the same on every CPU) and the model comes back in float32
+        model.double()
+        model.extract_feat(torch.randn(calib_shape, generator=g).double())
+        model.float()
         model.eval()
         for m in bns:
             m.momentum = 0.1

@@ -3,7 +3,8 @@
 Per level the base size is the stride. For ratio r the height factor is sqrt(r) and the width factor 1/sqrt(r);
 anchors are ordered ratio-major, scale-minor, centred at ``center_offset * stride`` (0: the top-left corner of a
 cell, MMDetection's default), and shifted by ``stride * (x, y)`` for every cell, cells row-major, anchors of a
-cell contiguous. The arithmetic runs in float32 in the reference's order so that anchors are bit-identical.
+cell contiguous. The arithmetic runs in float32 (float64 for a float64 model, as the reference's ``grid_priors``
+with that dtype) in the reference's order so that anchors are bit-identical.
 """
 from __future__ import annotations
 
@@ -49,13 +50,15 @@ class AnchorGenerator:
     def num_base_anchors(self) -> int:
         return self.base[0].shape[0]
 
-    def grid(self, sizes: list[tuple[int, int]], device: torch.device | str = "cpu") -> list[torch.Tensor]:
-        """(H * W * A) x 4 anchors per level; ``sizes`` are the feature maps' (H, W)."""
+    def grid(self, sizes: list[tuple[int, int]], device: torch.device | str = "cpu",
+             dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+        """(H * W * A) x 4 anchors per level; ``sizes`` are the feature maps' (H, W). In ``dtype`` as the
+        reference's ``grid_priors(dtype=...)``: the float32 base anchors cast, the shifts added in ``dtype``."""
         out = []
         for base, stride, (h, w) in zip(self.base, self.cfg.strides, sizes):
-            base = base.to(device)
-            shift_x = torch.arange(0, w, device=device).to(torch.float32) * stride
-            shift_y = torch.arange(0, h, device=device).to(torch.float32) * stride
+            base = base.to(device).to(dtype)
+            shift_x = torch.arange(0, w, device=device).to(dtype) * stride
+            shift_y = torch.arange(0, h, device=device).to(dtype) * stride
             xx = shift_x.repeat(h)
             yy = shift_y.view(-1, 1).repeat(1, w).view(-1)
             shifts = torch.stack([xx, yy, xx, yy], dim=-1)

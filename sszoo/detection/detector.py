@@ -82,7 +82,9 @@ class Detector(nn.Module):
         return self.neck(feats)
 
     def anchors(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        return self.anchor_generator.grid([tuple(f.shape[-2:]) for f in feats], device=feats[0].device)
+        # float64 for a float64 model (the parity tests), else float32 (also under autocast)
+        dtype = torch.float64 if feats[0].dtype == torch.float64 else torch.float32
+        return self.anchor_generator.grid([tuple(f.shape[-2:]) for f in feats], device=feats[0].device, dtype=dtype)
 
     def propose(self, feats: list[torch.Tensor], sizes: list[tuple[int, int]]
                 ) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -108,7 +108,9 @@ def paste_masks(probs: torch.Tensor, boxes: torch.Tensor, height: int, width: in
     box's [-1, 1] range and the mask is read by bilinear ``grid_sample`` (align_corners=False, zero padding).
     Pixels outside that window stay 0 (on GPU, MMDetection samples the whole image, which can differ there)."""
     n = probs.shape[0]
-    out = probs.new_zeros(n, height, width, dtype=torch.float32)
+    # float32 (float64 for float64 boxes: the reference's grid takes the boxes' dtype and the mask is sampled in it)
+    dtype = torch.promote_types(boxes.dtype, torch.float32)
+    out = probs.new_zeros(n, height, width, dtype=dtype)
     for i in range(n):
         box = boxes[i:i + 1]
         x0_int, y0_int = torch.clamp(box.min(dim=0).values.floor()[:2] - 1, min=0).to(dtype=torch.int32)
@@ -124,6 +126,6 @@ def paste_masks(probs: torch.Tensor, boxes: torch.Tensor, height: int, width: in
         gx = img_x[:, None, :].expand(1, img_y.size(1), img_x.size(1))
         gy = img_y[:, :, None].expand(1, img_y.size(1), img_x.size(1))
         grid = torch.stack([gx, gy], dim=3)
-        pasted = F.grid_sample(probs[i:i + 1, None].to(torch.float32), grid, align_corners=False)
+        pasted = F.grid_sample(probs[i:i + 1, None].to(grid.dtype), grid, align_corners=False)
         out[i, int(y0_int):int(y1_int), int(x0_int):int(x1_int)] = pasted[0, 0]
     return out
