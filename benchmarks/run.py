@@ -546,7 +546,9 @@ def main(argv: Optional[list[str]] = None) -> dict:
         print(f"[benchmarks] {name}", file=sys.stderr, flush=True)
         # BN statistics from one batch of at most 128x256 (no need for more to reach unit scale)
         size = test_size(entry) if args.size == "test" else args.size
-        ch, cw = min(args.calib_size[0], size[0], args.train_size[0]), min(args.calib_size[1], size[1], args.train_size[1])
+        # (no larger than what the model is run at: the training crop only when it is trained here)
+        limit = (min(size[0], args.train_size[0]), min(size[1], args.train_size[1])) if name in args.train_models else size
+        ch, cw = min(args.calib_size[0], limit[0]), min(args.calib_size[1], limit[1])
         calib = torch.randn(2, 3, ch, cw, generator=torch.Generator().manual_seed(0))
         sz = P.build_sszoo(name, calib)
         tv = mm = None
