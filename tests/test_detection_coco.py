@@ -87,3 +87,37 @@ def test_eval_cli_errors_are_one_line(coco_set, tmp_path, capsys) -> None:
               "--limit", "1"])
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and data["images"][0]["file_name"] in err
+
+
+def test_eval_cli_single_process_and_torchrun_agree(tmp_path) -> None:
+    """The detection evaluator sharded over two torchrun processes (gloo, CPU) gathers the same detections,
+    so the same box AP, as one process; the same checkpoint file in both runs."""
+    import subprocess
+    import sys
+
+    from sszoo import create_model
+    from sszoo.eval import main
+
+    root = str(tmp_path / "coco")
+    generate_coco(root, num=2, seed=1)
+    torch.manual_seed(0)
+    model = create_model("retinanet_r50_fpn_fp16_1x_coco")
+    ckpt = tmp_path / "retina.pth"
+    torch.save({"state_dict": model.state_dict(), "meta": {}}, ckpt)
+    args = ["--model", "retinanet_r50_fpn_fp16_1x_coco", "--data", root, "--weights", str(ckpt), "--device", "cpu",
+            "--quiet"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each torchrun worker: the same kernels, so bit-identical detections
+    try:
+        one = main(args + ["--out", str(tmp_path / "one.json")])
+    finally:
+        torch.set_num_threads(threads)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531",
+           "-m", "sszoo.eval"] + args + ["--out", str(tmp_path / "two.json")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads((tmp_path / "two.json").read_text())
+    assert one["num_images"] == two["num_images"] == 2
+    assert two["bbox"]["AP"] == pytest.approx(one["bbox"]["AP"], abs=1e-9)
+    assert "box AP measured" in proc.stdout
