@@ -50,7 +50,7 @@ SUPPORTED = _supported()
 def _distinct() -> dict[str, list[str]]:
     """The supported configs grouped by what the check depends on (sszoo's architecture record and the
     reference's three facts): configs that differ only in data, schedule or crop build the same network, so
-    checking the first of each group checks them all (218 networks for 387 configs)."""
+    checking the first of each group checks them all (277 networks for the 500 configs of 1.2.2 it builds)."""
     groups: dict[tuple, list[str]] = {}
     for path in sorted(SUPPORTED):
         f = _configs()[path]
