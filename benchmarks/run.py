@@ -43,9 +43,9 @@ PRESETS = {
                 throughput_batch=0, train_size="64x128", train_batch=2, train_iters=6, train_warmup=1,
                 max_batch=False, tag="cpu"),
     # The real-time networks on the CPU at their test size, against MMSegmentation and ONNX Runtime (issue 13):
-    # models=None picks one entry per method (REALTIME_METHODS).
+    # models=None picks one entry per method (REALTIME_METHODS); BN calibrated at 512x1024 (LRASPP needs >= 385 px).
     "realtime": dict(device="cpu", models=None, train_models=[], precision=["fp32"], variants=["eager", "fold"],
-                     size="test", calib_size="256x512", iters=3, warmup=1, throughput_batch=0,
+                     size="test", calib_size="512x1024", iters=3, warmup=1, throughput_batch=0,
                      peers=["mmseg", "onnxruntime"], max_batch=False, tag="realtime-cpu"),
     # Issue 6's GPU table: R-50-D8 and R-101-D8 of the four methods, fp16 and bf16.
     "gpu": dict(device="cuda", models=[f"{a}_r{d}_d8_cityscapes" for d in (50, 101) for a in ARCHS], train_models=None,
