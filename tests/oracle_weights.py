@@ -18,13 +18,9 @@ from sszoo.models import build_model
 GOLDEN = os.path.join(os.path.dirname(__file__), "golden", "parity")
 
 
-def randomise_like_oracle(model: nn.Module, seed: int, calib_shape: tuple[int, int, int, int], *,
-                          float64: bool = False, buffers: dict[str, torch.Tensor] | None = None) -> None:
-    """The oracle's seeded weights. With ``float64`` (tools/oracle_dump64.py's golden files) the BatchNorm
-    calibration runs in float64 and its statistics are rounded to float32, as there; the model stays float32.
-    ``buffers`` (the golden's state not drawn from the seed, e.g. EMANet's bases) are set before calibrating."""
-    g = torch.Generator().manual_seed(seed)
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+def draw_parameters(model: nn.Module, g: torch.Generator) -> None:
+    """The oracle's seeded parameters (tools/oracle_dump64.py's draw_parameters), in registration order:
+    He-scaled weights, norm weights a little off 1, biases a little off 0."""
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() > 1:
@@ -33,6 +29,17 @@ def randomise_like_oracle(model: nn.Module, seed: int, calib_shape: tuple[int, i
                 p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
             else:
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
+
+
+def randomise_like_oracle(model: nn.Module, seed: int, calib_shape: tuple[int, int, int, int], *,
+                          float64: bool = False, buffers: dict[str, torch.Tensor] | None = None) -> None:
+    """The oracle's seeded weights. With ``float64`` (tools/oracle_dump64.py's golden files) the BatchNorm
+    calibration runs in float64 and its statistics are rounded to float32, as there; the model stays float32.
+    ``buffers`` (the golden's state not drawn from the seed, e.g. EMANet's bases) are set before calibrating."""
+    g = torch.Generator().manual_seed(seed)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    with torch.no_grad():
+        draw_parameters(model, g)
         if buffers:
             own = dict(model.named_buffers())
             for key, value in buffers.items():

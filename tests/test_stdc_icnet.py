@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from oracle_weights import draw_parameters
 from sszoo.models import ArchConfig, build_model
 from sszoo.models.backbones.icnet import ICNetConfig
 from sszoo.models.backbones.stdc import STDCNet
@@ -84,15 +85,7 @@ def test_stdcnet_add_modules_match_reference(golden):
     cfg = add["config"]
     net = STDCNet(cfg["stdc_type"], tuple(cfg["channels"]), bottleneck_type="add", num_convs=cfg["num_convs"])
     assert list(net.state_dict()) == add["keys"]  # the shared downsample module under both of its names
-    g = torch.Generator().manual_seed(add["seed"])
-    with torch.no_grad():  # the oracle's parameter draw (tools/oracle_dump64.py's draw_parameters)
-        for name, p in net.named_parameters():
-            if p.dim() > 1:
-                p.copy_(torch.randn(p.shape, generator=g) * (2.0 / p[0].numel()) ** 0.5)
-            elif name.endswith("weight"):
-                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+    draw_parameters(net, torch.Generator().manual_seed(add["seed"]))
     x = torch.randn(add["input_shape"], generator=torch.Generator().manual_seed(add["input_seed"])).double()
     with torch.no_grad():
         outs = net.double().eval()(x)
