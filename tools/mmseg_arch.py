@@ -578,12 +578,14 @@ def _twins(b: Cfg) -> Cfg:
                drop_path_rate=float(b.get("drop_path_rate", d["drop_path_rate"])))
     if svt:  # sic: the reference spells the argument "windiow_sizes"
         out["window_sizes"] = [int(w) for w in b.get("windiow_sizes", (7, 7, 7))]
+    # the reference reads the first len(depths) entries of the per-stage lists, but builds a PEG (and with
+    # norm_after_stage a LayerNorm) for every embed_dims entry
     n = len(out["depths"])
-    if any(len(out[k]) != n for k in ("embed_dims", "patch_sizes", "strides", "num_heads", "mlp_ratios", "sr_ratios")) \
-            or (svt and len(out["window_sizes"]) < n):
+    lists = ["patch_sizes", "strides", "num_heads", "mlp_ratios", "sr_ratios"] + (["window_sizes"] if svt else [])
+    if len(out["embed_dims"]) != n or any(len(out[k]) < n for k in lists):
         raise Unsupported(f"{b['type']} with per-stage settings of different lengths: {b}")
-    if svt:
-        out["window_sizes"] = out["window_sizes"][:n]  # the reference reads only the first len(depths)
+    for k in lists:
+        out[k] = out[k][:n]
     return out
 
 
