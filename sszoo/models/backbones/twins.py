@@ -121,8 +121,10 @@ class PatchEmbed(nn.Module):
         self.norm = nn.LayerNorm(embed_dims)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        # MMSegmentation's AdaptivePadding("corner"): the least padding for ceil(side / stride) outputs
-        pads = [max((-(-n // self.stride) - 1) * self.stride + self.kernel_size - n, 0) for n in x.shape[-2:]]
+        # MMSegmentation's AdaptivePadding("corner"): the least padding for ceil(side / stride) outputs. Only
+        # non-negative integer division: ONNX's Div truncates, so -(-n // s) would export as floor(n / s).
+        s, k = self.stride, self.kernel_size
+        pads = [max(((n + s - 1) // s - 1) * s + k - n, 0) for n in x.shape[-2:]]
         if pads[0] > 0 or pads[1] > 0:
             x = F.pad(x, [0, pads[1], 0, pads[0]])
         x = self.projection(x)
@@ -187,6 +189,12 @@ class GlobalSubsampledAttention(nn.Module):
         return self.dropout_layer(p.out_proj(out))
 
 
+def _pad_to(n: int, window: int) -> int:
+    """Padding of ``n`` pixels to a multiple of ``window`` (non-negative operands only, which ONNX's Mod and Div
+    compute as Python does)."""
+    return (window - n % window) % window
+
+
 def lsa_mask(h: int, w: int, window: int, like: torch.Tensor) -> torch.Tensor | None:
     """The additive mask of LSA on an ``h`` x ``w`` map padded to multiples of ``window``: (windows, N, N) with
     -1000 between a padded and a real token and 0 elsewhere; None where the reference applies none.
@@ -194,7 +202,7 @@ def lsa_mask(h: int, w: int, window: int, like: torch.Tensor) -> torch.Tensor | 
     As the reference: only a map padded both at the bottom and at the right is masked; with one side unpadded
     its ``mask[:, -0:]`` marks every token as padding, and the difference of equal flags is zero everywhere.
     """
-    pad_b, pad_r = (-h) % window, (-w) % window
+    pad_b, pad_r = _pad_to(h, window), _pad_to(w, window)
     if pad_b == 0 or pad_r == 0:
         return None
     hp, wp = h + pad_b, w + pad_r
@@ -221,7 +229,7 @@ class LocallyGroupedSelfAttention(nn.Module):
         b, n, c = x.shape
         h, w = hw
         ws = self.window_size
-        x = F.pad(x.view(b, h, w, c), (0, 0, 0, (-w) % ws, 0, (-h) % ws))
+        x = F.pad(x.view(b, h, w, c), (0, 0, 0, _pad_to(w, ws), 0, _pad_to(h, ws)))
         gh, gw = x.shape[1] // ws, x.shape[2] // ws
         # windows: (B, gh * gw, ws * ws, C), row-major over the windows and over the pixels inside each
         x = x.reshape(b, gh, ws, gw, ws, c).transpose(2, 3).reshape(b, gh * gw, ws * ws, c)
