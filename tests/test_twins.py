@@ -109,7 +109,8 @@ def test_lsa_mask_by_hand():
     assert torch.equal(m[3], -1000.0 * (flags[:, None] != flags[None, :]).double())
     # one side unpadded: the reference's mask flags every token and masks nothing
     like = torch.zeros(())
-    assert lsa_mask(4, 3, 2, like) is None and lsa_mask(3, 4, 2, like) is None and lsa_mask(4, 4, 2, like) is None
+    for h, w in ((4, 3), (3, 4), (4, 4)):
+        assert torch.equal(lsa_mask(h, w, 2, like), torch.zeros(4, 4, 4))
 
 
 def _tiny(cls, **kw):
@@ -193,3 +194,26 @@ def test_converter_refuses_what_is_not_built():
     # SVT's own defaults: three stages, whose first three patch sizes and strides the reference reads
     svt = arch_from_mmseg(dict(model, backbone=dict(type="SVT")))["backbone"]
     assert svt["depths"] == [4, 4, 4] and svt["patch_sizes"] == [4, 2, 2] and svt["window_sizes"] == [7, 7, 7]
+
+
+def test_onnx_dynamic_sizes_pad_and_mask_as_eager(tmp_path):
+    """Exported once with dynamic sizes at 65 x 97 (3 x 3 windows over maps of 17 x 25, 9 x 13, 5 x 7, 3 x 4:
+    padded on both sides, the right only, both, the right only), run at 41 x 56 (11 x 14, 6 x 7, 3 x 4, 2 x 2:
+    both, right, right, both) and at 48 x 48 (12 x 12, 6 x 6, 3 x 3: no padding, then 2 x 2: both): the patch
+    embeddings' padding and the LSA mask follow the size as in eager mode."""
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = _tiny(SVT, window_sizes=(3, 3, 3, 3))
+    path = str(tmp_path / "svt.onnx")
+    with torch.no_grad():
+        torch.onnx.export(model, (torch.randn(1, 3, 65, 97),), path, input_names=["x"], opset_version=17,
+                          dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}}, dynamo=False)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for shape in ((2, 3, 41, 56), (1, 3, 48, 48)):
+        x = torch.randn(shape)
+        with torch.no_grad():
+            expected = model(x)
+        got = session.run(None, {"x": x.numpy()})
+        for e, g in zip(expected, got):
+            assert e.shape == g.shape
+            assert abs(e.numpy() - g).max() < 1e-4

@@ -586,6 +586,8 @@ def _twins(b: Cfg) -> Cfg:
         raise Unsupported(f"{b['type']} with per-stage settings of different lengths: {b}")
     for k in lists:
         out[k] = out[k][:n]
+    if any(p < s for p, s in zip(out["patch_sizes"], out["strides"])):
+        raise Unsupported(f"sszoo's {b['type']} has patch embeddings with kernel >= stride only: {b}")
     return out
 
 

@@ -116,6 +116,8 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, in_channels: int, embed_dims: int, kernel_size: int, stride: int) -> None:
         super().__init__()
+        if kernel_size < stride:  # the published configs have kernel == stride; the padding below assumes >=
+            raise ValueError(f"a patch embedding with kernel {kernel_size} < stride {stride} is not supported")
         self.kernel_size, self.stride = kernel_size, stride
         self.projection = nn.Conv2d(in_channels, embed_dims, kernel_size, stride=stride)
         self.norm = nn.LayerNorm(embed_dims)
@@ -124,9 +126,9 @@ class PatchEmbed(nn.Module):
         # MMSegmentation's AdaptivePadding("corner"): the least padding for ceil(side / stride) outputs. Only
         # non-negative integer division: ONNX's Div truncates, so -(-n // s) would export as floor(n / s).
         s, k = self.stride, self.kernel_size
-        pads = [max(((n + s - 1) // s - 1) * s + k - n, 0) for n in x.shape[-2:]]
-        if pads[0] > 0 or pads[1] > 0:
-            x = F.pad(x, [0, pads[1], 0, pads[0]])
+        # (no Python branch on the sizes: a graph exported with dynamic sizes pads as needed at every size)
+        pad_h, pad_w = [((n + s - 1) // s - 1) * s + k - n for n in x.shape[-2:]]
+        x = F.pad(x, [0, pad_w, 0, pad_h])
         x = self.projection(x)
         hw = (x.shape[2], x.shape[3])
         return self.norm(x.flatten(2).transpose(1, 2)), hw
@@ -195,19 +197,23 @@ def _pad_to(n: int, window: int) -> int:
     return (window - n % window) % window
 
 
-def lsa_mask(h: int, w: int, window: int, like: torch.Tensor) -> torch.Tensor | None:
+def lsa_mask(h: int, w: int, window: int, like: torch.Tensor) -> torch.Tensor:
     """The additive mask of LSA on an ``h`` x ``w`` map padded to multiples of ``window``: (windows, N, N) with
-    -1000 between a padded and a real token and 0 elsewhere; None where the reference applies none.
+    -1000 between a padded and a real token and 0 elsewhere (windows and tokens row-major).
 
     As the reference: only a map padded both at the bottom and at the right is masked; with one side unpadded
     its ``mask[:, -0:]`` marks every token as padding, and the difference of equal flags is zero everywhere.
+    Written with integer arithmetic and tensor comparisons only (no Python branch on the sizes), so that an
+    ONNX graph exported with dynamic sizes masks as the reference at every size.
     """
     pad_b, pad_r = _pad_to(h, window), _pad_to(w, window)
-    if pad_b == 0 or pad_r == 0:
-        return None
     hp, wp = h + pad_b, w + pad_r
-    padded = (torch.arange(hp, device=like.device) >= h).unsqueeze(1) | (torch.arange(wp, device=like.device) >= w)
-    flags = padded.reshape(hp // window, window, wp // window, window).transpose(1, 2).reshape(-1, window * window)
+    # 1 if the bottom (right) is padded, else 0 (0 <= pad < window); an unpadded side flags every row (column)
+    padded_b, padded_r = (pad_b + window - 1) // window, (pad_r + window - 1) // window
+    rows = torch.arange(hp, device=like.device) >= h - hp * (1 - padded_b)
+    cols = torch.arange(wp, device=like.device) >= w - wp * (1 - padded_r)
+    flags = (rows.unsqueeze(1) | cols.unsqueeze(0)).reshape(hp // window, window, wp // window, window)
+    flags = flags.transpose(1, 2).reshape(-1, window * window)
     differ = flags.unsqueeze(1) != flags.unsqueeze(2)
     return torch.zeros(differ.shape, dtype=like.dtype, device=like.device).masked_fill(differ, -1000.0)
 
@@ -234,8 +240,7 @@ class LocallyGroupedSelfAttention(nn.Module):
         # windows: (B, gh * gw, ws * ws, C), row-major over the windows and over the pixels inside each
         x = x.reshape(b, gh, ws, gw, ws, c).transpose(2, 3).reshape(b, gh * gw, ws * ws, c)
         q, k, v = self.qkv(x).reshape(b, gh * gw, ws * ws, 3, self.num_heads, c // self.num_heads).permute(3, 0, 1, 4, 2, 5)
-        mask = lsa_mask(h, w, ws, x)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask.unsqueeze(1))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=lsa_mask(h, w, ws, x).unsqueeze(1))
         out = out.transpose(2, 3).reshape(b, gh, gw, ws, ws, c).transpose(2, 3).reshape(b, gh * ws, gw * ws, c)
         return self.proj(out[:, :h, :w].reshape(b, n, c))
 
