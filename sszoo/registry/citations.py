@@ -261,3 +261,10 @@ METHOD_CITATION.update({"bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisene
 METHOD_CITATION.update({"fastscnn": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet"})
 METHOD_CITATION.update({"mobilenet_v2": "sandler2018mobilenetv2", "mobilenet_v3": "howard2019searching"})
 METHOD_CITATION.update({"hrnet": "wang2020deep", "ocrnet": "yuan2020object"})
+CITATIONS.update({"chu2021twins": """@inproceedings{chu2021twins,
+  title={Twins: Revisiting the Design of Spatial Attention in Vision Transformers},
+  author={Chu, Xiangxiang and Tian, Zhi and Wang, Yuqing and Zhang, Bo and Ren, Haibing and Wei, Xiaolin and Xia, Huaxia and Shen, Chunhua},
+  booktitle={Advances in Neural Information Processing Systems (NeurIPS)},
+  year={2021}
+}"""})
+METHOD_CITATION.update({"twins": "chu2021twins"})
