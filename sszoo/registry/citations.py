@@ -261,3 +261,11 @@ METHOD_CITATION.update({"bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisene
 METHOD_CITATION.update({"fastscnn": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet"})
 METHOD_CITATION.update({"mobilenet_v2": "sandler2018mobilenetv2", "mobilenet_v3": "howard2019searching"})
 METHOD_CITATION.update({"hrnet": "wang2020deep", "ocrnet": "yuan2020object"})
+CITATIONS["liu2021swin"] = """@inproceedings{liu2021swin,
+  title={Swin Transformer: Hierarchical Vision Transformer using Shifted Windows},
+  author={Liu, Ze and Lin, Yutong and Cao, Yue and Hu, Han and Wei, Yixuan and Zhang, Zheng and Lin, Stephen and Guo, Baining},
+  booktitle={Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)},
+  pages={10012--10022},
+  year={2021}
+}"""
+METHOD_CITATION.update({"swin": "liu2021swin"})

@@ -69,6 +69,11 @@ class SwinConfig:
     drop_path_rate: float = 0.1
     kind: str = "swin"
 
+    @property
+    def output_stride(self) -> int:
+        """The stride of the last stage's map: the patch size times every merging stride (32)."""
+        return math.prod(self.strides)
+
 
 class DropPath(nn.Module):
     """Stochastic depth per sample (mmcv's ``DropPath``): in training, zero a sample's residual branch with
