@@ -222,3 +222,30 @@ def test_every_swin_config_converts():
     assert len(seen) == 20
     assert {v[0] for v in seen.values()} == {96, 128, 192} and {v[2] for v in seen.values()} == {7, 12}
     assert {v[3] for v in seen.values()} == {(224, 224), (384, 384)}
+
+
+VARIANTS = os.path.join(ROOT, "tests", "golden", "heads", "swin_variants.pt")
+
+
+@pytest.mark.parametrize("name", ["w12_384", "abs_qk_nonorm", "train_droppath"])
+def test_variants_match_reference(name):
+    """tools/make_swin_golden.py: MMSegmentation's float64 backbone outputs in the variants the UPerNet goldens
+    do not reach (window 12 / pretrain 384; abs pos embed, qk_scale, no patch norm, out_indices; training with
+    drop path, dropout and attention dropout, whose random numbers must be drawn in the reference's order)."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from oracle_weights import draw_parameters
+
+    g = torch.load(VARIANTS, weights_only=True)[name]
+    net = SwinTransformer.from_config(config_from_dict(g["arch"], BACKBONES, "backbone"))
+    assert list(net.state_dict()) == g["keys"]
+    assert sum(p.numel() for p in net.parameters()) == g["n_params"]
+    draw_parameters(net, torch.Generator().manual_seed(g["seed"]))  # registration order = the reference's
+    net.double().train(g["training"])
+    x = torch.randn(g["shape"], generator=torch.Generator().manual_seed(g["seed"] + 1)).double()
+    torch.manual_seed(g["seed"] + 2)
+    with torch.no_grad():
+        outs = net(x)
+    assert len(outs) == len(g["outputs"])
+    for out, ref in zip(outs, g["outputs"]):
+        assert out.shape == ref.shape
+        assert (out - ref).abs().max() <= 1e-10 * ref.abs().max()
