@@ -370,6 +370,8 @@ def facts_entries() -> list[dict]:
                   }.get(method, method)
         # HRNet's configs are named fcn_hr*: their method is MMSegmentation's ("hrnet"), not FCN
         method = "hrnet" if r["method"] == "hrnet" else method
+        # Swin's configs are named swin-tiny-patch4-window7-..._upernet_...: the method is MMSegmentation's ("swin")
+        method = "swin" if r["method"] == "swin" else method
         rec = c["recipe"]
         tc = c.get("test_cfg") or {}
         tr = c["test_resize"]
@@ -439,7 +441,7 @@ def facts_entries() -> list[dict]:
                         log_url=r["log_url"] or None, config_0x=None, notes=" ".join(notes_)),
             # backbone families with several heads cite the head's paper too
             citations=[CITE[method]] + [CITE[t] for t in base.split("_")[1:]
-                                        if t in CITE and method in ("resnest", "mobilenet_v2")]
+                                        if t in CITE and method in ("resnest", "mobilenet_v2", "swin")]
             + (["micikevicius2017mixed"] if fp16 else []) + ["mmseg2020"],
             aliases=[base],
         ))

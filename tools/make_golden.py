@@ -148,6 +148,12 @@ CASES = {
     # the right only, where the reference applies no mask) and as 4 x 3 and 2 x 2 maps (padded on both sides: masked).
     "twins_pcpvt_s_fpn": ("twins_pcpvt-s_fpn_fpnhead_8xb4-80k_ade20k-512x512", ["--height", "45", "--width", "59", "--num-classes", "5"]),
     "twins_svt_s_uperhead": ("twins_svt-s_uperhead_8xb2-160k_ade20k-512x512", ["--height", "53", "--width", "45", "--batch", "2", "--num-classes", "4"]),
+    # Swin Transformer (UPerNet + FCN auxiliary head; the ADE20K configs test in whole mode). 49 x 69: the patch
+    # embedding pads to 52 x 72; the stages are 13 x 18, 7 x 9, 4 x 5, 2 x 3, so PatchMerging pads every odd side
+    # and every stage pads to whole 7 x 7 windows (stage 1 to 2 x 3 windows; stages 3 and 4 to one, still shifted
+    # and masked). Batch 2 at 33 x 45: 9 x 12, 5 x 6, 3 x 3, 2 x 2.
+    "swin_t_upernet_ade": ("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512", ["--height", "49", "--width", "69", "--num-classes", "5"]),
+    "swin_t_upernet_ade_b2": ("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at

@@ -592,3 +592,33 @@ def _twins(b: Cfg) -> Cfg:
 
 
 BACKBONES.update({"PCPVT": _twins, "SVT": _twins})
+# ------------------------------------------------------------------------------------ Swin Transformer
+
+
+def _swin(b: Cfg) -> Cfg:
+    # with_cp (activation checkpointing) and frozen_stages (requires_grad) change neither keys nor forward
+    _rgb_only(b)
+    if (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}:
+        raise Unsupported(f"sszoo's SwinTransformer uses GELU, not {b['act_cfg']}")
+    norm = dict(b.get("norm_cfg") or {"type": "LN"})
+    norm.pop("requires_grad", None)
+    if norm != {"type": "LN"}:
+        raise Unsupported(f"sszoo's SwinTransformer uses LayerNorm with eps 1e-5, not {b['norm_cfg']}")
+    patch = int(b.get("patch_size", 4))
+    strides = [int(s) for s in b.get("strides", (4, 2, 2, 2))]
+    if strides[0] != patch or any(s != 2 for s in strides[1:]):
+        raise Unsupported(f"sszoo's SwinTransformer has a stride-patch_size embedding and stride-2 merging, not {strides}")
+    size = b.get("pretrain_img_size", 224)
+    size = [int(size), int(size)] if isinstance(size, int) else [int(s) for s in size] * (2 if len(size) == 1 else 1)
+    qk_scale = b.get("qk_scale")
+    return dict(kind="swin", embed_dims=int(b.get("embed_dims", 96)), depths=[int(d) for d in b.get("depths", (2, 2, 6, 2))],
+                num_heads=[int(h) for h in b.get("num_heads", (3, 6, 12, 24))], window_size=int(b.get("window_size", 7)),
+                patch_size=patch, strides=strides, mlp_ratio=float(b.get("mlp_ratio", 4)),
+                out_indices=[int(i) for i in b.get("out_indices", (0, 1, 2, 3))], qkv_bias=bool(b.get("qkv_bias", True)),
+                qk_scale=None if qk_scale is None else float(qk_scale), patch_norm=bool(b.get("patch_norm", True)),
+                use_abs_pos_embed=bool(b.get("use_abs_pos_embed", False)), pretrain_img_size=size,
+                drop_rate=float(b.get("drop_rate", 0.0)), attn_drop_rate=float(b.get("attn_drop_rate", 0.0)),
+                drop_path_rate=float(b.get("drop_path_rate", 0.1)))
+
+
+BACKBONES.update({"SwinTransformer": _swin})

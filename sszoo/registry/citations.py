@@ -268,3 +268,11 @@ CITATIONS.update({"chu2021twins": """@inproceedings{chu2021twins,
   year={2021}
 }"""})
 METHOD_CITATION.update({"twins": "chu2021twins"})
+CITATIONS["liu2021swin"] = """@inproceedings{liu2021swin,
+  title={Swin Transformer: Hierarchical Vision Transformer using Shifted Windows},
+  author={Liu, Ze and Lin, Yutong and Cao, Yue and Hu, Han and Wei, Yixuan and Zhang, Zheng and Lin, Stephen and Guo, Baining},
+  booktitle={Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)},
+  pages={10012--10022},
+  year={2021}
+}"""
+METHOD_CITATION.update({"swin": "liu2021swin"})
