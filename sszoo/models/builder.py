@@ -24,6 +24,8 @@ BACKBONES: dict[type, type[nn.Module]] = {
     B.ICNetConfig: B.ICNet, B.DDRNetConfig: B.DDRNet, B.PIDNetConfig: B.PIDNet,
 }
 NECKS: dict[type, type[nn.Module]] = {N.FPNConfig: N.FPN, N.JPUConfig: N.JPU, N.ICNeckConfig: N.ICNeck}
+BACKBONES.update({B.ViTConfig: B.VisionTransformer})
+NECKS.update({N.MultiLevelNeckConfig: N.MultiLevelNeck})
 HEADS: dict[type, type[nn.Module]] = {
     H.FCNHeadConfig: H.FCNHead, H.PSPHeadConfig: H.PSPHead, H.ASPPHeadConfig: H.ASPPHead,
     H.SepASPPHeadConfig: H.SepASPPHead, H.NLHeadConfig: H.NLHead, H.DNLHeadConfig: H.DNLHead,

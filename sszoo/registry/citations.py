@@ -261,3 +261,28 @@ METHOD_CITATION.update({"bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisene
 METHOD_CITATION.update({"fastscnn": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet"})
 METHOD_CITATION.update({"mobilenet_v2": "sandler2018mobilenetv2", "mobilenet_v3": "howard2019searching"})
 METHOD_CITATION.update({"hrnet": "wang2020deep", "ocrnet": "yuan2020object"})
+
+# plain ViT / DeiT (MMSegmentation's "vit" configs) and SETR
+CITATIONS.update({
+    "dosovitskiy2020image": """@inproceedings{dosovitskiy2020image,
+  title={An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale},
+  author={Dosovitskiy, Alexey and Beyer, Lucas and Kolesnikov, Alexander and Weissenborn, Dirk and Zhai, Xiaohua and Unterthiner, Thomas and Dehghani, Mostafa and Minderer, Matthias and Heigold, Georg and Gelly, Sylvain and Uszkoreit, Jakob and Houlsby, Neil},
+  booktitle={International Conference on Learning Representations},
+  year={2021}
+}""",
+    "touvron2021training": """@inproceedings{touvron2021training,
+  title={Training data-efficient image transformers \\& distillation through attention},
+  author={Touvron, Hugo and Cord, Matthieu and Douze, Matthijs and Massa, Francisco and Sablayrolles, Alexandre and J{\\'e}gou, Herv{\\'e}},
+  booktitle={International Conference on Machine Learning},
+  pages={10347--10357},
+  year={2021}
+}""",
+    "zheng2021rethinking": """@inproceedings{zheng2021rethinking,
+  title={Rethinking Semantic Segmentation from a Sequence-to-Sequence Perspective with Transformers},
+  author={Zheng, Sixiao and Lu, Jiachen and Zhao, Hengshuang and Zhu, Xiatian and Luo, Zekun and Wang, Yabiao and Fu, Yanwei and Feng, Jianfeng and Xiang, Tao and Torr, Philip HS and Zhang, Li},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition},
+  pages={6881--6890},
+  year={2021}
+}""",
+})
+METHOD_CITATION.update({"vit": "dosovitskiy2020image", "setr": "zheng2021rethinking"})

@@ -15,8 +15,10 @@ from .stdc import STDCConfig, STDCContextPathNet
 from .icnet import ICNet, ICNetConfig
 from .ddrnet import DDRNet, DDRNetConfig
 from .pidnet import PIDNet, PIDNetConfig
+from .vit import VisionTransformer, ViTConfig
 
 __all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "HRNet", "HRNetConfig", "MobileNetV2",
            "MobileNetV2Config", "MobileNetV3", "MobileNetV3Config", "FastSCNN", "FastSCNNConfig", "CGNet", "CGNetConfig",
            "ERFNet", "ERFNetConfig", "BiSeNetV1", "BiSeNetV1Config", "BiSeNetV2", "BiSeNetV2Config", "STDCConfig",
            "STDCContextPathNet", "ICNet", "ICNetConfig", "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig"]
+__all__ += ["VisionTransformer", "ViTConfig"]
