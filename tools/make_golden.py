@@ -143,6 +143,12 @@ CASES = {
     "slide_hrnet_w48_context59": ("fcn_hr48_4xb4-40k_pascal-context-59-480x480", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
     "ocrnet_hr18": ("ocrnet_hr18_4xb2-40k_cityscapes-512x1024", ["--height", "45", "--width", "61", "--num-classes", "5"]),
     "ocrnet_r101_d8": ("ocrnet_r101-d8_4xb2-40k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "4"]),
+    # plain ViT (DeiT-S, the smallest width; ViT-B and DeiT-B differ in width only): sizes that are not multiples of
+    # the 16-pixel patch (corner padding to 48 x 64 and 48 x 48) and token grids other than the trained 32 x 32
+    # (the position embedding resized bicubically to 3 x 4 and 3 x 3); the MultiLevelNeck's 0.5 rescale of 3 rows
+    # (scale-factor sampling) and the final LayerNorm in the first, no neck and batch 2 in the second
+    "vit_deit_s16_ln_mln": ("vit_deit-s16-ln_mln_upernet_8xb2-160k_ade20k-512x512", ["--height", "45", "--width", "59", "--num-classes", "5"]),
+    "vit_deit_s16_b2": ("vit_deit-s16_upernet_8xb2-80k_ade20k-512x512", ["--height", "33", "--width", "47", "--batch", "2", "--num-classes", "4"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at
