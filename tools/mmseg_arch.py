@@ -589,3 +589,44 @@ def _mln(n: Cfg) -> Cfg:
 
 BACKBONES.update({"VisionTransformer": _vit})
 NECKS.update({"MultiLevelNeck": _mln})
+
+
+def _bn_relu(cfg: Cfg, what: str) -> None:
+    """SETR's ConvModules are conv (no bias) + BN + ReLU in every config; other norms or activations are not built."""
+    if ((cfg.get("norm_cfg") or {}).get("type") not in ("BN", "SyncBN")
+            or (cfg.get("act_cfg") or {"type": "ReLU"}) != {"type": "ReLU"}):
+        raise Unsupported(f"sszoo's {what} has BN + ReLU convs only, not {cfg.get('norm_cfg')} / {cfg.get('act_cfg')}")
+    if _norm_eps(cfg, what) != 1e-5:  # (a BN momentum is refused there)
+        raise Unsupported(f"sszoo's {what} has BatchNorm's default eps")
+
+
+def _ln_eps(layer: Cfg | None, what: str) -> float:
+    layer = layer or {"type": "LN", "eps": 1e-6}
+    if layer.get("type") != "LN":
+        raise Unsupported(f"sszoo's {what} normalises its inputs with LayerNorm, not {layer}")
+    return float(layer.get("eps", 1e-5))
+
+
+def _setr_up(h: Cfg) -> Cfg:
+    _bn_relu(h, "SETRUPHead")
+    if h.get("input_transform") or not isinstance(h["in_channels"], int):
+        raise Unsupported("sszoo's SETRUPHead reads one map")
+    return dict(kind="setr_up", **{**base_head(h), **loss_fields(h)}, num_convs=int(h.get("num_convs", 1)),
+                up_scale=int(h.get("up_scale", 4)), kernel_size=int(h.get("kernel_size", 3)),
+                norm_eps=_ln_eps(h.get("norm_layer"), "SETRUPHead"))
+
+
+def _setr_mla(h: Cfg) -> Cfg:
+    _bn_relu(h, "SETRMLAHead")
+    return dict(kind="setr_mla", **{**multi_head(h), **loss_fields(h)}, mla_channels=int(h.get("mla_channels", 128)),
+                up_scale=int(h.get("up_scale", 4)))
+
+
+def _mla(n: Cfg) -> Cfg:
+    _bn_relu(n, "MLANeck")
+    return dict(kind="mla", in_channels=[int(c) for c in n["in_channels"]], out_channels=int(n["out_channels"]),
+                norm_eps=_ln_eps(n.get("norm_layer"), "MLANeck"))
+
+
+HEADS.update({"SETRUPHead": _setr_up, "SETRMLAHead": _setr_mla})
+NECKS.update({"MLANeck": _mla})

@@ -4,6 +4,8 @@ from .fpn import FPN, FPNConfig
 from .jpu import JPU, JPUConfig
 from .icneck import ICNeck, ICNeckConfig
 from .mln import MultiLevelNeck, MultiLevelNeckConfig
+from .mla import MLANeck, MLANeckConfig
 
 __all__ = ["FPN", "FPNConfig", "JPU", "JPUConfig", "ICNeck", "ICNeckConfig"]
 __all__ += ["MultiLevelNeck", "MultiLevelNeckConfig"]
+__all__ += ["MLANeck", "MLANeckConfig"]
