@@ -149,6 +149,9 @@ CASES = {
     # (scale-factor sampling) and the final LayerNorm in the first, no neck and batch 2 in the second
     "vit_deit_s16_ln_mln": ("vit_deit-s16-ln_mln_upernet_8xb2-160k_ade20k-512x512", ["--height", "45", "--width", "59", "--num-classes", "5"]),
     "vit_deit_s16_b2": ("vit_deit-s16_upernet_8xb2-80k_ade20k-512x512", ["--height", "33", "--width", "47", "--batch", "2", "--num-classes", "4"]),
+    # sliding window over the ViT (SETR's configs test in slide mode, but a ViT-L model is too large for a golden):
+    # 40 x 40 windows, corner-padded to 48 x 48, so every window resizes the position embedding to 3 x 3
+    "slide_vit_deit_s16_mln": ("vit_deit-s16_mln_upernet_8xb2-160k_ade20k-512x512", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "40", "--stride", "27", "--num-classes", "4"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at

@@ -285,4 +285,13 @@ CITATIONS.update({
   year={2021}
 }""",
 })
-METHOD_CITATION.update({"vit": "dosovitskiy2020image", "setr": "zheng2021rethinking"})
+# Segmenter's linear-decoder baseline (segmenter_vit-s_fcn: the ViT-S backbone under an FCN head) builds with the
+# ViT too; its mask-transformer configs need a head sszoo does not have yet
+CITATIONS["strudel2021segmenter"] = """@inproceedings{strudel2021segmenter,
+  title={Segmenter: Transformer for Semantic Segmentation},
+  author={Strudel, Robin and Garcia, Ricardo and Laptev, Ivan and Schmid, Cordelia},
+  booktitle={Proceedings of the IEEE/CVF International Conference on Computer Vision},
+  pages={7262--7272},
+  year={2021}
+}"""
+METHOD_CITATION.update({"vit": "dosovitskiy2020image", "setr": "zheng2021rethinking", "segmenter": "strudel2021segmenter"})

@@ -62,6 +62,11 @@ class ViTConfig:
     drop_path_rate: float = 0.0  # stochastic depth of the MLP branches, linear in depth (training only)
     kind: str = "vit"
 
+    @property
+    def output_stride(self) -> int:
+        """The token grid's stride: one token per patch."""
+        return self.patch_size
+
 
 def _pad_amount(size: int, patch: int) -> int:
     """Rows (or columns) that make ``size`` a multiple of ``patch`` (the reference's AdaptivePadding)."""
