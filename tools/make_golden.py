@@ -154,6 +154,15 @@ CASES = {
     # and masked). Batch 2 at 33 x 45: 9 x 12, 5 x 6, 3 x 3, 2 x 2.
     "swin_t_upernet_ade": ("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512", ["--height", "49", "--width", "69", "--num-classes", "5"]),
     "swin_t_upernet_ade_b2": ("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
+    # plain ViT (DeiT-S, the smallest width; ViT-B and DeiT-B differ in width only): sizes that are not multiples of
+    # the 16-pixel patch (corner padding to 48 x 64 and 48 x 48) and token grids other than the trained 32 x 32
+    # (the position embedding resized bicubically to 3 x 4 and 3 x 3); the MultiLevelNeck's 0.5 rescale of 3 rows
+    # (scale-factor sampling) and the final LayerNorm in the first, no neck and batch 2 in the second
+    "vit_deit_s16_ln_mln": ("vit_deit-s16-ln_mln_upernet_8xb2-160k_ade20k-512x512", ["--height", "45", "--width", "59", "--num-classes", "5"]),
+    "vit_deit_s16_b2": ("vit_deit-s16_upernet_8xb2-80k_ade20k-512x512", ["--height", "33", "--width", "47", "--batch", "2", "--num-classes", "4"]),
+    # sliding window over the ViT (SETR's configs test in slide mode, but a ViT-L model is too large for a golden):
+    # 40 x 40 windows, corner-padded to 48 x 48, so every window resizes the position embedding to 3 x 3
+    "slide_vit_deit_s16_mln": ("vit_deit-s16_mln_upernet_8xb2-160k_ade20k-512x512", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "40", "--stride", "27", "--num-classes", "4"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at

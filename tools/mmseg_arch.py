@@ -622,3 +622,83 @@ def _swin(b: Cfg) -> Cfg:
 
 
 BACKBONES.update({"SwinTransformer": _swin})
+# ------------------------------------------------------------------ plain ViT / DeiT (vit) and SETR (setr)
+
+
+def _pair(v: Any) -> list:
+    return [int(v), int(v)] if isinstance(v, int) else [int(x) for x in (list(v) * 2 if len(v) == 1 else v)]
+
+
+def _vit(b: Cfg) -> Cfg:
+    # drop_path_rate only changes training; norm_eval and with_cp nothing sszoo builds (no BN, no checkpointing)
+    norm = b.get("norm_cfg") or {"type": "LN"}
+    if (int(b.get("in_channels", 3)) != 3 or norm.get("type") != "LN"
+            or (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}
+            or float(b.get("drop_rate", 0.0)) or float(b.get("attn_drop_rate", 0.0))
+            or b.get("patch_pad", "corner") not in ("corner", "same") or b.get("output_cls_token")
+            or list(b.get("frozen_exclude", ["all"])) != ["all"]):
+        raise Unsupported(f"sszoo's VisionTransformer has no variant {b}")
+    num_layers = int(b.get("num_layers", 12))
+    out = b.get("out_indices", -1)
+    out = [num_layers - 1 if out == -1 else int(out)] if isinstance(out, int) else [int(i) for i in out]
+    return dict(kind="vit", img_size=_pair(b.get("img_size", 224)), patch_size=int(b.get("patch_size", 16)),
+                patch_pad=str(b.get("patch_pad", "corner")), embed_dims=int(b.get("embed_dims", 768)),
+                num_layers=num_layers, num_heads=int(b.get("num_heads", 12)), mlp_ratio=int(b.get("mlp_ratio", 4)),
+                num_fcs=int(b.get("num_fcs", 2)), out_indices=out, qkv_bias=bool(b.get("qkv_bias", True)),
+                with_cls_token=bool(b.get("with_cls_token", True)), out_origin=bool(b.get("out_origin", False)),
+                patch_norm=bool(b.get("patch_norm", False)), patch_bias=bool(b.get("patch_bias", False)),
+                pre_norm=bool(b.get("pre_norm", False)), final_norm=bool(b.get("final_norm", False)),
+                interpolate_mode=str(b.get("interpolate_mode", "bicubic")), norm_eps=float(norm.get("eps", 1e-5)),
+                drop_path_rate=float(b.get("drop_path_rate", 0.0)))
+
+
+def _mln(n: Cfg) -> Cfg:
+    if n.get("norm_cfg") or n.get("act_cfg"):
+        raise Unsupported("sszoo's MultiLevelNeck has plain biased convs (no norm, no activation)")
+    return dict(kind="mln", in_channels=[int(c) for c in n["in_channels"]], out_channels=int(n["out_channels"]),
+                scales=[float(s) for s in n.get("scales", (0.5, 1, 2, 4))])
+
+
+BACKBONES.update({"VisionTransformer": _vit})
+NECKS.update({"MultiLevelNeck": _mln})
+
+
+def _bn_relu(cfg: Cfg, what: str) -> None:
+    """SETR's ConvModules are conv (no bias) + BN + ReLU in every config; other norms or activations are not built."""
+    if ((cfg.get("norm_cfg") or {}).get("type") not in ("BN", "SyncBN")
+            or (cfg.get("act_cfg") or {"type": "ReLU"}) != {"type": "ReLU"}):
+        raise Unsupported(f"sszoo's {what} has BN + ReLU convs only, not {cfg.get('norm_cfg')} / {cfg.get('act_cfg')}")
+    if _norm_eps(cfg, what) != 1e-5:  # (a BN momentum is refused there)
+        raise Unsupported(f"sszoo's {what} has BatchNorm's default eps")
+
+
+def _ln_eps(layer: Cfg | None, what: str) -> float:
+    layer = layer or {"type": "LN", "eps": 1e-6}
+    if layer.get("type") != "LN":
+        raise Unsupported(f"sszoo's {what} normalises its inputs with LayerNorm, not {layer}")
+    return float(layer.get("eps", 1e-5))
+
+
+def _setr_up(h: Cfg) -> Cfg:
+    _bn_relu(h, "SETRUPHead")
+    if h.get("input_transform") or not isinstance(h["in_channels"], int):
+        raise Unsupported("sszoo's SETRUPHead reads one map")
+    return dict(kind="setr_up", **{**base_head(h), **loss_fields(h)}, num_convs=int(h.get("num_convs", 1)),
+                up_scale=int(h.get("up_scale", 4)), kernel_size=int(h.get("kernel_size", 3)),
+                norm_eps=_ln_eps(h.get("norm_layer"), "SETRUPHead"))
+
+
+def _setr_mla(h: Cfg) -> Cfg:
+    _bn_relu(h, "SETRMLAHead")
+    return dict(kind="setr_mla", **{**multi_head(h), **loss_fields(h)}, mla_channels=int(h.get("mla_channels", 128)),
+                up_scale=int(h.get("up_scale", 4)))
+
+
+def _mla(n: Cfg) -> Cfg:
+    _bn_relu(n, "MLANeck")
+    return dict(kind="mla", in_channels=[int(c) for c in n["in_channels"]], out_channels=int(n["out_channels"]),
+                norm_eps=_ln_eps(n.get("norm_layer"), "MLANeck"))
+
+
+HEADS.update({"SETRUPHead": _setr_up, "SETRMLAHead": _setr_mla})
+NECKS.update({"MLANeck": _mla})

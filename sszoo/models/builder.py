@@ -26,6 +26,8 @@ BACKBONES: dict[type, type[nn.Module]] = {
 }
 BACKBONES.update({B.PCPVTConfig: B.PCPVT, B.SVTConfig: B.SVT})
 NECKS: dict[type, type[nn.Module]] = {N.FPNConfig: N.FPN, N.JPUConfig: N.JPU, N.ICNeckConfig: N.ICNeck}
+BACKBONES.update({B.ViTConfig: B.VisionTransformer})
+NECKS.update({N.MultiLevelNeckConfig: N.MultiLevelNeck, N.MLANeckConfig: N.MLANeck})
 HEADS: dict[type, type[nn.Module]] = {
     H.FCNHeadConfig: H.FCNHead, H.PSPHeadConfig: H.PSPHead, H.ASPPHeadConfig: H.ASPPHead,
     H.SepASPPHeadConfig: H.SepASPPHead, H.NLHeadConfig: H.NLHead, H.DNLHeadConfig: H.DNLHead,
@@ -36,6 +38,7 @@ HEADS: dict[type, type[nn.Module]] = {
     H.OCRHeadConfig: H.OCRHead, H.LRASPPHeadConfig: H.LRASPPHead, H.DSFCNHeadConfig: H.DSFCNHead,
     H.STDCHeadConfig: H.STDCHead, H.DDRHeadConfig: H.DDRHead, H.PIDHeadConfig: H.PIDHead,
 }
+HEADS.update({H.SETRUPHeadConfig: H.SETRUPHead, H.SETRMLAHeadConfig: H.SETRMLAHead})
 
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:

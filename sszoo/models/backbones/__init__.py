@@ -18,6 +18,7 @@ from .pidnet import PIDNet, PIDNetConfig
 # transformers
 from .twins import PCPVT, PCPVTConfig, SVT, SVTConfig
 from .swin import SwinConfig, SwinTransformer
+from .vit import VisionTransformer, ViTConfig
 
 __all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "HRNet", "HRNetConfig", "MobileNetV2",
            "MobileNetV2Config", "MobileNetV3", "MobileNetV3Config", "FastSCNN", "FastSCNNConfig", "CGNet", "CGNetConfig",
@@ -25,3 +26,4 @@ __all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "HRNet", "HRNet
            "STDCContextPathNet", "ICNet", "ICNetConfig", "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig"]
 __all__ += ["PCPVT", "PCPVTConfig", "SVT", "SVTConfig"]
 __all__ += ["SwinConfig", "SwinTransformer"]
+__all__ += ["VisionTransformer", "ViTConfig"]

@@ -32,6 +32,7 @@ from .dsfcn import DSFCNHead, DSFCNHeadConfig
 from .stdc_head import STDCHead, STDCHeadConfig
 from .ddr_head import DDRHead, DDRHeadConfig
 from .pid_head import PIDHead, PIDHeadConfig
+from .setr import SETRMLAHead, SETRMLAHeadConfig, SETRUPHead, SETRUPHeadConfig
 
 __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead",
            "CCHeadConfig", "DAHead", "DAHeadConfig", "DMHead", "DMHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead",
@@ -41,3 +42,4 @@ __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "
            "SepASPPHeadConfig", "UPerHead", "UPerHeadConfig"]
 __all__ += ["OCRHead", "OCRHeadConfig", "LRASPPHead", "LRASPPHeadConfig", "DSFCNHead", "DSFCNHeadConfig", "STDCHead",
             "STDCHeadConfig", "DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
+__all__ += ["SETRUPHead", "SETRUPHeadConfig", "SETRMLAHead", "SETRMLAHeadConfig"]

@@ -3,5 +3,9 @@ that maps the backbone's list of feature maps to the list of maps the heads read
 from .fpn import FPN, FPNConfig
 from .jpu import JPU, JPUConfig
 from .icneck import ICNeck, ICNeckConfig
+from .mln import MultiLevelNeck, MultiLevelNeckConfig
+from .mla import MLANeck, MLANeckConfig
 
 __all__ = ["FPN", "FPNConfig", "JPU", "JPUConfig", "ICNeck", "ICNeckConfig"]
+__all__ += ["MultiLevelNeck", "MultiLevelNeckConfig"]
+__all__ += ["MLANeck", "MLANeckConfig"]
