@@ -23,6 +23,7 @@ BACKBONES: dict[type, type[nn.Module]] = {
     B.BiSeNetV1Config: B.BiSeNetV1, B.BiSeNetV2Config: B.BiSeNetV2, B.STDCConfig: B.STDCContextPathNet,
     B.ICNetConfig: B.ICNet, B.DDRNetConfig: B.DDRNet, B.PIDNetConfig: B.PIDNet,
 }
+BACKBONES.update({B.ConvNeXtConfig: B.ConvNeXt, B.PoolFormerConfig: B.PoolFormer})
 NECKS: dict[type, type[nn.Module]] = {N.FPNConfig: N.FPN, N.JPUConfig: N.JPU, N.ICNeckConfig: N.ICNeck}
 HEADS: dict[type, type[nn.Module]] = {
     H.FCNHeadConfig: H.FCNHead, H.PSPHeadConfig: H.PSPHead, H.ASPPHeadConfig: H.ASPPHead,

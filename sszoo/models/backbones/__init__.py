@@ -15,8 +15,12 @@ from .stdc import STDCConfig, STDCContextPathNet
 from .icnet import ICNet, ICNetConfig
 from .ddrnet import DDRNet, DDRNetConfig
 from .pidnet import PIDNet, PIDNetConfig
+# MMPretrain backbones (ConvNeXt under UPerNet, PoolFormer under Semantic FPN)
+from .convnext import ConvNeXt, ConvNeXtConfig
+from .poolformer import PoolFormer, PoolFormerConfig
 
 __all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "HRNet", "HRNetConfig", "MobileNetV2",
            "MobileNetV2Config", "MobileNetV3", "MobileNetV3Config", "FastSCNN", "FastSCNNConfig", "CGNet", "CGNetConfig",
            "ERFNet", "ERFNetConfig", "BiSeNetV1", "BiSeNetV1Config", "BiSeNetV2", "BiSeNetV2Config", "STDCConfig",
-           "STDCContextPathNet", "ICNet", "ICNetConfig", "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig"]
+           "STDCContextPathNet", "ICNet", "ICNetConfig", "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig",
+           "ConvNeXt", "ConvNeXtConfig", "PoolFormer", "PoolFormerConfig"]
