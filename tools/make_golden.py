@@ -143,6 +143,14 @@ CASES = {
     "slide_hrnet_w48_context59": ("fcn_hr48_4xb4-40k_pascal-context-59-480x480", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
     "ocrnet_hr18": ("ocrnet_hr18_4xb2-40k_cityscapes-512x1024", ["--height", "45", "--width", "61", "--num-classes", "5"]),
     "ocrnet_r101_d8": ("ocrnet_r101-d8_4xb2-40k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "4"]),
+    # MMPretrain backbones. ConvNeXt-T under UPerNet (+ FCN auxiliary head): its unpadded 4x4 stem and 2x2
+    # downsamplings floor odd sides (49 x 67 -> 12 x 16 ... 1 x 2, the PPM's 6-bin pooling of a 1 x 2 map
+    # upsamples), and the configs test in slide mode (41-px windows, 27-px stride: 2 x 3 windows, overlapping).
+    # PoolFormer-S12 under Semantic FPN, batch 2: the padded patch embeddings give 10 x 14 ... 2 x 2 maps at
+    # 37 x 53, so the FPN's nearest and FPNHead's 2x bilinear upsamplings miss the finer sizes and resize again.
+    "convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--height", "49", "--width", "67", "--num-classes", "5"]),
+    "slide_convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--mode", "slide", "--height", "53", "--width", "85", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
+    "poolformer_s12_fpn": ("fpn_poolformer_s12_8xb4-40k_ade20k-512x512", ["--height", "37", "--width", "53", "--batch", "2", "--num-classes", "4"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at

@@ -244,6 +244,23 @@ CITATIONS: dict[str, str] = {
   year={2020}
 }""",
 }
+# wave 4: MMPretrain backbones
+CITATIONS.update({
+    "liu2022convnet": """@inproceedings{liu2022convnet,
+  title={A ConvNet for the 2020s},
+  author={Liu, Zhuang and Mao, Hanzi and Wu, Chao-Yuan and Feichtenhofer, Christoph and Darrell, Trevor and Xie, Saining},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  pages={11976--11986},
+  year={2022}
+}""",
+    "yu2022metaformer": """@inproceedings{yu2022metaformer,
+  title={MetaFormer is Actually What You Need for Vision},
+  author={Yu, Weihao and Luo, Mi and Zhou, Pan and Si, Chenyang and Zhou, Yichen and Wang, Xinchao and Feng, Jiashi and Yan, Shuicheng},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  pages={10819--10829},
+  year={2022}
+}""",
+})
 
 METHOD_CITATION = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": "zhao2017pyramid",
                    "deeplabv3": "chen2017rethinking", "deeplabv3plus": "deeplabv3plus2018",
@@ -261,3 +278,4 @@ METHOD_CITATION.update({"bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisene
 METHOD_CITATION.update({"fastscnn": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet"})
 METHOD_CITATION.update({"mobilenet_v2": "sandler2018mobilenetv2", "mobilenet_v3": "howard2019searching"})
 METHOD_CITATION.update({"hrnet": "wang2020deep", "ocrnet": "yuan2020object"})
+METHOD_CITATION.update({"convnext": "liu2022convnet", "poolformer": "yu2022metaformer"})
