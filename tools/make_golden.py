@@ -146,7 +146,7 @@ CASES = {
     # MMPretrain backbones. ConvNeXt-T under UPerNet (+ FCN auxiliary head): its unpadded 4x4 stem and 2x2
     # downsamplings floor odd sides (49 x 67 -> 12 x 16 ... 1 x 2, the PPM's 6-bin pooling of a 1 x 2 map
     # upsamples), and the configs test in slide mode (41-px windows, 27-px stride: 2 x 3 windows, overlapping).
-    # PoolFormer-S12 under Semantic FPN, batch 2: the padded patch embeddings give 10 x 14 ... 2 x 2 maps at
+    # PoolFormer-S12 under Semantic FPN, batch 2: the padded patch embeddings give 9 x 13 ... 2 x 2 maps at
     # 37 x 53, so the FPN's nearest and FPNHead's 2x bilinear upsamplings miss the finer sizes and resize again.
     "convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--height", "49", "--width", "67", "--num-classes", "5"]),
     "slide_convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--mode", "slide", "--height", "53", "--width", "85", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
