@@ -81,10 +81,12 @@ def tag_of(config_base: str, crop: str, legacy_fp16: bool) -> str:
     if legacy_fp16:
         sched = re.search(r"_(\d+k)_", config_base).group(1)
         return f"{crop}_{sched}_fp16"
-    middle = next(t for t in config_base.split("_") if re.match(r"\d+xb\d+", t))  # '4xb2-amp-80k'
+    parts = config_base.split("_")
+    middle = parts[_layout_index(parts)]  # '4xb2-amp-80k'
     tokens = middle.split("-")
-    sched = next(t for t in tokens if re.fullmatch(r"\d+k", t))
-    extras = [t for t in tokens if t != sched and not re.fullmatch(r"\d+xb\d+", t)]
+    # an old-style name ('fpn_poolformer_s36_8x4_512x512_40k_ade20k') has the schedule in a token of its own
+    sched = next(t for t in (tokens if "xb" in middle else parts) if re.fullmatch(r"\d+k", t))
+    extras = [t for t in tokens if t != sched and not re.fullmatch(r"\d+xb?\d+", t)]
     return "_".join([crop, sched] + extras)
 
 
@@ -305,10 +307,20 @@ def pick_defaults(entries: list[dict]) -> dict[str, str]:
     return out
 
 
+def _layout_index(parts: list[str]) -> int:
+    """The index of a config name's 'NxbM' token (GPUs x batch), or of an old-style name's 'NxM'
+    ('fpn_poolformer_s36_8x4_512x512_40k_ade20k')."""
+    for pattern in (r"\d+xb\d+", r"\d+x\d+$"):
+        for i, t in enumerate(parts):
+            if re.match(pattern, t):
+                return i
+    raise SystemExit(f"no GPUs x batch token in {'_'.join(parts)}")
+
+
 def method_prefix(config_base: str) -> str:
     """'nonlocal_r50-d8_4xb2-40k_cityscapes-512x1024' -> 'nonlocal_r50_d8' (the part before 'NxbM')."""
     head = config_base.split("_")
-    cut = next(i for i, t in enumerate(head) if re.match(r"\d+xb\d+", t))
+    cut = _layout_index(head)
     return re.sub(r"[^a-z0-9]+", "_", "_".join(head[:cut]).lower()).strip("_")
 
 
@@ -368,10 +380,15 @@ def facts_entries() -> list[dict]:
                   }.get(method, method)
         # HRNet's configs are named fcn_hr*: their method is MMSegmentation's ("hrnet"), not FCN
         method = "hrnet" if r["method"] == "hrnet" else method
+        # ConvNeXt's configs are named convnext-tiny_upernet_..., PoolFormer's fpn_poolformer_...: the method is
+        # MMSegmentation's directory, and the head's paper (UPerNet, Semantic FPN) is cited after the backbone's
+        head_papers = ([CITE[t] for t in base.split("_") if t in CITE and t != r["method"]]
+                       if r["method"] in ("convnext", "poolformer") else [])
+        method = r["method"] if r["method"] in ("convnext", "poolformer") else method
         rec = c["recipe"]
         tc = c.get("test_cfg") or {}
         tr = c["test_resize"]
-        gpus = re.search(r"(\d+)xb\d+", base)
+        gpus = re.match(r"(\d+)xb?\d+", base.split("_")[_layout_index(base.split("_"))])  # 'NxbM' or old 'NxM'
         notes_ = [r["note"]] if r["note"] else []
         if rec["iters"] and int(r["schedule"]) != rec["iters"]:
             notes_.append(f"MMSegmentation 1.2.2's config resolves to {rec['iters']} iterations; the published "
@@ -421,7 +438,7 @@ def facts_entries() -> list[dict]:
             source=dict(framework="mmsegmentation", config=r["config"], config_url=MMSEG_CONFIG_URL + r["config"],
                         log_url=r["log_url"] or None, config_0x=None, notes=" ".join(notes_)),
             # backbone families with several heads cite the head's paper too
-            citations=[CITE[method]] + [CITE[t] for t in base.split("_")[1:]
+            citations=[CITE[method]] + head_papers + [CITE[t] for t in base.split("_")[1:]
                                         if t in CITE and method in ("resnest", "mobilenet_v2")]
             + (["micikevicius2017mixed"] if fp16 else []) + ["mmseg2020"],
             aliases=[base],
