@@ -182,3 +182,15 @@ def test_converter_tables_match_the_modules_and_refuse_variants():
     for bad in (dict(norm_cfg=dict(type="BN")), dict(act_cfg=dict(type="ReLU")), dict(arch="x99")):
         with pytest.raises(Unsupported):
             _poolformer(dict(pbase, **bad))
+
+
+def test_stage_wise_lr_scale_by_hand():
+    f = cn.stage_wise_lr_scale
+    # tiny's paramwise_cfg: num_layers 6 -> 8 groups; downsampling 0.9^7, stage i 0.9^(6 - i), the rest 1
+    assert f("backbone.downsample_layers.0.0.weight", (96, 3, 4, 4), 6, 0.9) == (pytest.approx(0.9 ** 7), True)
+    assert f("backbone.downsample_layers.3.1.bias", (768,), 6, 0.9) == (pytest.approx(0.9 ** 7), False)
+    assert f("backbone.stages.0.1.pointwise_conv1.weight", (384, 96), 6, 0.9) == (pytest.approx(0.9 ** 6), True)
+    assert f("backbone.stages.3.2.gamma", (768,), 6, 0.9) == (pytest.approx(0.9 ** 3), False)
+    assert f("backbone.norm3.weight", (768,), 6, 0.9) == (1.0, False)
+    assert f("decode_head.conv_seg.weight", (150, 512, 1, 1), 12, 0.9) == (1.0, True)
+    assert f("backbone.stages.2.20.depthwise_conv.weight", (512, 1, 7, 7), 12, 0.9) == (pytest.approx(0.9 ** 10), True)

@@ -191,3 +191,25 @@ class ConvNeXt(nn.Module):
             if i in self.out_indices:
                 outs.append(getattr(self, f"norm{i}")(x))
         return outs
+
+
+def stage_wise_lr_scale(name: str, shape: torch.Size | tuple[int, ...], num_layers: int,
+                        decay_rate: float) -> tuple[float, bool]:
+    """The learning-rate factor and whether weight decay applies, for the segmentor parameter ``name`` of
+    ``shape``, under MMSegmentation's ``LearningRateDecayOptimizerConstructor`` with ``decay_type='stage_wise'``
+    (the ConvNeXt configs: ``num_layers`` 6 for tiny/small, 12 for base/large/xlarge; ``decay_rate`` 0.9).
+
+    The reference adds 2 to ``num_layers`` (n); the downsampling layers (stem included) get group 0, stage ``i``
+    group ``i + 1``, everything else (the output norms, the heads) group n - 1; the factor is
+    ``decay_rate ** (n - group - 1)``. One-dimensional parameters and biases get no weight decay.
+    For the trainer (sszoo's recipes do not use it yet).
+    """
+    n = num_layers + 2
+    if name.startswith("backbone.downsample_layers"):
+        group = 0
+    elif name.startswith("backbone.stages"):
+        group = int(name.split(".")[2]) + 1
+    else:
+        group = n - 1
+    decays = not (len(shape) == 1 or name.endswith(".bias"))
+    return decay_rate ** (n - group - 1), decays
