@@ -163,6 +163,14 @@ CASES = {
     # sliding window over the ViT (SETR's configs test in slide mode, but a ViT-L model is too large for a golden):
     # 40 x 40 windows, corner-padded to 48 x 48, so every window resizes the position embedding to 3 x 3
     "slide_vit_deit_s16_mln": ("vit_deit-s16_mln_upernet_8xb2-160k_ade20k-512x512", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "40", "--stride", "27", "--num-classes", "4"]),
+    # MMPretrain backbones. ConvNeXt-T under UPerNet (+ FCN auxiliary head): its unpadded 4x4 stem and 2x2
+    # downsamplings floor odd sides (49 x 67 -> 12 x 16 ... 1 x 2, the PPM's 6-bin pooling of a 1 x 2 map
+    # upsamples), and the configs test in slide mode (41-px windows, 27-px stride: 2 x 3 windows, overlapping).
+    # PoolFormer-S12 under Semantic FPN, batch 2: the padded patch embeddings give 9 x 13 ... 2 x 2 maps at
+    # 37 x 53, so the FPN's nearest and FPNHead's 2x bilinear upsamplings miss the finer sizes and resize again.
+    "convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--height", "49", "--width", "67", "--num-classes", "5"]),
+    "slide_convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--mode", "slide", "--height", "53", "--width", "85", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
+    "poolformer_s12_fpn": ("fpn_poolformer_s12_8xb4-40k_ade20k-512x512", ["--height", "37", "--width", "53", "--batch", "2", "--num-classes", "4"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at

@@ -702,3 +702,77 @@ def _mla(n: Cfg) -> Cfg:
 
 HEADS.update({"SETRUPHead": _setr_up, "SETRMLAHead": _setr_mla})
 NECKS.update({"MLANeck": _mla})
+# ------------------------------------------------------------------ MMPretrain backbones: ConvNeXt, PoolFormer
+
+# MMPretrain 1.2.0's ConvNeXt.arch_settings: (depths, channels)
+_CONVNEXT_ARCHS = {
+    "atto": ([2, 2, 6, 2], [40, 80, 160, 320]), "femto": ([2, 2, 6, 2], [48, 96, 192, 384]),
+    "pico": ([2, 2, 6, 2], [64, 128, 256, 512]), "nano": ([2, 2, 8, 2], [80, 160, 320, 640]),
+    "tiny": ([3, 3, 9, 3], [96, 192, 384, 768]), "small": ([3, 3, 27, 3], [96, 192, 384, 768]),
+    "base": ([3, 3, 27, 3], [128, 256, 512, 1024]), "large": ([3, 3, 27, 3], [192, 384, 768, 1536]),
+    "xlarge": ([3, 3, 27, 3], [256, 512, 1024, 2048]), "huge": ([3, 3, 27, 3], [352, 704, 1408, 2816]),
+}
+
+
+def _out_indices(b: Cfg, default: int, length: int) -> list[int]:
+    """``out_indices`` as a list of non-negative indices (an int is one index; negatives count from the end)."""
+    out = b.get("out_indices", default)
+    out = [out] if isinstance(out, int) else list(out)
+    return [int(i) + length if int(i) < 0 else int(i) for i in out]
+
+
+def _convnext(b: Cfg) -> Cfg:
+    # with_cp only trades memory for time in training
+    arch = b.get("arch", "tiny")
+    if isinstance(arch, str):
+        if arch not in _CONVNEXT_ARCHS:
+            raise Unsupported(f"no ConvNeXt arch {arch!r}")
+        depths, channels = _CONVNEXT_ARCHS[arch]
+    else:
+        depths, channels = list(arch["depths"]), list(arch["channels"])
+    if (int(b.get("in_channels", 3)) != 3 or int(b.get("stem_patch_size", 4)) != 4
+            or (b.get("norm_cfg") or {"type": "LN2d", "eps": 1e-6}) != {"type": "LN2d", "eps": 1e-6}
+            or (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}
+            or not b.get("linear_pw_conv", True) or b.get("use_grn") or b.get("gap_before_final_norm", True)):
+        raise Unsupported(f"sszoo's ConvNeXt is v1 on RGB with a 4x4 stem, LN2d(1e-6), GELU, linear pointwise "
+                          f"convs and per-stage maps (gap_before_final_norm False); got {b}")
+    return dict(kind="convnext", depths=[int(d) for d in depths], channels=[int(c) for c in channels],
+                drop_path_rate=float(b.get("drop_path_rate", 0.0)),
+                layer_scale_init_value=float(b.get("layer_scale_init_value", 1e-6)),
+                out_indices=_out_indices(b, -1, len(depths)), frozen_stages=int(b.get("frozen_stages", 0)))
+
+
+# MMPretrain 1.2.0's PoolFormer.arch_settings
+_POOLFORMER_ARCHS = {
+    "s12": dict(layers=[2, 2, 6, 2], embed_dims=[64, 128, 320, 512], layer_scale_init_value=1e-5),
+    "s24": dict(layers=[4, 4, 12, 4], embed_dims=[64, 128, 320, 512], layer_scale_init_value=1e-5),
+    "s36": dict(layers=[6, 6, 18, 6], embed_dims=[64, 128, 320, 512], layer_scale_init_value=1e-6),
+    "m36": dict(layers=[6, 6, 18, 6], embed_dims=[96, 192, 384, 768], layer_scale_init_value=1e-6),
+    "m48": dict(layers=[8, 8, 24, 8], embed_dims=[96, 192, 384, 768], layer_scale_init_value=1e-6),
+}
+
+
+def _poolformer(b: Cfg) -> Cfg:
+    arch = b.get("arch", "s12")
+    if isinstance(arch, str):
+        if arch not in _POOLFORMER_ARCHS:
+            raise Unsupported(f"no PoolFormer arch {arch!r}")
+        arch = dict(_POOLFORMER_ARCHS[arch], mlp_ratios=[4, 4, 4, 4])
+    if ((b.get("norm_cfg") or {"type": "GN", "num_groups": 1}) != {"type": "GN", "num_groups": 1}
+            or (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}):
+        raise Unsupported(f"sszoo's PoolFormer has GroupNorm(1) norms and GELU; got {b}")
+    dims = [int(c) for c in arch["embed_dims"]]
+    if any(x == y for x, y in zip(dims, dims[1:])):
+        raise Unsupported("sszoo's PoolFormer downsamples between every two stages (widths all differ)")
+    return dict(kind="poolformer", layers=[int(n) for n in arch["layers"]], embed_dims=dims,
+                mlp_ratios=[float(r) for r in arch.get("mlp_ratios", (4, 4, 4, 4))],
+                layer_scale_init_value=float(arch.get("layer_scale_init_value", 1e-5)),
+                pool_size=int(b.get("pool_size", 3)), in_patch_size=int(b.get("in_patch_size", 7)),
+                in_stride=int(b.get("in_stride", 4)), in_pad=int(b.get("in_pad", 2)),
+                down_patch_size=int(b.get("down_patch_size", 3)), down_stride=int(b.get("down_stride", 2)),
+                down_pad=int(b.get("down_pad", 1)), drop_rate=float(b.get("drop_rate", 0.0)),
+                drop_path_rate=float(b.get("drop_path_rate", 0.0)),
+                out_indices=_out_indices(b, -1, 2 * len(dims) - 1), frozen_stages=int(b.get("frozen_stages", 0)))
+
+
+BACKBONES.update({"mmpretrain.ConvNeXt": _convnext, "mmpretrain.PoolFormer": _poolformer})

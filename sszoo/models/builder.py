@@ -25,6 +25,7 @@ BACKBONES: dict[type, type[nn.Module]] = {
     B.SwinConfig: B.SwinTransformer,
 }
 BACKBONES.update({B.PCPVTConfig: B.PCPVT, B.SVTConfig: B.SVT})
+BACKBONES.update({B.ConvNeXtConfig: B.ConvNeXt, B.PoolFormerConfig: B.PoolFormer})
 NECKS: dict[type, type[nn.Module]] = {N.FPNConfig: N.FPN, N.JPUConfig: N.JPU, N.ICNeckConfig: N.ICNeck}
 BACKBONES.update({B.ViTConfig: B.VisionTransformer})
 NECKS.update({N.MultiLevelNeckConfig: N.MultiLevelNeck, N.MLANeckConfig: N.MLANeck})

@@ -244,6 +244,23 @@ CITATIONS: dict[str, str] = {
   year={2020}
 }""",
 }
+# wave 4: MMPretrain backbones
+CITATIONS.update({
+    "liu2022convnet": """@inproceedings{liu2022convnet,
+  title={A ConvNet for the 2020s},
+  author={Liu, Zhuang and Mao, Hanzi and Wu, Chao-Yuan and Feichtenhofer, Christoph and Darrell, Trevor and Xie, Saining},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  pages={11976--11986},
+  year={2022}
+}""",
+    "yu2022metaformer": """@inproceedings{yu2022metaformer,
+  title={MetaFormer is Actually What You Need for Vision},
+  author={Yu, Weihao and Luo, Mi and Zhou, Pan and Si, Chenyang and Zhou, Yichen and Wang, Xinchao and Feng, Jiashi and Yan, Shuicheng},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  pages={10819--10829},
+  year={2022}
+}""",
+})
 
 METHOD_CITATION = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": "zhao2017pyramid",
                    "deeplabv3": "chen2017rethinking", "deeplabv3plus": "deeplabv3plus2018",
@@ -310,3 +327,4 @@ CITATIONS["strudel2021segmenter"] = """@inproceedings{strudel2021segmenter,
   year={2021}
 }"""
 METHOD_CITATION.update({"vit": "dosovitskiy2020image", "setr": "zheng2021rethinking", "segmenter": "strudel2021segmenter"})
+METHOD_CITATION.update({"convnext": "liu2022convnet", "poolformer": "yu2022metaformer"})

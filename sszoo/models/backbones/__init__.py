@@ -19,6 +19,9 @@ from .pidnet import PIDNet, PIDNetConfig
 from .twins import PCPVT, PCPVTConfig, SVT, SVTConfig
 from .swin import SwinConfig, SwinTransformer
 from .vit import VisionTransformer, ViTConfig
+# MMPretrain backbones (ConvNeXt under UPerNet, PoolFormer under Semantic FPN)
+from .convnext import ConvNeXt, ConvNeXtConfig
+from .poolformer import PoolFormer, PoolFormerConfig
 
 __all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "HRNet", "HRNetConfig", "MobileNetV2",
            "MobileNetV2Config", "MobileNetV3", "MobileNetV3Config", "FastSCNN", "FastSCNNConfig", "CGNet", "CGNetConfig",
@@ -27,3 +30,4 @@ __all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "HRNet", "HRNet
 __all__ += ["PCPVT", "PCPVTConfig", "SVT", "SVTConfig"]
 __all__ += ["SwinConfig", "SwinTransformer"]
 __all__ += ["VisionTransformer", "ViTConfig"]
+__all__ += ["ConvNeXt", "ConvNeXtConfig", "PoolFormer", "PoolFormerConfig"]
