@@ -171,6 +171,12 @@ CASES = {
     "convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--height", "49", "--width", "67", "--num-classes", "5"]),
     "slide_convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--mode", "slide", "--height", "53", "--width", "85", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
     "poolformer_s12_fpn": ("fpn_poolformer_s12_8xb4-40k_ade20k-512x512", ["--height", "37", "--width", "53", "--batch", "2", "--num-classes", "4"]),
+    # SegNeXt (MSCAN + LightHamHead; the ADE20K configs test in whole mode). MSCAN-T at 49 x 69: the stem's two
+    # stride-2 convs give 13 x 18, then 7 x 9, 4 x 5, 2 x 3, so the head resizes 4 x 5 and 2 x 3 to 7 x 9 and its NMF
+    # factorises 63 pixels. Its random bases come from the global generator, seeded as tools/oracle_dump64.py does
+    # (forward_seed, calib_seed in the info). Batch 2 with MSCAN-S (other widths and depths) at 33 x 45.
+    "segnext_mscan_t": ("segnext_mscan-t_1xb16-adamw-160k_ade20k-512x512", ["--height", "49", "--width", "69", "--num-classes", "5"]),
+    "segnext_mscan_s_b2": ("segnext_mscan-s_1xb16-adamw-160k_ade20k-512x512", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at

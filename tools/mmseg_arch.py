@@ -776,3 +776,49 @@ def _poolformer(b: Cfg) -> Cfg:
 
 
 BACKBONES.update({"mmpretrain.ConvNeXt": _convnext, "mmpretrain.PoolFormer": _poolformer})
+# ------------------------------------------------------------------------------------- SegNeXt (segnext)
+
+
+def _kernels(v: list) -> list:
+    return [int(k) if isinstance(k, int) else [int(x) for x in k] for k in v]
+
+
+def _mscan(b: Cfg) -> Cfg:
+    # init_cfg / pretrained only change initialisation; the stem always takes 3 channels
+    _rgb_only(b)
+    norm = dict(b.get("norm_cfg") or {"type": "SyncBN"})
+    norm.pop("requires_grad", None)
+    if norm.get("type") not in ("BN", "SyncBN") or set(norm) != {"type"}:
+        raise Unsupported(f"sszoo's MSCAN has BatchNorms with the default eps and momentum, not {b.get('norm_cfg')}")
+    if (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}:
+        raise Unsupported(f"sszoo's MSCAN uses GELU, not {b['act_cfg']}")
+    depths = [int(d) for d in b.get("depths", (3, 4, 6, 3))]
+    sizes = _kernels(b.get("attention_kernel_sizes", [5, [1, 7], [1, 11], [1, 21]]))
+    pads = _kernels(b.get("attention_kernel_paddings", [2, [0, 3], [0, 5], [0, 10]]))
+    if int(b.get("num_stages", 4)) != len(depths) or len(sizes) != 4 or len(pads) != 4:
+        raise Unsupported("sszoo's MSCAN builds one stage per depth and MSCA's 5x5 + three strip branches")
+    return dict(kind="mscan", embed_dims=[int(c) for c in b.get("embed_dims", (64, 128, 256, 512))],
+                mlp_ratios=[float(r) for r in b.get("mlp_ratios", (4, 4, 4, 4))], depths=depths,
+                attention_kernel_sizes=sizes, attention_kernel_paddings=pads,
+                drop_rate=float(b.get("drop_rate", 0.0)), drop_path_rate=float(b.get("drop_path_rate", 0.0)))
+
+
+def _light_ham(h: Cfg) -> Cfg:
+    norm = dict(h.get("norm_cfg") or {})
+    norm.pop("requires_grad", None)
+    if norm.get("type") != "GN" or set(norm) != {"type", "num_groups"}:
+        raise Unsupported(f"sszoo's LightHamHead has GroupNorms (eps 1e-5), not {h.get('norm_cfg')}")
+    if (h.get("act_cfg") or {"type": "ReLU"}) != {"type": "ReLU"} or h.get("conv_cfg"):
+        raise Unsupported("sszoo's LightHamHead has plain convs and ReLU")
+    ham = h.get("ham_kwargs") or {}
+    if not ham.get("rand_init", True):
+        # the reference then registers a 'bases' buffer in its first forward: a state dict that changes
+        raise Unsupported("LightHamHead with rand_init=False")
+    # ham_kwargs' inv_t is overridden to 1 by the reference's NMF2D, so it changes nothing
+    return dict(kind="light_ham", **{**multi_head(h), **loss_fields(h)}, ham_channels=int(h.get("ham_channels", 512)),
+                md_s=int(ham.get("MD_S", 1)), md_r=int(ham.get("MD_R", 64)), train_steps=int(ham.get("train_steps", 6)),
+                eval_steps=int(ham.get("eval_steps", 7)), num_groups=int(norm["num_groups"]))
+
+
+BACKBONES.update({"MSCAN": _mscan})
+HEADS.update({"LightHamHead": _light_ham})

@@ -40,6 +40,8 @@ HEADS: dict[type, type[nn.Module]] = {
     H.STDCHeadConfig: H.STDCHead, H.DDRHeadConfig: H.DDRHead, H.PIDHeadConfig: H.PIDHead,
 }
 HEADS.update({H.SETRUPHeadConfig: H.SETRUPHead, H.SETRMLAHeadConfig: H.SETRMLAHead})
+BACKBONES.update({B.MSCANConfig: B.MSCAN})
+HEADS.update({H.LightHamHeadConfig: H.LightHamHead})
 
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:

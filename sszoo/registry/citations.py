@@ -328,3 +328,13 @@ CITATIONS["strudel2021segmenter"] = """@inproceedings{strudel2021segmenter,
 }"""
 METHOD_CITATION.update({"vit": "dosovitskiy2020image", "setr": "zheng2021rethinking", "segmenter": "strudel2021segmenter"})
 METHOD_CITATION.update({"convnext": "liu2022convnet", "poolformer": "yu2022metaformer"})
+# SegNeXt (MSCAN backbone + LightHamHead)
+CITATIONS["guo2022segnext"] = """@inproceedings{guo2022segnext,
+  title={SegNeXt: Rethinking Convolutional Attention Design for Semantic Segmentation},
+  author={Guo, Meng-Hao and Lu, Cheng-Ze and Hou, Qibin and Liu, Zhengning and Cheng, Ming-Ming and Hu, Shi-Min},
+  booktitle={Advances in Neural Information Processing Systems},
+  volume={35},
+  pages={1140--1156},
+  year={2022}
+}"""
+METHOD_CITATION.update({"segnext": "guo2022segnext"})

@@ -31,3 +31,7 @@ __all__ += ["PCPVT", "PCPVTConfig", "SVT", "SVTConfig"]
 __all__ += ["SwinConfig", "SwinTransformer"]
 __all__ += ["VisionTransformer", "ViTConfig"]
 __all__ += ["ConvNeXt", "ConvNeXtConfig", "PoolFormer", "PoolFormerConfig"]
+# SegNeXt
+from .mscan import MSCAN, MSCANConfig
+
+__all__ += ["MSCAN", "MSCANConfig"]
