@@ -177,6 +177,11 @@ CASES = {
     # (forward_seed, calib_seed in the info). Batch 2 with MSCAN-S (other widths and depths) at 33 x 45.
     "segnext_mscan_t": ("segnext_mscan-t_1xb16-adamw-160k_ade20k-512x512", ["--height", "49", "--width", "69", "--num-classes", "5"]),
     "segnext_mscan_s_b2": ("segnext_mscan-s_1xb16-adamw-160k_ade20k-512x512", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
+    # K-Net (IterativeDecodeHead: 3 kernel update stages over an FCN kernel generator, ResNetV1c-50-D8 + FCN
+    # auxiliary head). 41 x 57 gives 6 x 8 features; 5 classes are 5 kernels attending to each other. Batch 2 (one
+    # kernel set and one conv per sample) with the UPerNet generator at 33 x 45.
+    "knet_s3_r50_d8_fcn": ("knet-s3_r50-d8_fcn_8xb2-adamw-80k_ade20k-512x512", ["--height", "41", "--width", "57", "--num-classes", "5"]),
+    "knet_s3_r50_d8_upernet_b2": ("knet-s3_r50-d8_upernet_8xb2-adamw-80k_ade20k-512x512", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at

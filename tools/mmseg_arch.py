@@ -533,6 +533,8 @@ def arch_from_mmseg(model: Cfg) -> Cfg:
     if isinstance(decode, list):  # a cascade's point selection is in the segmentor's train/test cfg (PointRend)
         decode = [dict(h, train_cfg=model.get("train_cfg"), test_cfg=model.get("test_cfg")) for h in decode]
     last = decode[-1] if isinstance(decode, list) else decode
+    # K-Net's IterativeDecodeHead has its class count and align_corners in its kernel generator
+    last = last.get("kernel_generate_head", last)
     neck = model.get("neck")
     align_corners = bool(last.get("align_corners", False))
     aux = _heads(model.get("auxiliary_head"), "head")
@@ -822,3 +824,51 @@ def _light_ham(h: Cfg) -> Cfg:
 
 BACKBONES.update({"MSCAN": _mscan})
 HEADS.update({"LightHamHead": _light_ham})
+# ------------------------------------------------------------------------------------------ K-Net (knet)
+
+_KNET_GENERATORS = ("fcn", "psp", "aspp", "uper")
+
+
+def _knet_stage(u: Cfg) -> Cfg:
+    """One KernelUpdateHead's arguments (refusing the variants sszoo does not build)."""
+    relu = {"type": "ReLU", "inplace": True}
+    ft = u.get("feat_transform_cfg")
+    if (u.get("type", "KernelUpdateHead") != "KernelUpdateHead" or int(u.get("feat_gather_stride", 1)) != 1
+            or int(u.get("mask_transform_stride", 1)) != 1 or dict(u.get("act_cfg") or relu) != relu
+            or dict(u.get("ffn_act_cfg") or relu) != relu):
+        raise Unsupported(f"sszoo's KernelUpdateHead has stride-1 gathering and ReLUs only, not {u}")
+    if ft is not None and (dict(ft) != {"conv_cfg": {"type": "Conv2d"}, "act_cfg": None}):
+        raise Unsupported(f"sszoo's KernelUpdateHead transforms features by a biased 1x1 conv only, not {ft}")
+    k = dict(u.get("kernel_updator_cfg") or {})
+    if (k.get("type") != "KernelUpdator" or dict(k.get("norm_cfg") or {"type": "LN"}) != {"type": "LN"}
+            or dict(k.get("act_cfg") or relu) != relu):
+        raise Unsupported(f"sszoo's K-Net has the KernelUpdator with LayerNorms and ReLU only, not {k}")
+    in_channels = int(k.get("in_channels", 256))
+    return dict(in_channels=int(u.get("in_channels", 256)), out_channels=int(u.get("out_channels", 256)),
+                num_heads=int(u.get("num_heads", 8)), feedforward_channels=int(u.get("feedforward_channels", 2048)),
+                num_ffn_fcs=int(u.get("num_ffn_fcs", 2)), num_mask_fcs=int(u.get("num_mask_fcs", 3)),
+                conv_kernel_size=int(u.get("conv_kernel_size", 1)), feat_transform=ft is not None,
+                with_ffn=bool(u.get("with_ffn", True)), dropout=float(u.get("dropout", 0.0)),
+                updator_in_channels=in_channels, updator_feat_channels=int(k.get("feat_channels", 64)),
+                updator_out_channels=int(k.get("out_channels") or in_channels),
+                gate_sigmoid=bool(k.get("gate_sigmoid", True)), gate_norm_act=bool(k.get("gate_norm_act", False)),
+                activate_out=bool(k.get("activate_out", False)))
+
+
+def _knet(h: Cfg) -> Cfg:
+    gen_cfg = h["kernel_generate_head"]
+    gen = _head(gen_cfg, "head")
+    if gen["kind"] not in _KNET_GENERATORS or "input_transform" in gen:
+        raise Unsupported(f"sszoo's K-Net generates kernels with an FCN, PSP, ASPP or UPerNet head, not {gen_cfg['type']}")
+    if gen_cfg.get("align_corners"):
+        raise Unsupported("K-Net's kernel update heads resize with align_corners=False; a generator with True differs")
+    stages = [_knet_stage(u) for u in h["kernel_update_head"]]
+    if len(stages) != int(h["num_stages"]) or any(s != stages[0] for s in stages):
+        raise Unsupported("sszoo's K-Net has num_stages identical kernel update heads")
+    if stages[0]["in_channels"] != gen["channels"]:
+        raise Unsupported("the kernel update heads' in_channels must be the generator's channels")
+    return dict(kind="knet", kernel_generate_head=gen, num_stages=len(stages), **stages[0],
+                loss_weight=gen.get("loss_weight", 1.0))
+
+
+HEADS.update({"IterativeDecodeHead": _knet})

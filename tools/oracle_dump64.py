@@ -158,7 +158,11 @@ def main():
         for head in ("decode_head", "auxiliary_head"):
             for h in (mcfg.get(head) if isinstance(mcfg.get(head), list) else [mcfg.get(head)]):
                 # STDC's detail head is binary (boundary or not) whatever the segmentation's class count
-                if isinstance(h, dict) and h.get("type") != "STDCHead":
+                if isinstance(h, dict) and h.get("type") == "IterativeDecodeHead":
+                    # K-Net's head takes no class count: its kernel generator and update heads have one
+                    for inner in [h.kernel_generate_head] + list(h.kernel_update_head):
+                        inner.num_classes = a.num_classes
+                elif isinstance(h, dict) and h.get("type") != "STDCHead":
                     h.num_classes = a.num_classes
     fixed = D.check_input_size(mcfg, a)
     tc = dict(mcfg.get("test_cfg") or {})

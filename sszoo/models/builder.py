@@ -42,6 +42,7 @@ HEADS: dict[type, type[nn.Module]] = {
 HEADS.update({H.SETRUPHeadConfig: H.SETRUPHead, H.SETRMLAHeadConfig: H.SETRMLAHead})
 BACKBONES.update({B.MSCANConfig: B.MSCAN})
 HEADS.update({H.LightHamHeadConfig: H.LightHamHead})
+HEADS.update({H.KNetHeadConfig: H.KNetHead})
 
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:

@@ -46,3 +46,6 @@ __all__ += ["SETRUPHead", "SETRUPHeadConfig", "SETRMLAHead", "SETRMLAHeadConfig"
 from .ham_head import LightHamHead, LightHamHeadConfig
 
 __all__ += ["LightHamHead", "LightHamHeadConfig"]
+from .knet import KNetHead, KNetHeadConfig
+
+__all__ += ["KNetHead", "KNetHeadConfig"]
