@@ -220,7 +220,8 @@ def expected_state(arch) -> dict[str, torch.Tensor]:
 
 def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> Optional[int]:
     """The class count a checkpoint was trained for: the outputs of its (first) decode head's classifier."""
-    for key in ("decode_head.conv_seg.weight", "decode_head.0.conv_seg.weight"):
+    for key in ("decode_head.conv_seg.weight", "decode_head.0.conv_seg.weight",
+                "decode_head.kernel_generate_head.conv_seg.weight"):  # K-Net: its kernel generator's
         if key in state:
             return int(state[key].shape[0])
     return None

@@ -338,3 +338,13 @@ CITATIONS["guo2022segnext"] = """@inproceedings{guo2022segnext,
   year={2022}
 }"""
 METHOD_CITATION.update({"segnext": "guo2022segnext"})
+# K-Net (IterativeDecodeHead over FCN/PSP/ASPP/UPerNet kernel generators)
+CITATIONS["zhang2021knet"] = """@inproceedings{zhang2021knet,
+  title={K-Net: Towards Unified Image Segmentation},
+  author={Zhang, Wenwei and Pang, Jiangmiao and Chen, Kai and Loy, Chen Change},
+  booktitle={Advances in Neural Information Processing Systems},
+  volume={34},
+  pages={10326--10338},
+  year={2021}
+}"""
+METHOD_CITATION.update({"knet": "zhang2021knet"})

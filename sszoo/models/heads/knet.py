@@ -226,6 +226,11 @@ class KNetHead(ClassifierHead):
                    num_mask_fcs=cfg.num_mask_fcs, conv_kernel_size=cfg.conv_kernel_size,
                    feat_transform=cfg.feat_transform, with_ffn=cfg.with_ffn, dropout=cfg.dropout, updator=updator)
 
+    @property
+    def conv_seg(self) -> nn.Conv2d:
+        """The classifier: the generator's (no second copy in the state dict), for code that (re)initialises it."""
+        return self.kernel_generate_head.conv_seg
+
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
         """The last stage's logits in eval mode; every stage's (the generator's first) in training."""
         gen = self.kernel_generate_head
