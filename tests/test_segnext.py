@@ -90,7 +90,7 @@ def _nmf_by_hand(x: torch.Tensor, bases: torch.Tensor, steps: int) -> torch.Tens
 
 @pytest.mark.parametrize("training,steps", [(False, 7), (True, 3)])
 def test_nmf_updates_and_steps(training, steps):
-    nmf = NMF2D(md_s=2, md_r=3, train_steps=3, eval_steps=7).train(training)
+    nmf = NMF2D(8, md_s=2, md_r=3, train_steps=3, eval_steps=7).train(training)
     x = torch.rand(2, 8, 5, 3, dtype=torch.float64)  # 2 samples x 2 groups of 4 channels, 15 pixels
     torch.manual_seed(11)
     got = nmf(x)
@@ -107,7 +107,7 @@ def test_nmf_reduces_reconstruction_error():
     torch.manual_seed(0)
     b, r = torch.rand(1, 16, 2, dtype=torch.float64), torch.rand(1, 40, 2, dtype=torch.float64)
     x = torch.bmm(b, r.transpose(1, 2)).view(1, 16, 5, 8)  # exactly rank 2, non-negative
-    nmf = NMF2D(md_r=2, eval_steps=50).eval()
+    nmf = NMF2D(16, md_r=2, eval_steps=50).eval()
     assert (nmf(x) - x).norm() < 0.05 * x.norm()
 
 
@@ -154,3 +154,18 @@ def test_converter_record_and_refusals():
 def test_head_refuses_uneven_groups():
     with pytest.raises(ValueError, match="md_s"):
         LightHamHead((8, 8), 8, 3, in_index=(0, 1), ham_channels=10, md_s=3, num_groups=2)
+
+
+def test_make_deterministic_fixes_one_draw():
+    nmf = NMF2D(8, md_s=2, md_r=3).eval()
+    x = torch.rand(1, 8, 5, 3, dtype=torch.float64)
+    torch.manual_seed(3)
+    random_once = nmf(x)  # one sample: the draw is (S, D, R), the same numbers make_deterministic takes
+    torch.manual_seed(3)
+    nmf.make_deterministic()
+    assert "fixed_bases" not in nmf.state_dict()
+    state = torch.get_rng_state()
+    assert torch.equal(nmf(x), random_once)
+    assert torch.equal(torch.get_rng_state(), state)  # no more draws
+    two = nmf(torch.cat([x, x]))  # every sample starts from the same bases
+    assert torch.equal(two[0], two[1]) and torch.equal(two[:1], random_once)

@@ -25,8 +25,11 @@ the windows' order. In another dtype (float64 parity checks) the float32 bases a
 after normalising (the reference itself fails on float64 maps; tools/oracle_dump64.py casts them at the same
 point). Without a seed, two forwards give slightly different logits, as the reference's do.
 
-ONNX: ``torch.rand`` exports as ONNX RandomUniform, whose numbers are onnxruntime's, not PyTorch's, so an
-exported graph is the same random model but not equal to the PyTorch forward number for number.
+Export: ONNX's RandomUniform would draw onnxruntime's numbers, not PyTorch's, so no exported graph could be
+checked against PyTorch. :meth:`NMF2D.make_deterministic` (which sszoo.export calls on the copy it exports)
+fixes one draw of D x R bases per group, shared by every sample and every forward, as the reference's own
+``rand_init=False`` mode does: the exported network is deterministic and equals that copy's PyTorch forward,
+but is one of the random models the reference averages over, not the reference's per-forward redraw.
 """
 from __future__ import annotations
 
@@ -71,10 +74,20 @@ class ConvGN(nn.Module):
 class NMF2D(nn.Module):
     """Non-negative matrix factorisation by multiplicative updates from random bases (no parameters)."""
 
-    def __init__(self, md_s: int = 1, md_r: int = 64, train_steps: int = 6, eval_steps: int = 7) -> None:
+    def __init__(self, channels: int, md_s: int = 1, md_r: int = 64, train_steps: int = 6, eval_steps: int = 7) -> None:
         super().__init__()
-        self.S, self.R = int(md_s), int(md_r)
+        if channels % md_s:
+            raise ValueError(f"{channels} channels do not split into md_s = {md_s} equal groups")
+        self.channels, self.S, self.R = int(channels), int(md_s), int(md_r)
         self.train_steps, self.eval_steps = int(train_steps), int(eval_steps)
+        # one fixed draw (MD_S x D x R) instead of a new one per forward: None unless make_deterministic() is
+        # called; not in the state dict, so checkpoints are unchanged
+        self.register_buffer("fixed_bases", None, persistent=False)
+
+    def make_deterministic(self) -> None:
+        """Draw the bases once (from the global generator, as a forward would for one sample) and use them for
+        every sample and forward from now on, as the reference's ``rand_init=False``; for export."""
+        self.fixed_bases = self.initial_bases(1, self.channels // self.S, torch.device("cpu"))
 
     def initial_bases(self, batch: int, d: int, device: torch.device) -> torch.Tensor:
         """The reference's draw: float32 uniforms from the global CPU generator, moved, then normalised."""
@@ -91,7 +104,10 @@ class NMF2D(nn.Module):
         b, c, h, w = x.shape
         d = c // self.S
         x = x.view(b * self.S, d, h * w)
-        bases = self.initial_bases(b, d, x.device).to(x.dtype)  # a no-op in float32
+        if self.fixed_bases is not None:
+            bases = self.fixed_bases.to(x.device, x.dtype).repeat(b, 1, 1)
+        else:
+            bases = self.initial_bases(b, d, x.device).to(x.dtype)  # the .to is a no-op in float32
         coef = F.softmax(torch.bmm(x.transpose(1, 2), bases), dim=-1)  # inv_t is 1 in the reference's NMF2D
         for _ in range(self.train_steps if self.training else self.eval_steps):
             coef = self._update_coef(x, bases, coef)
@@ -127,14 +143,12 @@ class LightHamHead(ClassifierHead):
         super().__init__()
         if len(in_channels) != len(in_index):
             raise ValueError("in_channels and in_index must have the same length")
-        if ham_channels % md_s:
-            raise ValueError(f"ham_channels {ham_channels} must split into md_s = {md_s} equal groups")
         # The classifier is registered first, as in the reference, so parameters enumerate in the same order.
         self._init_classifier(channels, num_classes, dropout)
         self.in_index = tuple(in_index)
         self.align_corners = align_corners
         self.squeeze = ConvGN(sum(in_channels), ham_channels, num_groups)
-        self.hamburger = Hamburger(ham_channels, NMF2D(md_s, md_r, train_steps, eval_steps), num_groups)
+        self.hamburger = Hamburger(ham_channels, NMF2D(ham_channels, md_s, md_r, train_steps, eval_steps), num_groups)
         self.align = ConvGN(ham_channels, channels, num_groups)
 
     @classmethod
