@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from detection_zoo import OUT as DET_OUT, detection_text  # noqa: E402
 
 sys.path.insert(0, os.path.join(HERE, os.pardir))
 from sszoo.registry.citations import METHOD_CITATION as CITE  # noqa: E402  (method -> BibTeX key)
+from sszoo.train.optim import paramwise_from_mmengine  # noqa: E402
 REF = os.path.join(HERE, "reference")
 OUT = os.path.join(HERE, os.pardir, "sszoo", "registry", "zoo.json")
 
@@ -379,16 +381,26 @@ def facts_entries() -> list[dict]:
         fp16 = bool(rec.get("amp"))
         scheds = rec.get("param_scheduler") or []
         warm = [p for p in scheds if p["type"] == "LinearLR"]
-        if [p["type"] for p in scheds] not in (["PolyLR"], ["LinearLR", "PolyLR"]):
-            raise SystemExit(f"{r['config']}: lr schedule {[p['type'] for p in scheds]} is not poly (+ warm-up)")
+        kinds = [p["type"] for p in scheds]
+        if kinds not in (["PolyLR"], ["LinearLR", "PolyLR"], ["LinearLR", "MultiStepLR"]):
+            raise SystemExit(f"{r['config']}: lr schedule {kinds} is not poly or milestones (+ warm-up)")
+        steps = next((p for p in scheds if p["type"] == "MultiStepLR"), None)
         keys = ((rec.get("paramwise_cfg") or {}).get("custom_keys") or {})
+        paramwise = None
         if keys and all(set(v) <= {"wd_mult"} for v in keys.values()):
             # MMEngine (and MMCV before it) reads decay_mult; wd_mult is stored and never used
             notes_.append(f"The config sets wd_mult=0 for {sorted(keys)}, which MMEngine's optimizer constructor "
                           "does not read (it reads decay_mult): those weights were trained with the same weight "
                           "decay as all others, and sszoo's recipe does the same.")
-        elif keys or (rec.get("paramwise_cfg") or {}):
-            raise SystemExit(f"{r['config']}: paramwise_cfg {rec['paramwise_cfg']} is not supported yet")
+        else:
+            try:
+                pw = paramwise_from_mmengine(rec.get("paramwise_cfg"), rec.get("constructor"))
+            except ValueError as e:
+                raise SystemExit(f"{r['config']}: {e}")
+            paramwise = dataclasses.asdict(pw) if pw is not None else None
+        clip = rec.get("clip_grad")
+        if clip and (clip.get("norm_type", 2) != 2 or set(clip) - {"max_norm", "norm_type"}):
+            raise SystemExit(f"{r['config']}: gradient clipping {clip} is not an L2-norm clip")
         out.append(dict(
             name=f"{method_prefix(base)}_{DATASETS[r['dataset']][0]}.{tag_of(base, r['crop'], False)}",
             method=method, backbone=r["architecture"].split("|")[0], arch=arch, dataset=DATASETS[r["dataset"]][0],
@@ -412,7 +424,12 @@ def facts_entries() -> list[dict]:
                         loss_scale=rec["loss_scale"] if fp16 else None,
                         pretrained_backbone=next(iter((c.get("pretrained") or {}).values()), None),
                         warmup_iters=warm[0]["end"] - warm[0]["begin"] if warm else 0,
-                        warmup_start_factor=warm[0].get("start_factor", 1 / 3) if warm else 1.0),
+                        warmup_start_factor=warm[0].get("start_factor", 1 / 3) if warm else 1.0,
+                        paramwise=paramwise, betas=list(rec["betas"]) if rec.get("betas") else [0.9, 0.999],
+                        eps=float(rec["eps"]) if rec.get("eps") else 1e-8,
+                        clip_grad=float(clip["max_norm"]) if clip else None,
+                        lr_milestones=[int(m) for m in steps["milestones"]] if steps else [],
+                        lr_gamma=float(steps.get("gamma", 0.1)) if steps else 0.1),
             reported=dict(miou=num(r["miou"]), miou_msflip=num(r["miou_msflip"]), mem_gb=num(r["mem_gb"]),
                           fps=num(r["fps"]), hardware="V100" if "V100" in r["hardware"] else (r["hardware"] or None),
                           precision="fp16" if fp16 else "fp32"),

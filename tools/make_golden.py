@@ -152,6 +152,11 @@ CASES = {
     # sliding window over the ViT (SETR's configs test in slide mode, but a ViT-L model is too large for a golden):
     # 40 x 40 windows, corner-padded to 48 x 48, so every window resizes the position embedding to 3 x 3
     "slide_vit_deit_s16_mln": ("vit_deit-s16_mln_upernet_8xb2-160k_ade20k-512x512", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "40", "--stride", "27", "--num-classes", "4"]),
+    # Twins (PCPVT-S under FPN + FPNHead, SVT-S under UPerNet + FCN auxiliary head). Odd sizes: every patch embedding
+    # pads its input at the bottom/right. 53 x 45 reaches SVT's 7 x 7 windows as 14 x 12 and 7 x 6 maps (padded at
+    # the right only, where the reference applies no mask) and as 4 x 3 and 2 x 2 maps (padded on both sides: masked).
+    "twins_pcpvt_s_fpn": ("twins_pcpvt-s_fpn_fpnhead_8xb4-80k_ade20k-512x512", ["--height", "45", "--width", "59", "--num-classes", "5"]),
+    "twins_svt_s_uperhead": ("twins_svt-s_uperhead_8xb2-160k_ade20k-512x512", ["--height", "53", "--width", "45", "--batch", "2", "--num-classes", "4"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at

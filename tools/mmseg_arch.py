@@ -630,3 +630,45 @@ def _mla(n: Cfg) -> Cfg:
 
 HEADS.update({"SETRUPHead": _setr_up, "SETRMLAHead": _setr_mla})
 NECKS.update({"MLANeck": _mla})
+# ---------------------------------------------------------------------------------------------- Twins
+
+
+def _twins(b: Cfg) -> Cfg:
+    # PCPVT and SVT (sszoo.models.backbones.twins); qk_scale is not a PCPVT/SVT argument (always head_dim^-0.5)
+    _rgb_only(b)
+    if (b.get("norm_cfg") or {"type": "LN"}) != {"type": "LN"} or float(b.get("drop_rate", 0.0)) != 0.0 \
+            or float(b.get("attn_drop_rate", 0.0)) != 0.0:
+        raise Unsupported(f"sszoo's {b['type']} has LayerNorm and no dropout (only stochastic depth)")
+    svt = b["type"] == "SVT"
+    # the reference's own defaults where a config leaves a field out (SVT's differ from PCPVT's)
+    d = dict(embed_dims=[64, 128, 256] if svt else [64, 128, 256, 512], num_heads=[1, 2, 4] if svt else [1, 2, 4, 8],
+             mlp_ratios=[4, 4, 4] if svt else [4, 4, 4, 4], depths=[4, 4, 4] if svt else [3, 4, 6, 3],
+             sr_ratios=[4, 2, 1] if svt else [8, 4, 2, 1], drop_path_rate=0.2 if svt else 0.0,
+             norm_after_stage=svt)
+    out = dict(kind="svt" if svt else "pcpvt",
+               embed_dims=[int(c) for c in b.get("embed_dims", d["embed_dims"])],
+               patch_sizes=[int(p) for p in b.get("patch_sizes", (4, 2, 2, 2))],
+               strides=[int(s) for s in b.get("strides", (4, 2, 2, 2))],
+               num_heads=[int(n) for n in b.get("num_heads", d["num_heads"])],
+               mlp_ratios=[int(r) for r in b.get("mlp_ratios", d["mlp_ratios"])],
+               depths=[int(n) for n in b.get("depths", d["depths"])],
+               sr_ratios=[int(r) for r in b.get("sr_ratios", d["sr_ratios"])],
+               qkv_bias=bool(b.get("qkv_bias", False)), norm_after_stage=bool(b.get("norm_after_stage", d["norm_after_stage"])),
+               out_indices=[int(i) for i in b.get("out_indices", (0, 1, 2, 3))],
+               drop_path_rate=float(b.get("drop_path_rate", d["drop_path_rate"])))
+    if svt:  # sic: the reference spells the argument "windiow_sizes"
+        out["window_sizes"] = [int(w) for w in b.get("windiow_sizes", (7, 7, 7))]
+    # the reference reads the first len(depths) entries of the per-stage lists, but builds a PEG (and with
+    # norm_after_stage a LayerNorm) for every embed_dims entry
+    n = len(out["depths"])
+    lists = ["patch_sizes", "strides", "num_heads", "mlp_ratios", "sr_ratios"] + (["window_sizes"] if svt else [])
+    if len(out["embed_dims"]) != n or any(len(out[k]) < n for k in lists):
+        raise Unsupported(f"{b['type']} with per-stage settings of different lengths: {b}")
+    for k in lists:
+        out[k] = out[k][:n]
+    if any(p < s for p, s in zip(out["patch_sizes"], out["strides"])):
+        raise Unsupported(f"sszoo's {b['type']} has patch embeddings with kernel >= stride only: {b}")
+    return out
+
+
+BACKBONES.update({"PCPVT": _twins, "SVT": _twins})

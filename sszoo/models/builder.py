@@ -23,6 +23,7 @@ BACKBONES: dict[type, type[nn.Module]] = {
     B.BiSeNetV1Config: B.BiSeNetV1, B.BiSeNetV2Config: B.BiSeNetV2, B.STDCConfig: B.STDCContextPathNet,
     B.ICNetConfig: B.ICNet, B.DDRNetConfig: B.DDRNet, B.PIDNetConfig: B.PIDNet,
 }
+BACKBONES.update({B.PCPVTConfig: B.PCPVT, B.SVTConfig: B.SVT})
 NECKS: dict[type, type[nn.Module]] = {N.FPNConfig: N.FPN, N.JPUConfig: N.JPU, N.ICNeckConfig: N.ICNeck}
 BACKBONES.update({B.ViTConfig: B.VisionTransformer})
 NECKS.update({N.MultiLevelNeckConfig: N.MultiLevelNeck, N.MLANeckConfig: N.MLANeck})

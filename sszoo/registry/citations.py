@@ -295,3 +295,10 @@ CITATIONS["strudel2021segmenter"] = """@inproceedings{strudel2021segmenter,
   year={2021}
 }"""
 METHOD_CITATION.update({"vit": "dosovitskiy2020image", "setr": "zheng2021rethinking", "segmenter": "strudel2021segmenter"})
+CITATIONS.update({"chu2021twins": """@inproceedings{chu2021twins,
+  title={Twins: Revisiting the Design of Spatial Attention in Vision Transformers},
+  author={Chu, Xiangxiang and Tian, Zhi and Wang, Yuqing and Zhang, Bo and Ren, Haibing and Wei, Xiaolin and Xia, Huaxia and Shen, Chunhua},
+  booktitle={Advances in Neural Information Processing Systems (NeurIPS)},
+  year={2021}
+}"""})
+METHOD_CITATION.update({"twins": "chu2021twins"})

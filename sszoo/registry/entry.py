@@ -48,6 +48,45 @@ class TestProtocol:
 
 
 @dataclass(frozen=True)
+class KeyRule:
+    """One of MMEngine's ``paramwise_cfg.custom_keys``: parameters whose full name contains ``key`` get
+    ``lr_mult x lr`` and ``decay_mult x weight_decay`` (the longest matching key wins)."""
+
+    key: str
+    lr_mult: float = 1.0
+    decay_mult: float = 1.0
+
+
+@dataclass(frozen=True)
+class ParamwiseConfig:
+    """Per-parameter learning rates and weight decay of a recipe (MMEngine's ``paramwise_cfg``).
+
+    Either name rules (``custom_keys`` and ``norm_decay_mult``, MMEngine's default optimizer constructor), or
+    MMSegmentation's layer-wise learning-rate decay (``layer_decay``: "layer_wise" or "stage_wise" for ConvNeXt,
+    "layer_wise" for BEiT and MAE; ``decay_rate`` ** depth-from-the-top scales each layer's lr, over
+    ``num_layers``). :func:`sszoo.train.optim.param_groups` turns it into optimizer parameter groups.
+    """
+
+    custom_keys: tuple[KeyRule, ...] = ()
+    norm_decay_mult: Optional[float] = None
+    layer_decay: Optional[str] = None
+    decay_rate: float = 1.0
+    num_layers: int = 0
+
+    def __post_init__(self) -> None:
+        # from JSON the rules arrive as dicts (or lists of fields)
+        rules = tuple(r if isinstance(r, KeyRule) else KeyRule(**r) if isinstance(r, dict) else KeyRule(*r)
+                      for r in self.custom_keys)
+        object.__setattr__(self, "custom_keys", rules)
+        if self.layer_decay not in (None, "layer_wise", "stage_wise"):
+            raise ValueError(f"layer_decay must be 'layer_wise', 'stage_wise' or None, got {self.layer_decay!r}")
+
+
+def _paramwise(v) -> Optional[ParamwiseConfig]:
+    return ParamwiseConfig(**v) if isinstance(v, dict) else v
+
+
+@dataclass(frozen=True)
 class TrainRecipe:
     """The published training recipe (per-GPU batch x GPUs, schedule, optimiser)."""
 
@@ -73,6 +112,15 @@ class TrainRecipe:
     pretrained_backbone: Optional[str] = None  # e.g. "open-mmlab://resnet50_v1c", "torchvision://resnet50"
     warmup_iters: int = 0         # linear warm-up (MMEngine's LinearLR) before the poly schedule (PointRend: 200)
     warmup_start_factor: float = 1.0   # the warm-up's first lr, as a fraction of lr
+    paramwise: Optional[ParamwiseConfig] = None   # per-parameter lr / weight decay (None: one group)
+    betas: tuple[float, float] = (0.9, 0.999)     # Adam(W)
+    eps: float = 1e-8                             # Adam(W)
+    clip_grad: Optional[float] = None             # max L2 norm of all gradients (MMEngine's clip_grad)
+    lr_milestones: tuple[int, ...] = ()           # MultiStepLR after the warm-up instead of poly (K-Net)
+    lr_gamma: float = 0.1                         # MultiStepLR's factor at each milestone
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "paramwise", _paramwise(self.paramwise))
 
     @property
     def batch_size(self) -> int:

@@ -28,6 +28,7 @@ from .checkpoint import (FORMAT, LAST_POINTER, atomic_save, export_safetensors,
                          iteration_checkpoints, read_train_checkpoint, rng_state, set_rng_state)
 from ..distributed import all_reduce_mean, barrier, cleanup, convert_batchnorm, init_distributed
 from .logger import TrainLogger, format_eta, peak_memory_mb
+from .optim import clip_gradients, group_lr, param_groups
 from .recipe import TrainConfig, format_config
 from .sampling import AugmentedDataset, StepBatchSampler, _mix
 
@@ -71,29 +72,37 @@ def poly_lr(base_lr: float, iteration: int, total: int, power: float, min_lr: fl
     return (base_lr - min_lr) * (1.0 - frac) ** power + min_lr
 
 
-def scheduled_lr(cfg: TrainConfig, iteration: int) -> float:
-    """The learning rate of update ``iteration``: the linear warm-up, then the poly schedule.
+def scheduled_lr(cfg: TrainConfig, iteration: int, base_lr: Optional[float] = None) -> float:
+    """The learning rate of update ``iteration`` for a parameter group whose unscheduled lr is ``base_lr``
+    (default ``cfg.lr``): the linear warm-up, then the poly schedule or the recipe's milestones.
 
     As MMEngine's ``LinearLR(start_factor, begin=0, end=W)`` followed by ``PolyLR(begin=W, end=iters)``:
     the warm-up rises from ``start_factor x lr`` to ``lr`` at update ``W - 1``, and the poly schedule
-    decays over the remaining updates (:func:`poly_lr`).
+    decays over the remaining updates (:func:`poly_lr`); see :func:`sszoo.train.optim.group_lr`.
     """
-    w = cfg.warmup_iters
-    if iteration < w:
-        frac = iteration / (w - 1) if w > 1 else 1.0
-        return cfg.lr * (cfg.warmup_start_factor + (1.0 - cfg.warmup_start_factor) * frac)
-    return poly_lr(cfg.lr, iteration - w, cfg.iters - w, cfg.poly_power, cfg.min_lr)
+    return group_lr(cfg.lr if base_lr is None else base_lr, iteration, iters=cfg.iters,
+                    warmup_iters=cfg.warmup_iters, warmup_start_factor=cfg.warmup_start_factor,
+                    poly_power=cfg.poly_power, min_lr=cfg.min_lr, milestones=tuple(cfg.lr_milestones),
+                    gamma=cfg.lr_gamma)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, cfg: TrainConfig, iteration: int) -> float:
+    """Set every group's lr for update ``iteration`` (each from its own ``lr_mult x lr``); returns the base one."""
+    for g in optimizer.param_groups:
+        g["lr"] = scheduled_lr(cfg, iteration, cfg.lr * g.get("lr_mult", 1.0))
+    return scheduled_lr(cfg, iteration)
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, weight decay on every parameter, as the reference recipes), Adam (L2 weight decay added to
-    the gradient, as torch's and so MMEngine's Adam: CGNet's recipe) or AdamW."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """SGD (momentum, weight decay), Adam (L2 weight decay added to the gradient, as torch's and so MMEngine's
+    Adam: CGNet's recipe) or AdamW, over the recipe's parameter groups (:func:`sszoo.train.optim.param_groups`:
+    one group, MMEngine's custom keys, or layer-wise lr decay)."""
+    groups = param_groups(model, cfg.lr, cfg.weight_decay, cfg.paramwise)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def init_weights(model: Segmentor) -> None:
@@ -318,9 +327,7 @@ class Trainer:
         for it, batch in enumerate(loader, start=start):
             # dropout and any other torch randomness of this step depend on (seed, iteration, rank) only
             torch.manual_seed(_mix(cfg.seed, it, info.rank, 3))
-            lr = scheduled_lr(cfg, it)
-            for g in optimizer.param_groups:
-                g["lr"] = lr
+            lr = set_lr(optimizer, cfg, it)
             x = normalize_batch(batch["image"].to(dev, non_blocking=True), batch["valid"], cfg.mean, cfg.std,
                                 memory_format)
             label = batch["label"].to(dev, non_blocking=True).long()
@@ -333,6 +340,9 @@ class Trainer:
             if scaler is not None:
                 scale_before = scaler.get_scale()
                 scaler.scale(losses["total"]).backward()
+                if cfg.clip_grad:
+                    scaler.unscale_(optimizer)  # clip the true gradients, as MMEngine's AmpOptimWrapper
+                    clip_gradients(optimizer, cfg.clip_grad)
                 scaler.step(optimizer)
                 scaler.update()
                 if scaler.get_scale() < scale_before:
@@ -342,6 +352,7 @@ class Trainer:
                                                          "scale_after": scaler.get_scale()})
             else:
                 losses["total"].backward()
+                clip_gradients(optimizer, cfg.clip_grad)
             reduced = all_reduce_mean(torch.stack([losses["decode"].detach(), losses["aux"].detach(),
                                                    losses["total"].detach()]).float())
             if not bool(torch.isfinite(reduced).all()):

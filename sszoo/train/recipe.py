@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..registry import ZooEntry
+from ..registry.entry import ParamwiseConfig, _paramwise
 
 # Fields that may differ between a run and its resumption (they do not change the trained weights).
 RESUME_MUTABLE = frozenset({"work_dir", "workers", "eval_interval", "ckpt_interval", "log_interval", "resume",
@@ -46,6 +47,12 @@ class TrainConfig:
     min_lr: float = 1e-4
     warmup_iters: int = 0                    # linear warm-up iterations before the poly schedule
     warmup_start_factor: float = 1.0         # the warm-up's first lr, as a fraction of lr
+    paramwise: Optional[ParamwiseConfig] = None   # per-parameter lr / weight decay (sszoo.train.optim)
+    betas: tuple[float, float] = (0.9, 0.999)     # Adam(W)
+    eps: float = 1e-8                             # Adam(W)
+    clip_grad: Optional[float] = None             # max L2 norm of all gradients; None: no clipping
+    lr_milestones: tuple[int, ...] = ()           # MultiStepLR (counted after the warm-up) instead of poly
+    lr_gamma: float = 0.1
     aux_weight: float = 0.4
     ignore_index: int = 255
     amp: str = "off"                         # "off", "fp16" (dynamic loss scaling) or "bf16"
@@ -65,6 +72,7 @@ class TrainConfig:
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "paramwise", _paramwise(self.paramwise))  # from config.json: a dict
         problems = []
         if self.iters < 1:
             problems.append(f"iters must be >= 1, got {self.iters}")
@@ -84,6 +92,10 @@ class TrainConfig:
             problems.append(f"amp must be 'off', 'fp16' or 'bf16', got {self.amp!r}")
         if self.optimizer not in ("sgd", "adam", "adamw"):
             problems.append(f"optimizer must be 'sgd', 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.clip_grad is not None and self.clip_grad <= 0:
+            problems.append(f"clip_grad must be a positive gradient norm or None, got {self.clip_grad}")
+        if list(self.lr_milestones) != sorted(self.lr_milestones) or any(m < 1 for m in self.lr_milestones):
+            problems.append(f"lr_milestones must be increasing positive iterations, got {self.lr_milestones}")
         if self.num_classes < 1:
             problems.append(f"num_classes must be >= 1, got {self.num_classes}")
         if min(self.eval_interval, self.ckpt_interval, self.workers) < 0 or self.log_interval < 1:
@@ -146,7 +158,9 @@ def config_from_entry(entry: ZooEntry, data: str, work_dir: str, **overrides: An
         cat_max_ratio=r.cat_max_ratio, photometric=r.photometric, bn_momentum=r.bn_momentum, optimizer=r.optimizer,
         lr=r.lr, momentum=r.momentum,
         weight_decay=r.weight_decay, poly_power=r.poly_power, min_lr=r.min_lr, warmup_iters=r.warmup_iters,
-        warmup_start_factor=r.warmup_start_factor, aux_weight=r.aux_loss_weight,
+        warmup_start_factor=r.warmup_start_factor, paramwise=r.paramwise, betas=tuple(r.betas), eps=r.eps,
+        clip_grad=r.clip_grad, lr_milestones=tuple(r.lr_milestones), lr_gamma=r.lr_gamma,
+        aux_weight=r.aux_loss_weight,
         ignore_index=entry.dataset.ignore_index, mean=tuple(entry.test.mean), std=tuple(entry.test.std),
     )
     base.update(over)

@@ -16,9 +16,12 @@ from .icnet import ICNet, ICNetConfig
 from .ddrnet import DDRNet, DDRNetConfig
 from .pidnet import PIDNet, PIDNetConfig
 from .vit import VisionTransformer, ViTConfig
+# transformers
+from .twins import PCPVT, PCPVTConfig, SVT, SVTConfig
 
 __all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "HRNet", "HRNetConfig", "MobileNetV2",
            "MobileNetV2Config", "MobileNetV3", "MobileNetV3Config", "FastSCNN", "FastSCNNConfig", "CGNet", "CGNetConfig",
            "ERFNet", "ERFNetConfig", "BiSeNetV1", "BiSeNetV1Config", "BiSeNetV2", "BiSeNetV2Config", "STDCConfig",
            "STDCContextPathNet", "ICNet", "ICNetConfig", "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig"]
 __all__ += ["VisionTransformer", "ViTConfig"]
+__all__ += ["PCPVT", "PCPVTConfig", "SVT", "SVTConfig"]
