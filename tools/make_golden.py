@@ -157,6 +157,15 @@ CASES = {
     # the right only, where the reference applies no mask) and as 4 x 3 and 2 x 2 maps (padded on both sides: masked).
     "twins_pcpvt_s_fpn": ("twins_pcpvt-s_fpn_fpnhead_8xb4-80k_ade20k-512x512", ["--height", "45", "--width", "59", "--num-classes", "5"]),
     "twins_svt_s_uperhead": ("twins_svt-s_uperhead_8xb2-160k_ade20k-512x512", ["--height", "53", "--width", "45", "--batch", "2", "--num-classes", "4"]),
+    # BEiT-B and MAE-B (+ Feature2Pyramid, UPerNet, FCN auxiliary head) run only at their config's img_size (640 / 512:
+    # relative position tables for one token grid), where one forward of the 768-wide UPerNet head alone is ~1.5
+    # TFLOP (a minute of one CPU thread in float64). The goldens build the same full-width network for a smaller
+    # grid (tools/oracle_dump64.py --img-size, recorded as CONFIG@HxW, no zoo entry) and run it at that accepted
+    # size: BEiT on a 3 x 5 grid (non-square: the index's row and column roles) with batch 2, MAE (its position
+    # embedding) in its configs' sliding-window mode, 64 x 64 windows over an odd image. Each case still costs
+    # ~8 s of one thread, almost all of it drawing, saving and loading the 163M parameters, not the forward.
+    "beit_b_upernet": ("beit-base_upernet_8xb2-160k_ade20k-640x640", ["--img-size", "48", "80", "--height", "48", "--width", "80", "--batch", "2", "--num-classes", "4"]),
+    "slide_mae_b_upernet": ("mae-base_upernet_8xb2-amp-160k_ade20k-512x512", ["--img-size", "64", "64", "--mode", "slide", "--height", "77", "--width", "100", "--crop", "64", "--stride", "37", "--num-classes", "4"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at
@@ -164,6 +173,7 @@ CASES = {
 # is sampled) and no input, which tests/oracle_weights.py regenerates from the seed as tools/oracle_dump64.py
 # drew it. tests/test_parity.py compares the same rows and columns of sszoo's full-size logits.
 STRIDED = {"mobilenet_v3_d8_lraspp": 5, "mobilenet_v3_d8_s_lraspp": 5}
+STRIDED.update({"beit_b_upernet": 5, "slide_mae_b_upernet": 5})  # BEiT / MAE: full-width 768-channel heads
 
 
 def seeded_input(batch: int, height: int, width: int, seed: int) -> torch.Tensor:

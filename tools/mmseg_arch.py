@@ -672,3 +672,40 @@ def _twins(b: Cfg) -> Cfg:
 
 
 BACKBONES.update({"PCPVT": _twins, "SVT": _twins})
+
+
+# ------------------------------------------------------------------------- BEiT (beit), MAE (mae), Feature2Pyramid
+
+
+def _beit(b: Cfg) -> Cfg:
+    # drop_path_rate only changes training, init_values only a fresh model's layer scales; norm_eval nothing
+    # sszoo builds (no BN in the backbone)
+    norm = b.get("norm_cfg") or {"type": "LN"}
+    if (int(b.get("in_channels", 3)) != 3 or norm.get("type") != "LN"
+            or (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"} or float(b.get("attn_drop_rate", 0.0))):
+        raise Unsupported(f"sszoo's {b['type']} has no variant {b}")
+    num_layers = int(b.get("num_layers", 12))
+    out = b.get("out_indices", -1)
+    out = [num_layers - 1 if out == -1 else int(out)] if isinstance(out, int) else [int(i) for i in out]
+    rec = dict(kind="beit" if b["type"] == "BEiT" else "mae", img_size=_pair(b.get("img_size", 224)),
+               patch_size=int(b.get("patch_size", 16)), embed_dims=int(b.get("embed_dims", 768)),
+               num_layers=num_layers, num_heads=int(b.get("num_heads", 12)), mlp_ratio=int(b.get("mlp_ratio", 4)),
+               num_fcs=int(b.get("num_fcs", 2)), out_indices=out)
+    if b["type"] == "BEiT":
+        rec["qv_bias"] = bool(b.get("qv_bias", True))
+    rec.update(patch_norm=bool(b.get("patch_norm", False)), final_norm=bool(b.get("final_norm", False)),
+               norm_eps=float(norm.get("eps", 1e-5)), init_values=float(b.get("init_values", 0.1)),
+               drop_path_rate=float(b.get("drop_path_rate", 0.0)))
+    return rec
+
+
+def _feature2pyramid(n: Cfg) -> Cfg:
+    rescales = [float(r) for r in n.get("rescales", (4, 2, 1, 0.5))]
+    if rescales not in ([4.0, 2.0, 1.0, 0.5], [2.0, 1.0, 0.5, 0.25]):
+        raise Unsupported(f"sszoo's Feature2Pyramid has no rescales {rescales}")
+    return dict(kind="feature2pyramid", embed_dim=int(n["embed_dim"]), rescales=rescales,
+                norm_eps=_norm_eps(n, "Feature2Pyramid"))
+
+
+BACKBONES.update({"BEiT": _beit, "MAE": _beit})
+NECKS.update({"Feature2Pyramid": _feature2pyramid})

@@ -39,6 +39,8 @@ HEADS: dict[type, type[nn.Module]] = {
 }
 HEADS.update({H.SETRUPHeadConfig: H.SETRUPHead, H.SETRMLAHeadConfig: H.SETRMLAHead})
 
+BACKBONES.update({B.BEiTConfig: B.BEiT, B.MAEConfig: B.MAE})
+NECKS.update({N.Feature2PyramidConfig: N.Feature2Pyramid})
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:
     return {f.default: c for c in table for f in dataclasses.fields(c) if f.name == "kind"}

@@ -302,3 +302,21 @@ CITATIONS.update({"chu2021twins": """@inproceedings{chu2021twins,
   year={2021}
 }"""})
 METHOD_CITATION.update({"twins": "chu2021twins"})
+
+# BEiT and MAE (MMSegmentation's "beit" and "mae" configs: UPerNet over the backbone + Feature2Pyramid)
+CITATIONS.update({
+    "bao2021beit": """@inproceedings{bao2021beit,
+  title={{BEiT}: {BERT} Pre-Training of Image Transformers},
+  author={Bao, Hangbo and Dong, Li and Piao, Songhao and Wei, Furu},
+  booktitle={International Conference on Learning Representations},
+  year={2022}
+}""",
+    "he2022masked": """@inproceedings{he2022masked,
+  title={Masked Autoencoders Are Scalable Vision Learners},
+  author={He, Kaiming and Chen, Xinlei and Xie, Saining and Li, Yanghao and Doll{\\'a}r, Piotr and Girshick, Ross},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition},
+  pages={16000--16009},
+  year={2022}
+}""",
+})
+METHOD_CITATION.update({"beit": "bao2021beit", "mae": "he2022masked"})

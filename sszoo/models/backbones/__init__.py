@@ -25,3 +25,6 @@ __all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "HRNet", "HRNet
            "STDCContextPathNet", "ICNet", "ICNetConfig", "DDRNet", "DDRNetConfig", "PIDNet", "PIDNetConfig"]
 __all__ += ["VisionTransformer", "ViTConfig"]
 __all__ += ["PCPVT", "PCPVTConfig", "SVT", "SVTConfig"]
+# BEiT and MAE (relative position bias, layer scales; fixed input size)
+from .beit import BEiT, BEiTConfig, MAE, MAEConfig  # noqa: E402
+__all__ += ["BEiT", "BEiTConfig", "MAE", "MAEConfig"]
