@@ -166,6 +166,13 @@ CASES = {
     # ~8 s of one thread, almost all of it drawing, saving and loading the 163M parameters, not the forward.
     "beit_b_upernet": ("beit-base_upernet_8xb2-160k_ade20k-640x640", ["--img-size", "48", "80", "--height", "48", "--width", "80", "--batch", "2", "--num-classes", "4"]),
     "slide_mae_b_upernet": ("mae-base_upernet_8xb2-amp-160k_ade20k-512x512", ["--img-size", "64", "64", "--mode", "slide", "--height", "77", "--width", "100", "--crop", "64", "--stride", "37", "--num-classes", "4"]),
+    # Segmenter (ViT-T + the mask transformer: class embeddings decoded with the patches; 37 x 51 is corner-padded
+    # to a 3 x 4 grid, so the position embedding is resized; batch 2) and its configs' sliding window; DPT (ViT-B
+    # with class-token readout "project"): 45 x 59 -> a 3 x 4 grid, reassembled to 12 x 16 ... 2 x 2, so every
+    # fusion step resizes its skip map (4 x 4 vs 3 x 4, 8 x 8 vs 6 x 8, 16 x 16 vs 12 x 16)
+    "segmenter_vit_t_mask": ("segmenter_vit-t_mask_8xb1-160k_ade20k-512x512", ["--height", "37", "--width", "51", "--batch", "2", "--num-classes", "5"]),
+    "slide_segmenter_vit_t_mask": ("segmenter_vit-t_mask_8xb1-160k_ade20k-512x512", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "40", "--stride", "27", "--num-classes", "4"]),
+    "dpt_vit_b16": ("dpt_vit-b16_8xb2-160k_ade20k-512x512", ["--height", "45", "--width", "59", "--num-classes", "4"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at

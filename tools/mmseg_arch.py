@@ -563,7 +563,7 @@ def _vit(b: Cfg) -> Cfg:
     if (int(b.get("in_channels", 3)) != 3 or norm.get("type") != "LN"
             or (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}
             or float(b.get("drop_rate", 0.0)) or float(b.get("attn_drop_rate", 0.0))
-            or b.get("patch_pad", "corner") not in ("corner", "same") or b.get("output_cls_token")
+            or b.get("patch_pad", "corner") not in ("corner", "same")
             or list(b.get("frozen_exclude", ["all"])) != ["all"]):
         raise Unsupported(f"sszoo's VisionTransformer has no variant {b}")
     num_layers = int(b.get("num_layers", 12))
@@ -574,6 +574,7 @@ def _vit(b: Cfg) -> Cfg:
                 num_layers=num_layers, num_heads=int(b.get("num_heads", 12)), mlp_ratio=int(b.get("mlp_ratio", 4)),
                 num_fcs=int(b.get("num_fcs", 2)), out_indices=out, qkv_bias=bool(b.get("qkv_bias", True)),
                 with_cls_token=bool(b.get("with_cls_token", True)), out_origin=bool(b.get("out_origin", False)),
+                **({"output_cls_token": True} if b.get("output_cls_token") else {}),  # DPT's (map, cls) pairs
                 patch_norm=bool(b.get("patch_norm", False)), patch_bias=bool(b.get("patch_bias", False)),
                 pre_norm=bool(b.get("pre_norm", False)), final_norm=bool(b.get("final_norm", False)),
                 interpolate_mode=str(b.get("interpolate_mode", "bicubic")), norm_eps=float(norm.get("eps", 1e-5)),
@@ -709,3 +710,31 @@ def _feature2pyramid(n: Cfg) -> Cfg:
 
 BACKBONES.update({"BEiT": _beit, "MAE": _beit})
 NECKS.update({"Feature2Pyramid": _feature2pyramid})
+
+
+# ------------------------------------------------------------------- Segmenter (segmenter) and DPT (dpt) heads
+
+
+def _segmenter_mask(h: Cfg) -> Cfg:
+    # drop_path_rate only changes training; dropout_ratio is unused (no conv_seg); init_std only initialisation
+    if (float(h.get("drop_rate", 0.0)) or float(h.get("attn_drop_rate", 0.0))
+            or (h.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"} or h.get("input_transform")
+            or loss_fields(h)):
+        raise Unsupported(f"sszoo's SegmenterMaskTransformerHead has no variant {h}")
+    return dict(kind="segmenter_mask", in_channels=int(h["in_channels"]), embed_dims=int(h["embed_dims"]),
+                num_layers=int(h["num_layers"]), num_heads=int(h["num_heads"]), mlp_ratio=int(h.get("mlp_ratio", 4)),
+                num_fcs=int(h.get("num_fcs", 2)), qkv_bias=bool(h.get("qkv_bias", True)),
+                in_index=int(h.get("in_index", -1)), norm_eps=_ln_eps(h.get("norm_cfg") or {"type": "LN"}, "Segmenter"),
+                drop_path_rate=float(h.get("drop_path_rate", 0.1)), loss_weight=loss_weight(h))
+
+
+def _dpt(h: Cfg) -> Cfg:
+    if (h.get("input_transform") != "multiple_select" or h.get("expand_channels")
+            or (h.get("act_cfg") or {"type": "ReLU"}) != {"type": "ReLU"}):
+        raise Unsupported(f"sszoo's DPTHead has no variant {h}")
+    return dict(kind="dpt", **{**multi_head(h), **loss_fields(h)}, embed_dims=int(h.get("embed_dims", 768)),
+                post_process_channels=[int(c) for c in h.get("post_process_channels", (96, 192, 384, 768))],
+                readout_type=str(h.get("readout_type", "ignore")), norm_eps=_norm_eps(h, "DPTHead"))
+
+
+HEADS.update({"SegmenterMaskTransformerHead": _segmenter_mask, "DPTHead": _dpt})

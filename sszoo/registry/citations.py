@@ -286,7 +286,7 @@ CITATIONS.update({
 }""",
 })
 # Segmenter's linear-decoder baseline (segmenter_vit-s_fcn: the ViT-S backbone under an FCN head) builds with the
-# ViT too; its mask-transformer configs need a head sszoo does not have yet
+# ViT too; its mask-transformer configs use sszoo.models.heads.segmenter
 CITATIONS["strudel2021segmenter"] = """@inproceedings{strudel2021segmenter,
   title={Segmenter: Transformer for Semantic Segmentation},
   author={Strudel, Robin and Garcia, Ricardo and Laptev, Ivan and Schmid, Cordelia},
@@ -320,3 +320,12 @@ CITATIONS.update({
 }""",
 })
 METHOD_CITATION.update({"beit": "bao2021beit", "mae": "he2022masked"})
+# DPT (Segmenter's citation is above, with the ViT)
+CITATIONS["ranftl2021vision"] = """@inproceedings{ranftl2021vision,
+  title={Vision Transformers for Dense Prediction},
+  author={Ranftl, Ren{\\'e} and Bochkovskiy, Alexey and Koltun, Vladlen},
+  booktitle={Proceedings of the IEEE/CVF International Conference on Computer Vision},
+  pages={12179--12188},
+  year={2021}
+}"""
+METHOD_CITATION.update({"dpt": "ranftl2021vision"})

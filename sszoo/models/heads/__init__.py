@@ -43,3 +43,7 @@ __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "
 __all__ += ["OCRHead", "OCRHeadConfig", "LRASPPHead", "LRASPPHeadConfig", "DSFCNHead", "DSFCNHeadConfig", "STDCHead",
             "STDCHeadConfig", "DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
 __all__ += ["SETRUPHead", "SETRUPHeadConfig", "SETRMLAHead", "SETRMLAHeadConfig"]
+# Segmenter's mask transformer and DPT's reassemble / fusion decoder (over the ViT)
+from .segmenter import SegmenterMaskHeadConfig, SegmenterMaskTransformerHead  # noqa: E402
+from .dpt import DPTHead, DPTHeadConfig  # noqa: E402
+__all__ += ["SegmenterMaskTransformerHead", "SegmenterMaskHeadConfig", "DPTHead", "DPTHeadConfig"]
