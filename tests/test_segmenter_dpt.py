@@ -88,3 +88,21 @@ def test_dpt_readouts():
     assert "fusion_blocks.1.res_conv_unit1.conv1.bn.weight" in ignore.state_dict()
     with pytest.raises(ValueError, match="readout_type"):
         DPTHead((16,) * 4, 8, 3, embed_dims=16, readout_type="mean")
+
+
+def test_segmenter_class_count_is_read_from_its_class_embeddings():
+    # sszoo.hub's class-count logic (create_model(num_classes=...) with a fine-tuned checkpoint): Segmenter's
+    # head has no conv_seg; cls_emb (1 x K x D) and mask_norm carry K
+    from sszoo.hub.checkpoint import CheckpointError, check_fits, checkpoint_num_classes
+
+    own = {f"decode_head.{k}": v for k, v in SegmenterMaskTransformerHead(6, 8, 150, num_layers=1,
+                                                                          num_heads=2).state_dict().items()}
+    state = {f"decode_head.{k}": v for k, v in SegmenterMaskTransformerHead(6, 8, 5, num_layers=1,
+                                                                            num_heads=2).state_dict().items()}
+    assert checkpoint_num_classes(state) == 5
+    check_fits(state, own, strict=False)  # another class count is allowed before the model is known
+    with pytest.raises(CheckpointError, match="cls_emb"):
+        check_fits(state, own, strict=True)
+    state["decode_head.cls_emb"] = torch.zeros(1, 5, 9)  # another width is not a class count
+    with pytest.raises(CheckpointError, match="cls_emb"):
+        check_fits(state, own, strict=False)

@@ -366,7 +366,8 @@ def facts_entries() -> list[dict]:
         # config names that start with a backbone or half a name: the method is the metafile's collection
         method = {"fast": "fastscnn", "stdc1": "stdc", "stdc2": "stdc", "mobilenet-v2-d8": "mobilenet_v2",
                   "mobilenet-v3-d8": "mobilenet_v3", "mobilenet-v3-d8-s": "mobilenet_v3",
-                  "mobilenet-v3-d8-scratch": "mobilenet_v3", "mobilenet-v3-d8-scratch-s": "mobilenet_v3"
+                  "mobilenet-v3-d8-scratch": "mobilenet_v3", "mobilenet-v3-d8-scratch-s": "mobilenet_v3",
+                  "beit-base": "beit", "beit-large": "beit", "mae-base": "mae",
                   }.get(method, method)
         # HRNet's configs are named fcn_hr*: their method is MMSegmentation's ("hrnet"), not FCN
         method = "hrnet" if r["method"] == "hrnet" else method
