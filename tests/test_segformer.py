@@ -116,7 +116,8 @@ def test_smallest_input_is_named():
     assert min_input_side((7, 3, 3, 3), (4, 2, 2, 2), (8, 4, 2, 1)) == 29
     assert min_input_side((7, 3, 3, 3), (4, 2, 2, 2), (1, 1, 1, 1)) == 1
     model = MixVisionTransformer(**B0).eval()
-    assert model.min_input_side == 29
+    assert model.min_input_side == 29 == MiTConfig().min_input_side
+    assert MiTConfig().output_stride == 32
     with torch.no_grad():
         model(torch.randn(1, 3, 29, 29))
         with pytest.raises(ValueError, match="at least 29 x 29"):

@@ -37,6 +37,7 @@ the depthwise conv between them), ``layers.{i}.2`` the stage's LayerNorm.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -63,6 +64,16 @@ class MiTConfig:
     norm_eps: float = 1e-6
     drop_path_rate: float = 0.1  # stochastic depth, training only
     kind: str = "mit"
+
+    @property
+    def output_stride(self) -> int:
+        """The last stage's stride (32): the product of the patch embeddings' strides."""
+        return math.prod(self.strides)
+
+    @property
+    def min_input_side(self) -> int:
+        """The least input side the network takes (29 for the published configs)."""
+        return min_input_side(self.patch_sizes, self.strides, self.sr_ratios)
 
 
 def embed_out_side(n: int, kernel: int, stride: int) -> int:
