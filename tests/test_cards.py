@@ -113,12 +113,19 @@ def test_citations_include_mixed_precision_for_fp16_entries(rendered):
                       "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet",
                       "mobilenet_v2": "sandler2018mobilenetv2", "mobilenet_v3": "howard2019searching",
                       "hrnet": "wang2020deep", "ocrnet": "yuan2020object",
+                      "segformer": "xie2021segformer", "swin": "liu2021swin", "twins": "chu2021twins",
+                      "convnext": "liu2022convnet", "poolformer": "yu2022metaformer", "segnext": "guo2022segnext",
+                      "vit": "dosovitskiy2020image", "setr": "zheng2021rethinking", "segmenter": "strudel2021segmenter",
+                      "dpt": "ranftl2021vision", "beit": "bao2021beit", "mae": "he2022masked", "knet": "zhang2021knet",
+                      "maskformer": "cheng2021per", "mask2former": "cheng2022masked",
                       }[e.method]
         assert CITATIONS[method_key] in text
         if e.method in ("resnest", "mobilenet_v2"):  # and the head's paper: resnest_s101_d8_{fcn,pspnet,...}
             head = e.name.split("_")[3]
             assert CITATIONS[{"fcn": "long2015fully", "pspnet": "zhao2017pyramid", "deeplabv3": "chen2017rethinking",
                               "deeplabv3plus": "deeplabv3plus2018"}[head]] in text
+        if e.method in ("swin", "convnext", "vit", "beit", "mae") or e.arch.decode_heads[0].kind == "uper":  # UPerNet heads
+            assert CITATIONS["xiao2018unified"] in text, e.name
 
 
 def test_parameter_counts_equal_mmsegmentation_counts(gen):

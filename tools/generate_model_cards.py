@@ -33,7 +33,11 @@ METHOD_TITLE = {"fcn": "FCN", "fcn_d6": "FCN (D6)", "pspnet": "PSPNet", "deeplab
                 "hrnet": "HRNet (FCN head)", "ocrnet": "OCRNet", "mobilenet_v2": "MobileNetV2",
                 "mobilenet_v3": "MobileNetV3 + LR-ASPP", "fastscnn": "Fast-SCNN", "cgnet": "CGNet", "erfnet": "ERFNet",
                 "bisenetv1": "BiSeNetV1", "bisenetv2": "BiSeNetV2", "icnet": "ICNet", "stdc": "STDC",
-                "ddrnet": "DDRNet", "pidnet": "PIDNet"}
+                "ddrnet": "DDRNet", "pidnet": "PIDNet", "segformer": "SegFormer", "swin": "Swin Transformer + UPerNet",
+                "twins": "Twins", "convnext": "ConvNeXt + UPerNet", "poolformer": "PoolFormer + Semantic FPN",
+                "segnext": "SegNeXt", "vit": "ViT/DeiT + UPerNet", "setr": "SETR", "segmenter": "Segmenter",
+                "dpt": "DPT", "beit": "BEiT + UPerNet", "mae": "MAE + UPerNet", "knet": "K-Net",
+                "maskformer": "MaskFormer", "mask2former": "Mask2Former"}
 PAPER = {
     "fcn": "Long et al., \"Fully Convolutional Networks for Semantic Segmentation\", CVPR 2015",
     "fcn_d6": "Long et al., \"Fully Convolutional Networks for Semantic Segmentation\", CVPR 2015 "
@@ -58,6 +62,41 @@ FORMAT_TEXT = {
 
 
 # --------------------------------------------------------------------------------------------- helpers
+
+
+def _optimizer_text(rc) -> str:
+    """The recipe's optimizer, its parameter groups and gradient clipping, in one table cell."""
+    if rc.optimizer == "sgd":
+        text = f"SGD, lr {rc.lr:g}, momentum {rc.momentum:g}, weight decay {rc.weight_decay:g}"
+    else:
+        name = {"adamw": "AdamW", "adam": "Adam"}[rc.optimizer]
+        text = (f"{name}, lr {rc.lr:g}, betas ({rc.betas[0]:g}, {rc.betas[1]:g}), eps {rc.eps:g}, "
+                f"weight decay {rc.weight_decay:g}")
+    pw = rc.paramwise
+    if pw is not None and pw.layer_decay:
+        text += (f"; {pw.layer_decay.replace('_', '-')} lr decay {pw.decay_rate:g} over {pw.num_layers} layers "
+                 "(biases and 1-D weights without weight decay)")
+    elif pw is not None:
+        rules = [f"'{r.key}'" + (f" lr x{r.lr_mult:g}" if r.lr_mult != 1 else "")
+                 + (f" decay x{r.decay_mult:g}" if r.decay_mult != 1 else "") for r in pw.custom_keys]
+        if pw.norm_decay_mult is not None:
+            rules.append(f"norm layers decay x{pw.norm_decay_mult:g}")
+        text += "; parameters named " + ", ".join(rules)
+    if rc.clip_grad:
+        text += f"; gradients clipped to L2 norm {rc.clip_grad:g}"
+    return text
+
+
+def _schedule_text(rc) -> str:
+    """The recipe's learning-rate schedule, in one table cell."""
+    if rc.lr_milestones:
+        text = f"x{rc.lr_gamma:g} at iterations {', '.join(str(m + rc.warmup_iters) for m in rc.lr_milestones)}"
+    else:
+        text = f"poly, power {rc.poly_power:g}, down to {rc.min_lr:g}"
+    if rc.warmup_iters:
+        text += f", after a linear warm-up over {rc.warmup_iters} iterations from {rc.warmup_start_factor:g} x lr"
+    return text
+
 
 def _yaml_str(value: str) -> str:
     """A YAML double-quoted scalar (JSON strings are valid YAML)."""
@@ -247,11 +286,8 @@ def render_card(e: ZooEntry, params: tuple[int, int]) -> str:
                            (", dynamic loss scaling" if rc.precision == "fp16" else ""))
     out += ["## Training recipe", "", "| setting | value |", "| --- | --- |",
             f"| crop (h x w) | {rc.crop[0]} x {rc.crop[1]} |", f"| batch | {batch} |", f"| schedule | {schedule} |",
-            f"| optimizer | {rc.optimizer.upper() if rc.optimizer == 'sgd' else rc.optimizer}, lr {rc.lr:g}, "
-            f"momentum {rc.momentum:g}, weight decay {rc.weight_decay:g} |",
-            f"| lr schedule | poly, power {rc.poly_power:g}, down to {rc.min_lr:g}"
-            + (f", after a linear warm-up over {rc.warmup_iters} iterations from {rc.warmup_start_factor:g} x lr"
-               if rc.warmup_iters else "") + " |",
+            f"| optimizer | {_optimizer_text(rc)} |",
+            f"| lr schedule | {_schedule_text(rc)} |",
             f"| augmentation | random resize of ({rc.train_scale[0]}, {rc.train_scale[1]}) x "
             f"[{rc.ratio_range[0]:g}, {rc.ratio_range[1]:g}], random crop (cat_max_ratio {rc.cat_max_ratio:g}), "
             f"horizontal flip |",

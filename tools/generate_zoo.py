@@ -55,6 +55,11 @@ REDUCE_ZERO = {"ade20k", "pascal_context59", "coco_stuff10k", "loveda", "potsdam
 HEAD_KIND = {"FCNHead": "fcn", "PSPHead": "psp", "ASPPHead": "aspp", "DepthwiseSeparableASPPHead": "sep_aspp"}
 # the methods served from the hand-collected tables above; every other method comes from the extracted facts
 TABLE_METHODS = {"fcn", "pspnet", "deeplabv3", "deeplabv3plus"}
+# methods named by MMSegmentation's config directory rather than by the first token of the config name
+DIRECTORY_METHODS = {"swin", "convnext", "poolformer", "twins", "segformer", "segnext", "vit", "setr", "segmenter",
+                     "dpt", "beit", "mae", "knet", "maskformer", "mask2former"}
+# backbone families under several heads: their entries cite the head's paper too (UPerNet, PSPNet, FPN, ...)
+BACKBONE_METHODS = {"resnest", "mobilenet_v2", "swin", "convnext", "poolformer", "twins", "vit", "beit", "mae"}
 MMSEG_CONFIG_URL = "https://github.com/open-mmlab/mmsegmentation/blob/v1.2.2/"
 MMSEG_0X_CONFIG_URL = "https://github.com/open-mmlab/mmsegmentation/blob/0.x/"
 
@@ -83,10 +88,12 @@ def tag_of(config_base: str, crop: str, legacy_fp16: bool) -> str:
     if legacy_fp16:
         sched = re.search(r"_(\d+k)_", config_base).group(1)
         return f"{crop}_{sched}_fp16"
-    middle = next(t for t in config_base.split("_") if re.match(r"\d+xb\d+", t))  # '4xb2-amp-80k'
+    parts = config_base.split("_")
+    middle = parts[_layout_index(parts)]  # '4xb2-amp-80k'
     tokens = middle.split("-")
-    sched = next(t for t in tokens if re.fullmatch(r"\d+k", t))
-    extras = [t for t in tokens if t != sched and not re.fullmatch(r"\d+xb\d+", t)]
+    # an old-style name ('fpn_poolformer_s36_8x4_512x512_40k_ade20k') has the schedule in a token of its own
+    sched = next(t for t in (tokens if "xb" in middle else parts) if re.fullmatch(r"\d+k", t))
+    extras = [t for t in tokens if t != sched and not re.fullmatch(r"\d+xb?\d+", t)]
     return "_".join([crop, sched] + extras)
 
 
@@ -191,7 +198,9 @@ def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
                         min_lr=rec["min_lr"] if rec["min_lr"] is not None else 0.0,
                         aux_loss_weight=rec["aux_loss_weight"], train_scale=rec["train_scale"],
                         ratio_range=rec["ratio_range"], cat_max_ratio=rec["cat_max_ratio"],
-                        precision="fp16" if fp16 else "fp32", loss_scale=rec["loss_scale"] if fp16 else None,
+                        precision="fp16" if fp16 else "fp32", # "dynamic" (AmpOptimWrapper's default) is None: the trainer's fp16 scales dynamically
+                        loss_scale=float(rec["loss_scale"]) if fp16 and isinstance(rec["loss_scale"], (int, float))
+                        else None,
                         pretrained_backbone=s["pretrained"] or None),
             reported=dict(miou=num(r["miou"]), miou_msflip=num(r["miou_msflip"]), mem_gb=num(r["mem_gb"]),
                           fps=num(r["fps"]), hardware=r.get("device") or "V100",
@@ -307,10 +316,33 @@ def pick_defaults(entries: list[dict]) -> dict[str, str]:
     return out
 
 
+def _layout_index(parts: list[str]) -> int:
+    """The index of a config name's 'NxbM' token (GPUs x batch), or of an old-style name's 'NxM'
+    ('fpn_poolformer_s36_8x4_512x512_40k_ade20k')."""
+    for pattern in (r"\d+xb\d+", r"\d+x\d+$"):
+        for i, t in enumerate(parts):
+            if re.match(pattern, t):
+                return i
+    raise SystemExit(f"no GPUs x batch token in {'_'.join(parts)}")
+
+
+def head_papers(method: str, arch: dict, config_base: str) -> list[str]:
+    """The papers a backbone family's entry cites besides its own: its decode head's (UPerNet, Semantic FPN,
+    PSPNet, ...) and DeiT's for DeiT weights."""
+    if method not in BACKBONE_METHODS:
+        return []
+    heads = {"uper": "upernet", "fpn_head": "fpn", "fcn": "fcn", "psp": "pspnet", "aspp": "deeplabv3",
+             "sep_aspp": "deeplabv3plus"}
+    out = [CITE[heads[arch["decode_head"]["kind"]]]]
+    if "deit" in config_base:
+        out.append("touvron2021training")
+    return out
+
+
 def method_prefix(config_base: str) -> str:
     """'nonlocal_r50-d8_4xb2-40k_cityscapes-512x1024' -> 'nonlocal_r50_d8' (the part before 'NxbM')."""
     head = config_base.split("_")
-    cut = next(i for i, t in enumerate(head) if re.match(r"\d+xb\d+", t))
+    cut = _layout_index(head)
     return re.sub(r"[^a-z0-9]+", "_", "_".join(head[:cut]).lower()).strip("_")
 
 
@@ -366,15 +398,17 @@ def facts_entries() -> list[dict]:
         # config names that start with a backbone or half a name: the method is the metafile's collection
         method = {"fast": "fastscnn", "stdc1": "stdc", "stdc2": "stdc", "mobilenet-v2-d8": "mobilenet_v2",
                   "mobilenet-v3-d8": "mobilenet_v3", "mobilenet-v3-d8-s": "mobilenet_v3",
-                  "mobilenet-v3-d8-scratch": "mobilenet_v3", "mobilenet-v3-d8-scratch-s": "mobilenet_v3",
-                  "beit-base": "beit", "beit-large": "beit", "mae-base": "mae",
+                  "mobilenet-v3-d8-scratch": "mobilenet_v3", "mobilenet-v3-d8-scratch-s": "mobilenet_v3"
                   }.get(method, method)
         # HRNet's configs are named fcn_hr*: their method is MMSegmentation's ("hrnet"), not FCN
         method = "hrnet" if r["method"] == "hrnet" else method
+        # wave-4 config names start with a backbone or a neck (swin-tiny-patch4-..., convnext-tiny_upernet_...,
+        # fpn_poolformer_..., beit-base_upernet_...): their method is MMSegmentation's directory
+        method = r["method"] if r["method"] in DIRECTORY_METHODS else method
         rec = c["recipe"]
         tc = c.get("test_cfg") or {}
         tr = c["test_resize"]
-        gpus = re.search(r"(\d+)xb\d+", base)
+        gpus = re.match(r"(\d+)xb?\d+", base.split("_")[_layout_index(base.split("_"))])  # 'NxbM' or old 'NxM'
         notes_ = [r["note"]] if r["note"] else []
         if rec["iters"] and int(r["schedule"]) != rec["iters"]:
             notes_.append(f"MMSegmentation 1.2.2's config resolves to {rec['iters']} iterations; the published "
@@ -422,7 +456,9 @@ def facts_entries() -> list[dict]:
                         cat_max_ratio=rec["cat_max_ratio"], precision="fp16" if fp16 else "fp32",
                         photometric=any(t.get("type") == "PhotoMetricDistortion" for t in rec["train_pipeline"]),
                         bn_momentum=bn_momentum(r["config"], c["model"]),
-                        loss_scale=rec["loss_scale"] if fp16 else None,
+                        # "dynamic" (AmpOptimWrapper's default) is None: the trainer's fp16 scales dynamically
+                        loss_scale=float(rec["loss_scale"]) if fp16 and isinstance(rec["loss_scale"], (int, float))
+                        else None,
                         pretrained_backbone=next(iter((c.get("pretrained") or {}).values()), None),
                         warmup_iters=warm[0]["end"] - warm[0]["begin"] if warm else 0,
                         warmup_start_factor=warm[0].get("start_factor", 1 / 3) if warm else 1.0,
@@ -439,8 +475,7 @@ def facts_entries() -> list[dict]:
             source=dict(framework="mmsegmentation", config=r["config"], config_url=MMSEG_CONFIG_URL + r["config"],
                         log_url=r["log_url"] or None, config_0x=None, notes=" ".join(notes_)),
             # backbone families with several heads cite the head's paper too
-            citations=[CITE[method]] + [CITE[t] for t in base.split("_")[1:]
-                                        if t in CITE and method in ("resnest", "mobilenet_v2")]
+            citations=[CITE[method]] + head_papers(method, arch, base)
             + (["micikevicius2017mixed"] if fp16 else []) + ["mmseg2020"],
             aliases=[base],
         ))

@@ -143,6 +143,17 @@ CASES = {
     "slide_hrnet_w48_context59": ("fcn_hr48_4xb4-40k_pascal-context-59-480x480", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
     "ocrnet_hr18": ("ocrnet_hr18_4xb2-40k_cityscapes-512x1024", ["--height", "45", "--width", "61", "--num-classes", "5"]),
     "ocrnet_r101_d8": ("ocrnet_r101-d8_4xb2-40k_cityscapes-512x1024", ["--height", "57", "--width", "71", "--num-classes", "4"]),
+    # Twins (PCPVT-S under FPN + FPNHead, SVT-S under UPerNet + FCN auxiliary head). Odd sizes: every patch embedding
+    # pads its input at the bottom/right. 53 x 45 reaches SVT's 7 x 7 windows as 14 x 12 and 7 x 6 maps (padded at
+    # the right only, where the reference applies no mask) and as 4 x 3 and 2 x 2 maps (padded on both sides: masked).
+    "twins_pcpvt_s_fpn": ("twins_pcpvt-s_fpn_fpnhead_8xb4-80k_ade20k-512x512", ["--height", "45", "--width", "59", "--num-classes", "5"]),
+    "twins_svt_s_uperhead": ("twins_svt-s_uperhead_8xb2-160k_ade20k-512x512", ["--height", "53", "--width", "45", "--batch", "2", "--num-classes", "4"]),
+    # Swin Transformer (UPerNet + FCN auxiliary head; the ADE20K configs test in whole mode). 49 x 69: the patch
+    # embedding pads to 52 x 72; the stages are 13 x 18, 7 x 9, 4 x 5, 2 x 3, so PatchMerging pads every odd side
+    # and every stage pads to whole 7 x 7 windows (stage 1 to 2 x 3 windows; stages 3 and 4 to one, still shifted
+    # and masked). Batch 2 at 33 x 45: 9 x 12, 5 x 6, 3 x 3, 2 x 2.
+    "swin_t_upernet_ade": ("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512", ["--height", "49", "--width", "69", "--num-classes", "5"]),
+    "swin_t_upernet_ade_b2": ("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
     # plain ViT (DeiT-S, the smallest width; ViT-B and DeiT-B differ in width only): sizes that are not multiples of
     # the 16-pixel patch (corner padding to 48 x 64 and 48 x 48) and token grids other than the trained 32 x 32
     # (the position embedding resized bicubically to 3 x 4 and 3 x 3); the MultiLevelNeck's 0.5 rescale of 3 rows
@@ -152,11 +163,22 @@ CASES = {
     # sliding window over the ViT (SETR's configs test in slide mode, but a ViT-L model is too large for a golden):
     # 40 x 40 windows, corner-padded to 48 x 48, so every window resizes the position embedding to 3 x 3
     "slide_vit_deit_s16_mln": ("vit_deit-s16_mln_upernet_8xb2-160k_ade20k-512x512", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "40", "--stride", "27", "--num-classes", "4"]),
-    # Twins (PCPVT-S under FPN + FPNHead, SVT-S under UPerNet + FCN auxiliary head). Odd sizes: every patch embedding
-    # pads its input at the bottom/right. 53 x 45 reaches SVT's 7 x 7 windows as 14 x 12 and 7 x 6 maps (padded at
-    # the right only, where the reference applies no mask) and as 4 x 3 and 2 x 2 maps (padded on both sides: masked).
-    "twins_pcpvt_s_fpn": ("twins_pcpvt-s_fpn_fpnhead_8xb4-80k_ade20k-512x512", ["--height", "45", "--width", "59", "--num-classes", "5"]),
-    "twins_svt_s_uperhead": ("twins_svt-s_uperhead_8xb2-160k_ade20k-512x512", ["--height", "53", "--width", "45", "--batch", "2", "--num-classes", "4"]),
+    # MMPretrain backbones. ConvNeXt-T under UPerNet (+ FCN auxiliary head): its unpadded 4x4 stem and 2x2
+    # downsamplings floor odd sides (49 x 67 -> 12 x 16 ... 1 x 2, the PPM's 6-bin pooling of a 1 x 2 map
+    # upsamples), and the configs test in slide mode (41-px windows, 27-px stride: 2 x 3 windows, overlapping).
+    # PoolFormer-S12 under Semantic FPN, batch 2: the padded patch embeddings give 9 x 13 ... 2 x 2 maps at
+    # 37 x 53, so the FPN's nearest and FPNHead's 2x bilinear upsamplings miss the finer sizes and resize again.
+    "convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--height", "49", "--width", "67", "--num-classes", "5"]),
+    "slide_convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--mode", "slide", "--height", "53", "--width", "85", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
+    "poolformer_s12_fpn": ("fpn_poolformer_s12_8xb4-40k_ade20k-512x512", ["--height", "37", "--width", "53", "--batch", "2", "--num-classes", "4"]),
+    # SegFormer (MiT + SegformerHead). The overlapping patch embeddings (7/4/3, then 3/2/1) give ceil(n / 4) and
+    # then ceil(n / 2) tokens a side: 57 x 71 -> 15 x 18, 8 x 9, 4 x 5, 2 x 3, so the spatial reductions (8, 4, 2)
+    # floor odd maps to 1 x 2, 2 x 2 and 2 x 2 keys. MiT-B1 batch 2 at 41 x 53: 11 x 14 ... 2 x 2 (one key in
+    # stages 1 and 2). The Cityscapes configs test in slide mode: B0 with 41-px windows, 27-px stride over
+    # 57 x 83 (2 x 3 overlapping windows, each 11 x 11 ... 2 x 2 tokens). Sizes keep each golden under 300 KB.
+    "segformer_mit_b0_ade": ("segformer_mit-b0_8xb2-160k_ade20k-512x512", ["--height", "57", "--width", "71", "--num-classes", "5"]),
+    "segformer_mit_b1_ade_b2": ("segformer_mit-b1_8xb2-160k_ade20k-512x512", ["--height", "41", "--width", "53", "--batch", "2", "--num-classes", "4"]),
+    "slide_segformer_mit_b0_cityscapes": ("segformer_mit-b0_8xb1-160k_cityscapes-1024x1024", ["--mode", "slide", "--height", "57", "--width", "83", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
     # BEiT-B and MAE-B (+ Feature2Pyramid, UPerNet, FCN auxiliary head) run only at their config's img_size (640 / 512:
     # relative position tables for one token grid), where one forward of the 768-wide UPerNet head alone is ~1.5
     # TFLOP (a minute of one CPU thread in float64). The goldens build the same full-width network for a smaller

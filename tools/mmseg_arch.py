@@ -550,6 +550,78 @@ def _as_list(x: Any) -> list:
     return [] if x is None else list(x) if isinstance(x, list) else [x]
 
 
+# ---------------------------------------------------------------------------------------------- Twins
+
+
+def _twins(b: Cfg) -> Cfg:
+    # PCPVT and SVT (sszoo.models.backbones.twins); qk_scale is not a PCPVT/SVT argument (always head_dim^-0.5)
+    _rgb_only(b)
+    if (b.get("norm_cfg") or {"type": "LN"}) != {"type": "LN"} or float(b.get("drop_rate", 0.0)) != 0.0 \
+            or float(b.get("attn_drop_rate", 0.0)) != 0.0:
+        raise Unsupported(f"sszoo's {b['type']} has LayerNorm and no dropout (only stochastic depth)")
+    svt = b["type"] == "SVT"
+    # the reference's own defaults where a config leaves a field out (SVT's differ from PCPVT's)
+    d = dict(embed_dims=[64, 128, 256] if svt else [64, 128, 256, 512], num_heads=[1, 2, 4] if svt else [1, 2, 4, 8],
+             mlp_ratios=[4, 4, 4] if svt else [4, 4, 4, 4], depths=[4, 4, 4] if svt else [3, 4, 6, 3],
+             sr_ratios=[4, 2, 1] if svt else [8, 4, 2, 1], drop_path_rate=0.2 if svt else 0.0,
+             norm_after_stage=svt)
+    out = dict(kind="svt" if svt else "pcpvt",
+               embed_dims=[int(c) for c in b.get("embed_dims", d["embed_dims"])],
+               patch_sizes=[int(p) for p in b.get("patch_sizes", (4, 2, 2, 2))],
+               strides=[int(s) for s in b.get("strides", (4, 2, 2, 2))],
+               num_heads=[int(n) for n in b.get("num_heads", d["num_heads"])],
+               mlp_ratios=[int(r) for r in b.get("mlp_ratios", d["mlp_ratios"])],
+               depths=[int(n) for n in b.get("depths", d["depths"])],
+               sr_ratios=[int(r) for r in b.get("sr_ratios", d["sr_ratios"])],
+               qkv_bias=bool(b.get("qkv_bias", False)), norm_after_stage=bool(b.get("norm_after_stage", d["norm_after_stage"])),
+               out_indices=[int(i) for i in b.get("out_indices", (0, 1, 2, 3))],
+               drop_path_rate=float(b.get("drop_path_rate", d["drop_path_rate"])))
+    if svt:  # sic: the reference spells the argument "windiow_sizes"
+        out["window_sizes"] = [int(w) for w in b.get("windiow_sizes", (7, 7, 7))]
+    # the reference reads the first len(depths) entries of the per-stage lists, but builds a PEG (and with
+    # norm_after_stage a LayerNorm) for every embed_dims entry
+    n = len(out["depths"])
+    lists = ["patch_sizes", "strides", "num_heads", "mlp_ratios", "sr_ratios"] + (["window_sizes"] if svt else [])
+    if len(out["embed_dims"]) != n or any(len(out[k]) < n for k in lists):
+        raise Unsupported(f"{b['type']} with per-stage settings of different lengths: {b}")
+    for k in lists:
+        out[k] = out[k][:n]
+    if any(p < s for p, s in zip(out["patch_sizes"], out["strides"])):
+        raise Unsupported(f"sszoo's {b['type']} has patch embeddings with kernel >= stride only: {b}")
+    return out
+
+
+BACKBONES.update({"PCPVT": _twins, "SVT": _twins})
+# ------------------------------------------------------------------------------------ Swin Transformer
+
+
+def _swin(b: Cfg) -> Cfg:
+    # with_cp (activation checkpointing) and frozen_stages (requires_grad) change neither keys nor forward
+    _rgb_only(b)
+    if (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}:
+        raise Unsupported(f"sszoo's SwinTransformer uses GELU, not {b['act_cfg']}")
+    norm = dict(b.get("norm_cfg") or {"type": "LN"})
+    norm.pop("requires_grad", None)
+    if norm != {"type": "LN"}:
+        raise Unsupported(f"sszoo's SwinTransformer uses LayerNorm with eps 1e-5, not {b['norm_cfg']}")
+    patch = int(b.get("patch_size", 4))
+    strides = [int(s) for s in b.get("strides", (4, 2, 2, 2))]
+    if strides[0] != patch or any(s != 2 for s in strides[1:]):
+        raise Unsupported(f"sszoo's SwinTransformer has a stride-patch_size embedding and stride-2 merging, not {strides}")
+    size = b.get("pretrain_img_size", 224)
+    size = [int(size), int(size)] if isinstance(size, int) else [int(s) for s in size] * (2 if len(size) == 1 else 1)
+    qk_scale = b.get("qk_scale")
+    return dict(kind="swin", embed_dims=int(b.get("embed_dims", 96)), depths=[int(d) for d in b.get("depths", (2, 2, 6, 2))],
+                num_heads=[int(h) for h in b.get("num_heads", (3, 6, 12, 24))], window_size=int(b.get("window_size", 7)),
+                patch_size=patch, strides=strides, mlp_ratio=float(b.get("mlp_ratio", 4)),
+                out_indices=[int(i) for i in b.get("out_indices", (0, 1, 2, 3))], qkv_bias=bool(b.get("qkv_bias", True)),
+                qk_scale=None if qk_scale is None else float(qk_scale), patch_norm=bool(b.get("patch_norm", True)),
+                use_abs_pos_embed=bool(b.get("use_abs_pos_embed", False)), pretrain_img_size=size,
+                drop_rate=float(b.get("drop_rate", 0.0)), attn_drop_rate=float(b.get("attn_drop_rate", 0.0)),
+                drop_path_rate=float(b.get("drop_path_rate", 0.1)))
+
+
+BACKBONES.update({"SwinTransformer": _swin})
 # ------------------------------------------------------------------ plain ViT / DeiT (vit) and SETR (setr)
 
 
@@ -631,48 +703,116 @@ def _mla(n: Cfg) -> Cfg:
 
 HEADS.update({"SETRUPHead": _setr_up, "SETRMLAHead": _setr_mla})
 NECKS.update({"MLANeck": _mla})
-# ---------------------------------------------------------------------------------------------- Twins
+# ------------------------------------------------------------------ MMPretrain backbones: ConvNeXt, PoolFormer
+
+# MMPretrain 1.2.0's ConvNeXt.arch_settings: (depths, channels)
+_CONVNEXT_ARCHS = {
+    "atto": ([2, 2, 6, 2], [40, 80, 160, 320]), "femto": ([2, 2, 6, 2], [48, 96, 192, 384]),
+    "pico": ([2, 2, 6, 2], [64, 128, 256, 512]), "nano": ([2, 2, 8, 2], [80, 160, 320, 640]),
+    "tiny": ([3, 3, 9, 3], [96, 192, 384, 768]), "small": ([3, 3, 27, 3], [96, 192, 384, 768]),
+    "base": ([3, 3, 27, 3], [128, 256, 512, 1024]), "large": ([3, 3, 27, 3], [192, 384, 768, 1536]),
+    "xlarge": ([3, 3, 27, 3], [256, 512, 1024, 2048]), "huge": ([3, 3, 27, 3], [352, 704, 1408, 2816]),
+}
 
 
-def _twins(b: Cfg) -> Cfg:
-    # PCPVT and SVT (sszoo.models.backbones.twins); qk_scale is not a PCPVT/SVT argument (always head_dim^-0.5)
+def _out_indices(b: Cfg, default: int, length: int) -> list[int]:
+    """``out_indices`` as a list of non-negative indices (an int is one index; negatives count from the end)."""
+    out = b.get("out_indices", default)
+    out = [out] if isinstance(out, int) else list(out)
+    return [int(i) + length if int(i) < 0 else int(i) for i in out]
+
+
+def _convnext(b: Cfg) -> Cfg:
+    # with_cp only trades memory for time in training
+    arch = b.get("arch", "tiny")
+    if isinstance(arch, str):
+        if arch not in _CONVNEXT_ARCHS:
+            raise Unsupported(f"no ConvNeXt arch {arch!r}")
+        depths, channels = _CONVNEXT_ARCHS[arch]
+    else:
+        depths, channels = list(arch["depths"]), list(arch["channels"])
+    if (int(b.get("in_channels", 3)) != 3 or int(b.get("stem_patch_size", 4)) != 4
+            or (b.get("norm_cfg") or {"type": "LN2d", "eps": 1e-6}) != {"type": "LN2d", "eps": 1e-6}
+            or (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}
+            or not b.get("linear_pw_conv", True) or b.get("use_grn") or b.get("gap_before_final_norm", True)):
+        raise Unsupported(f"sszoo's ConvNeXt is v1 on RGB with a 4x4 stem, LN2d(1e-6), GELU, linear pointwise "
+                          f"convs and per-stage maps (gap_before_final_norm False); got {b}")
+    return dict(kind="convnext", depths=[int(d) for d in depths], channels=[int(c) for c in channels],
+                drop_path_rate=float(b.get("drop_path_rate", 0.0)),
+                layer_scale_init_value=float(b.get("layer_scale_init_value", 1e-6)),
+                out_indices=_out_indices(b, -1, len(depths)), frozen_stages=int(b.get("frozen_stages", 0)))
+
+
+# MMPretrain 1.2.0's PoolFormer.arch_settings
+_POOLFORMER_ARCHS = {
+    "s12": dict(layers=[2, 2, 6, 2], embed_dims=[64, 128, 320, 512], layer_scale_init_value=1e-5),
+    "s24": dict(layers=[4, 4, 12, 4], embed_dims=[64, 128, 320, 512], layer_scale_init_value=1e-5),
+    "s36": dict(layers=[6, 6, 18, 6], embed_dims=[64, 128, 320, 512], layer_scale_init_value=1e-6),
+    "m36": dict(layers=[6, 6, 18, 6], embed_dims=[96, 192, 384, 768], layer_scale_init_value=1e-6),
+    "m48": dict(layers=[8, 8, 24, 8], embed_dims=[96, 192, 384, 768], layer_scale_init_value=1e-6),
+}
+
+
+def _poolformer(b: Cfg) -> Cfg:
+    arch = b.get("arch", "s12")
+    if isinstance(arch, str):
+        if arch not in _POOLFORMER_ARCHS:
+            raise Unsupported(f"no PoolFormer arch {arch!r}")
+        arch = dict(_POOLFORMER_ARCHS[arch], mlp_ratios=[4, 4, 4, 4])
+    if ((b.get("norm_cfg") or {"type": "GN", "num_groups": 1}) != {"type": "GN", "num_groups": 1}
+            or (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}):
+        raise Unsupported(f"sszoo's PoolFormer has GroupNorm(1) norms and GELU; got {b}")
+    dims = [int(c) for c in arch["embed_dims"]]
+    if any(x == y for x, y in zip(dims, dims[1:])):
+        raise Unsupported("sszoo's PoolFormer downsamples between every two stages (widths all differ)")
+    return dict(kind="poolformer", layers=[int(n) for n in arch["layers"]], embed_dims=dims,
+                mlp_ratios=[float(r) for r in arch.get("mlp_ratios", (4, 4, 4, 4))],
+                layer_scale_init_value=float(arch.get("layer_scale_init_value", 1e-5)),
+                pool_size=int(b.get("pool_size", 3)), in_patch_size=int(b.get("in_patch_size", 7)),
+                in_stride=int(b.get("in_stride", 4)), in_pad=int(b.get("in_pad", 2)),
+                down_patch_size=int(b.get("down_patch_size", 3)), down_stride=int(b.get("down_stride", 2)),
+                down_pad=int(b.get("down_pad", 1)), drop_rate=float(b.get("drop_rate", 0.0)),
+                drop_path_rate=float(b.get("drop_path_rate", 0.0)),
+                out_indices=_out_indices(b, -1, 2 * len(dims) - 1), frozen_stages=int(b.get("frozen_stages", 0)))
+
+
+BACKBONES.update({"mmpretrain.ConvNeXt": _convnext, "mmpretrain.PoolFormer": _poolformer})
+# ------------------------------------------------------------------ SegFormer: MixVisionTransformer, SegformerHead
+
+
+def _mit(b: Cfg) -> Cfg:
+    # with_cp only trades memory for time in training; drop_path_rate only changes training
     _rgb_only(b)
-    if (b.get("norm_cfg") or {"type": "LN"}) != {"type": "LN"} or float(b.get("drop_rate", 0.0)) != 0.0 \
-            or float(b.get("attn_drop_rate", 0.0)) != 0.0:
-        raise Unsupported(f"sszoo's {b['type']} has LayerNorm and no dropout (only stochastic depth)")
-    svt = b["type"] == "SVT"
-    # the reference's own defaults where a config leaves a field out (SVT's differ from PCPVT's)
-    d = dict(embed_dims=[64, 128, 256] if svt else [64, 128, 256, 512], num_heads=[1, 2, 4] if svt else [1, 2, 4, 8],
-             mlp_ratios=[4, 4, 4] if svt else [4, 4, 4, 4], depths=[4, 4, 4] if svt else [3, 4, 6, 3],
-             sr_ratios=[4, 2, 1] if svt else [8, 4, 2, 1], drop_path_rate=0.2 if svt else 0.0,
-             norm_after_stage=svt)
-    out = dict(kind="svt" if svt else "pcpvt",
-               embed_dims=[int(c) for c in b.get("embed_dims", d["embed_dims"])],
-               patch_sizes=[int(p) for p in b.get("patch_sizes", (4, 2, 2, 2))],
+    norm = b.get("norm_cfg") or {"type": "LN", "eps": 1e-6}
+    if (norm.get("type") != "LN" or set(norm) - {"type", "eps", "requires_grad"}
+            or (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}
+            or float(b.get("drop_rate", 0.0)) or float(b.get("attn_drop_rate", 0.0))):
+        raise Unsupported(f"sszoo's MixVisionTransformer has LayerNorm, GELU and no dropout (only stochastic depth): {b}")
+    # the reference's defaults where a config leaves a field out
+    out = dict(kind="mit", embed_dims=int(b.get("embed_dims", 64)),
+               num_layers=[int(n) for n in b.get("num_layers", (3, 4, 6, 3))],
+               num_heads=[int(n) for n in b.get("num_heads", (1, 2, 4, 8))],
+               patch_sizes=[int(p) for p in b.get("patch_sizes", (7, 3, 3, 3))],
                strides=[int(s) for s in b.get("strides", (4, 2, 2, 2))],
-               num_heads=[int(n) for n in b.get("num_heads", d["num_heads"])],
-               mlp_ratios=[int(r) for r in b.get("mlp_ratios", d["mlp_ratios"])],
-               depths=[int(n) for n in b.get("depths", d["depths"])],
-               sr_ratios=[int(r) for r in b.get("sr_ratios", d["sr_ratios"])],
-               qkv_bias=bool(b.get("qkv_bias", False)), norm_after_stage=bool(b.get("norm_after_stage", d["norm_after_stage"])),
-               out_indices=[int(i) for i in b.get("out_indices", (0, 1, 2, 3))],
-               drop_path_rate=float(b.get("drop_path_rate", d["drop_path_rate"])))
-    if svt:  # sic: the reference spells the argument "windiow_sizes"
-        out["window_sizes"] = [int(w) for w in b.get("windiow_sizes", (7, 7, 7))]
-    # the reference reads the first len(depths) entries of the per-stage lists, but builds a PEG (and with
-    # norm_after_stage a LayerNorm) for every embed_dims entry
-    n = len(out["depths"])
-    lists = ["patch_sizes", "strides", "num_heads", "mlp_ratios", "sr_ratios"] + (["window_sizes"] if svt else [])
-    if len(out["embed_dims"]) != n or any(len(out[k]) < n for k in lists):
-        raise Unsupported(f"{b['type']} with per-stage settings of different lengths: {b}")
-    for k in lists:
-        out[k] = out[k][:n]
-    if any(p < s for p, s in zip(out["patch_sizes"], out["strides"])):
-        raise Unsupported(f"sszoo's {b['type']} has patch embeddings with kernel >= stride only: {b}")
+               sr_ratios=[int(r) for r in b.get("sr_ratios", (8, 4, 2, 1))],
+               out_indices=[int(i) for i in b.get("out_indices", (0, 1, 2, 3))],  # a list there (max() of it)
+               mlp_ratio=int(b.get("mlp_ratio", 4)), qkv_bias=bool(b.get("qkv_bias", True)),
+               norm_eps=float(norm.get("eps", 1e-5)), drop_path_rate=float(b.get("drop_path_rate", 0.0)))
+    n = int(b.get("num_stages", 4))
+    if any(len(out[k]) != n for k in ("num_layers", "num_heads", "patch_sizes", "strides", "sr_ratios")):
+        raise Unsupported(f"MixVisionTransformer with per-stage settings of other lengths than num_stages: {b}")
     return out
 
 
-BACKBONES.update({"PCPVT": _twins, "SVT": _twins})
+def _segformer_head(h: Cfg) -> Cfg:
+    _bn_relu(h, "SegformerHead")
+    if h.get("interpolate_mode", "bilinear") != "bilinear":
+        raise Unsupported(f"sszoo's SegformerHead resizes bilinearly, not {h['interpolate_mode']!r}")
+    return dict(kind="segformer_head", **{**multi_head(h), **loss_fields(h)})
+
+
+BACKBONES.update({"MixVisionTransformer": _mit})
+HEADS.update({"SegformerHead": _segformer_head})
 
 
 # ------------------------------------------------------------------------- BEiT (beit), MAE (mae), Feature2Pyramid

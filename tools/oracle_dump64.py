@@ -17,7 +17,8 @@ Writes OUT/input.pt (float64), OUT/logits.pt (float64) and OUT/info.json (as the
 ``dtype``, ``calib_shape``, ``n_params`` and ``arch``, sszoo's architecture record from tools/mmseg_arch.py);
 no checkpoint: the weights are regenerated from the seed. Buffers that are neither parameters nor BatchNorm
 statistics (EMANet's bases, drawn from the global generator while the model is built) cannot be
-regenerated that way: those few go to OUT/buffers.pt.
+regenerated that way: those few go to OUT/buffers.pt (buffers that the constructor makes alike under any
+seed, such as Swin's relative position index, do not).
 """
 import argparse
 import json
@@ -92,9 +93,18 @@ def state_buffers(model, sd):
     params = {k for k, _ in model.named_parameters()}
     bn = {f"{name}.{b}" for name, m in model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
           for b in ("running_mean", "running_var", "num_batches_tracked")}
-    # Integer buffers (index tables such as BEiT's relative_position_index) are structure that sszoo builds itself:
-    # loading the reference's over them would hide a wrong index, so they are left out.
-    return {k: v.float() for k, v in sd.items() if k not in params and k not in bn and v.is_floating_point()}
+    return {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items() if k not in params and k not in bn}
+
+
+def seed_dependent(buffers, mcfg, seed):
+    """The ``buffers`` that depend on the random state the model is built under (EMANet's bases): those
+    whose value a second build under another seed repeats are made by the constructor (Swin's
+    ``relative_position_index``); sszoo's constructor makes them too, so they stay out of the golden."""
+    if not buffers:
+        return buffers
+    torch.manual_seed(seed + 4)
+    again = MODELS.build(mcfg).state_dict()
+    return {k: v for k, v in buffers.items() if not torch.equal(again[k].to(v.dtype), v)}
 
 
 def main():
@@ -159,7 +169,7 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     sd = {k: v for k, v in model.state_dict().items() if not k.startswith("data_preprocessor")}
     torch.save(x, os.path.join(a.out, "input.pt"))
-    buffers = state_buffers(model, sd)
+    buffers = seed_dependent(state_buffers(model, sd), mcfg, a.seed)
     if buffers:  # state the seed does not regenerate (EMANet's bases, drawn while the model is built)
         torch.save(buffers, os.path.join(a.out, "buffers.pt"))
     torch.save(logits, os.path.join(a.out, "logits.pt"))

@@ -22,8 +22,10 @@ BACKBONES: dict[type, type[nn.Module]] = {
     B.FastSCNNConfig: B.FastSCNN, B.CGNetConfig: B.CGNet, B.ERFNetConfig: B.ERFNet,
     B.BiSeNetV1Config: B.BiSeNetV1, B.BiSeNetV2Config: B.BiSeNetV2, B.STDCConfig: B.STDCContextPathNet,
     B.ICNetConfig: B.ICNet, B.DDRNetConfig: B.DDRNet, B.PIDNetConfig: B.PIDNet,
+    B.SwinConfig: B.SwinTransformer,
 }
 BACKBONES.update({B.PCPVTConfig: B.PCPVT, B.SVTConfig: B.SVT})
+BACKBONES.update({B.ConvNeXtConfig: B.ConvNeXt, B.PoolFormerConfig: B.PoolFormer})
 NECKS: dict[type, type[nn.Module]] = {N.FPNConfig: N.FPN, N.JPUConfig: N.JPU, N.ICNeckConfig: N.ICNeck}
 BACKBONES.update({B.ViTConfig: B.VisionTransformer})
 NECKS.update({N.MultiLevelNeckConfig: N.MultiLevelNeck, N.MLANeckConfig: N.MLANeck})
@@ -38,6 +40,9 @@ HEADS: dict[type, type[nn.Module]] = {
     H.STDCHeadConfig: H.STDCHead, H.DDRHeadConfig: H.DDRHead, H.PIDHeadConfig: H.PIDHead,
 }
 HEADS.update({H.SETRUPHeadConfig: H.SETRUPHead, H.SETRMLAHeadConfig: H.SETRMLAHead})
+# SegFormer
+BACKBONES.update({B.MiTConfig: B.MixVisionTransformer})
+HEADS.update({H.SegformerHeadConfig: H.SegformerHead})
 
 BACKBONES.update({B.BEiTConfig: B.BEiT, B.MAEConfig: B.MAE})
 NECKS.update({N.Feature2PyramidConfig: N.Feature2Pyramid})

@@ -244,6 +244,23 @@ CITATIONS: dict[str, str] = {
   year={2020}
 }""",
 }
+# wave 4: MMPretrain backbones
+CITATIONS.update({
+    "liu2022convnet": """@inproceedings{liu2022convnet,
+  title={A ConvNet for the 2020s},
+  author={Liu, Zhuang and Mao, Hanzi and Wu, Chao-Yuan and Feichtenhofer, Christoph and Darrell, Trevor and Xie, Saining},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  pages={11976--11986},
+  year={2022}
+}""",
+    "yu2022metaformer": """@inproceedings{yu2022metaformer,
+  title={MetaFormer is Actually What You Need for Vision},
+  author={Yu, Weihao and Luo, Mi and Zhou, Pan and Si, Chenyang and Zhou, Yichen and Wang, Xinchao and Feng, Jiashi and Yan, Shuicheng},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  pages={10819--10829},
+  year={2022}
+}""",
+})
 
 METHOD_CITATION = {"fcn": "long2015fully", "fcn_d6": "long2015fully", "pspnet": "zhao2017pyramid",
                    "deeplabv3": "chen2017rethinking", "deeplabv3plus": "deeplabv3plus2018",
@@ -261,6 +278,21 @@ METHOD_CITATION.update({"bisenetv1": "yu2018bisenet", "bisenetv2": "yu2021bisene
 METHOD_CITATION.update({"fastscnn": "poudel2019fast", "cgnet": "wu2020cgnet", "erfnet": "romera2017erfnet"})
 METHOD_CITATION.update({"mobilenet_v2": "sandler2018mobilenetv2", "mobilenet_v3": "howard2019searching"})
 METHOD_CITATION.update({"hrnet": "wang2020deep", "ocrnet": "yuan2020object"})
+CITATIONS.update({"chu2021twins": """@inproceedings{chu2021twins,
+  title={Twins: Revisiting the Design of Spatial Attention in Vision Transformers},
+  author={Chu, Xiangxiang and Tian, Zhi and Wang, Yuqing and Zhang, Bo and Ren, Haibing and Wei, Xiaolin and Xia, Huaxia and Shen, Chunhua},
+  booktitle={Advances in Neural Information Processing Systems (NeurIPS)},
+  year={2021}
+}"""})
+METHOD_CITATION.update({"twins": "chu2021twins"})
+CITATIONS["liu2021swin"] = """@inproceedings{liu2021swin,
+  title={Swin Transformer: Hierarchical Vision Transformer using Shifted Windows},
+  author={Liu, Ze and Lin, Yutong and Cao, Yue and Hu, Han and Wei, Yixuan and Zhang, Zheng and Lin, Stephen and Guo, Baining},
+  booktitle={Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)},
+  pages={10012--10022},
+  year={2021}
+}"""
+METHOD_CITATION.update({"swin": "liu2021swin"})
 
 # plain ViT / DeiT (MMSegmentation's "vit" configs) and SETR
 CITATIONS.update({
@@ -295,13 +327,16 @@ CITATIONS["strudel2021segmenter"] = """@inproceedings{strudel2021segmenter,
   year={2021}
 }"""
 METHOD_CITATION.update({"vit": "dosovitskiy2020image", "setr": "zheng2021rethinking", "segmenter": "strudel2021segmenter"})
-CITATIONS.update({"chu2021twins": """@inproceedings{chu2021twins,
-  title={Twins: Revisiting the Design of Spatial Attention in Vision Transformers},
-  author={Chu, Xiangxiang and Tian, Zhi and Wang, Yuqing and Zhang, Bo and Ren, Haibing and Wei, Xiaolin and Xia, Huaxia and Shen, Chunhua},
+METHOD_CITATION.update({"convnext": "liu2022convnet", "poolformer": "yu2022metaformer"})
+CITATIONS["xie2021segformer"] = """@inproceedings{xie2021segformer,
+  title={SegFormer: Simple and Efficient Design for Semantic Segmentation with Transformers},
+  author={Xie, Enze and Wang, Wenhai and Yu, Zhiding and Anandkumar, Anima and Alvarez, Jose M and Luo, Ping},
   booktitle={Advances in Neural Information Processing Systems (NeurIPS)},
+  volume={34},
+  pages={12077--12090},
   year={2021}
-}"""})
-METHOD_CITATION.update({"twins": "chu2021twins"})
+}"""
+METHOD_CITATION.update({"segformer": "xie2021segformer"})
 
 # BEiT and MAE (MMSegmentation's "beit" and "mae" configs: UPerNet over the backbone + Feature2Pyramid)
 CITATIONS.update({
