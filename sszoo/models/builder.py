@@ -40,10 +40,17 @@ HEADS: dict[type, type[nn.Module]] = {
     H.STDCHeadConfig: H.STDCHead, H.DDRHeadConfig: H.DDRHead, H.PIDHeadConfig: H.PIDHead,
 }
 HEADS.update({H.SETRUPHeadConfig: H.SETRUPHead, H.SETRMLAHeadConfig: H.SETRMLAHead})
+# SegFormer
+BACKBONES.update({B.MiTConfig: B.MixVisionTransformer})
+HEADS.update({H.SegformerHeadConfig: H.SegformerHead})
+
+BACKBONES.update({B.BEiTConfig: B.BEiT, B.MAEConfig: B.MAE})
+NECKS.update({N.Feature2PyramidConfig: N.Feature2Pyramid})
+HEADS.update({H.SegmenterMaskHeadConfig: H.SegmenterMaskTransformerHead, H.DPTHeadConfig: H.DPTHead})
+# SegNeXt, K-Net
 BACKBONES.update({B.MSCANConfig: B.MSCAN})
 HEADS.update({H.LightHamHeadConfig: H.LightHamHead})
 HEADS.update({H.KNetHeadConfig: H.KNetHead})
-
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:
     return {f.default: c for c in table for f in dataclasses.fields(c) if f.name == "kind"}
