@@ -14,6 +14,7 @@ from torch import nn
 from . import backbones as B
 from . import heads as H
 from . import necks as N
+from .clip_text import CLIPTextEncoder, CLIPTextEncoderConfig
 from .losses import LossSpec, PixelSampler
 
 BACKBONES: dict[type, type[nn.Module]] = {
@@ -40,6 +41,9 @@ HEADS: dict[type, type[nn.Module]] = {
     H.STDCHeadConfig: H.STDCHead, H.DDRHeadConfig: H.DDRHead, H.PIDHeadConfig: H.PIDHead,
 }
 HEADS.update({H.SETRUPHeadConfig: H.SETRUPHead, H.SETRMLAHeadConfig: H.SETRMLAHead})
+HEADS.update({H.SideAdapterCLIPHeadConfig: H.SideAdapterCLIPHead})
+# the class embedders of multimodal segmentors (SAN)
+TEXT_ENCODERS: dict[type, type[nn.Module]] = {CLIPTextEncoderConfig: CLIPTextEncoder}
 
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:
@@ -81,6 +85,11 @@ def build_backbone(cfg) -> nn.Module:
 def build_neck(cfg) -> nn.Module:
     """The neck module of ``cfg`` (randomly initialised)."""
     return NECKS[type(cfg)].from_config(cfg)
+
+
+def build_text_encoder(cfg, num_classes: int) -> nn.Module:
+    """The text encoder of ``cfg`` embedding ``num_classes`` classes (randomly initialised)."""
+    return TEXT_ENCODERS[type(cfg)].from_config(cfg, num_classes)
 
 
 def build_head(cfg, num_classes: int, align_corners: bool) -> nn.Module:
