@@ -171,6 +171,13 @@ CASES = {
     "convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--height", "49", "--width", "67", "--num-classes", "5"]),
     "slide_convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--mode", "slide", "--height", "53", "--width", "85", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
     "poolformer_s12_fpn": ("fpn_poolformer_s12_8xb4-40k_ade20k-512x512", ["--height", "37", "--width", "53", "--batch", "2", "--num-classes", "4"]),
+    # SAN ViT-B/16 (CLIP image and text encoders, side adapter, mask recognition; whole-image inference as its
+    # configs test). The class count keeps the first 5 / 4 COCO-Stuff names (the text prompts are the classes).
+    # 129 x 161: CLIP sees 64 x 80 (scale factor 0.5) -> a 4 x 5 token grid, the side adapter 8 x 10 (both
+    # position embeddings resized); batch 2 at 97 x 113: CLIP 3 x 3 tokens, side adapter 6 x 7. Both strided
+    # (STRIDED) to stay small.
+    "san_vit_b16": ("san-vit-b16_coco-stuff164k-640x640", ["--height", "129", "--width", "161", "--num-classes", "5"]),
+    "san_vit_b16_b2": ("san-vit-b16_coco-stuff164k-640x640", ["--height", "97", "--width", "113", "--batch", "2", "--num-classes", "4"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at
@@ -178,6 +185,7 @@ CASES = {
 # is sampled) and no input, which tests/oracle_weights.py regenerates from the seed as tools/oracle_dump64.py
 # drew it. tests/test_parity.py compares the same rows and columns of sszoo's full-size logits.
 STRIDED = {"mobilenet_v3_d8_lraspp": 5, "mobilenet_v3_d8_s_lraspp": 5}
+STRIDED.update({"san_vit_b16": 3, "san_vit_b16_b2": 3})  # 3: prime to the 16-px patches and the 0.5 resize
 
 
 def seeded_input(batch: int, height: int, width: int, seed: int) -> torch.Tensor:
