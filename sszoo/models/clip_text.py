@@ -108,6 +108,7 @@ class CLIPTextEncoder(nn.Module):
                  embed_dims: int = 512, num_layers: int = 12, num_heads: int = 8, mlp_ratio: int = 4,
                  output_dims: int = 512, cat_bg: bool = True, norm_eps: float = 1e-5) -> None:
         super().__init__()
+        self.dataset, self.context_length = dataset, context_length
         self.class_names, tokens = prompt_tokens(dataset, num_classes, context_length)
         self.register_buffer("tokens", tokens, persistent=False)
         self.token_embedding = nn.Embedding(vocab_size, embed_dims)
@@ -134,6 +135,12 @@ class CLIPTextEncoder(nn.Module):
                    context_length=cfg.context_length, embed_dims=cfg.embed_dims, num_layers=cfg.num_layers,
                    num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, output_dims=cfg.output_dims,
                    cat_bg=cfg.cat_bg, norm_eps=cfg.norm_eps)
+
+    def select_classes(self, num_classes: int) -> None:
+        """Embed the first ``num_classes`` names of the vocabulary from now on (the weights stay)."""
+        self.class_names, tokens = prompt_tokens(self.dataset, num_classes, self.context_length)
+        self.tokens = tokens.to(self.tokens.device)
+        self._cache = None
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """L2-normalised text features of token-id rows P x context_length (the end-of-text token's)."""

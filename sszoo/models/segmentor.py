@@ -268,6 +268,14 @@ class MultimodalSegmentor(Segmentor):
     def forward_heads(self, x: torch.Tensor) -> HeadOutputs:
         raise NotImplementedError("sszoo builds SAN for inference only (its Hungarian-matched losses are not built)")
 
+    def reset_classifier(self, num_classes: int) -> None:
+        """The classes are the text prompts: embed the first ``num_classes`` names of the text encoder's
+        vocabulary (no layer is replaced, the weights stay)."""
+        self.text_encoder.select_classes(num_classes)
+        self.decode_head.reset_classifier(num_classes)
+        self.num_classes = num_classes
+        self.config = self.config.with_num_classes(num_classes)
+
 
 def build_model(config: ArchConfig) -> Segmentor:
     """Build the network described by ``config`` (randomly initialised)."""

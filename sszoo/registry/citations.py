@@ -328,3 +328,13 @@ CITATIONS["strudel2021segmenter"] = """@inproceedings{strudel2021segmenter,
 }"""
 METHOD_CITATION.update({"vit": "dosovitskiy2020image", "setr": "zheng2021rethinking", "segmenter": "strudel2021segmenter"})
 METHOD_CITATION.update({"convnext": "liu2022convnet", "poolformer": "yu2022metaformer"})
+
+# SAN (MMSegmentation's "san" configs: CLIP image and text encoders with the side adapter head)
+CITATIONS["xu2023side"] = """@inproceedings{xu2023side,
+  title={Side Adapter Network for Open-Vocabulary Semantic Segmentation},
+  author={Xu, Mengde and Zhang, Zheng and Wei, Fangyun and Hu, Han and Bai, Xiang},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition},
+  pages={2945--2954},
+  year={2023}
+}"""
+METHOD_CITATION.update({"san": "xu2023side"})

@@ -287,5 +287,5 @@ class SideAdapterCLIPHead(nn.Module):
                                   "its entries are for inference")
 
     def reset_classifier(self, num_classes: int) -> None:
-        raise NotImplementedError("SAN's classes are its text prompts (the text encoder's vocabulary), "
-                                  "not a classifier layer")
+        """Nothing to replace: the classes are the text encoder's (MultimodalSegmentor.reset_classifier)."""
+        self.num_classes = num_classes
