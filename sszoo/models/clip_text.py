@@ -127,6 +127,12 @@ class CLIPTextEncoder(nn.Module):
             p.requires_grad_(False)
         if self.bg_embed is not None:
             self.bg_embed.requires_grad_(True)
+        # random initialisation as CLIP's (the entries load all of it from their checkpoints)
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
+        nn.init.normal_(self.text_projection, std=embed_dims ** -0.5)
+        if self.bg_embed is not None:
+            nn.init.normal_(self.bg_embed, std=output_dims ** -0.5)
         self._cache: tuple | None = None
 
     @classmethod

@@ -158,6 +158,8 @@ class SideAdapterNetwork(nn.Module):
         self.conv_clips = nn.ModuleList(
             nn.Sequential(LayerNorm2d(cfg.clip_channels), _Conv(cfg.clip_channels, d)) for _ in cfg.fusion_index)
         self.fusion_index = tuple(cfg.fusion_index)
+        for p in (self.pos_embed, self.query_pos_embed, self.query_embed):  # as the reference's init_weights
+            nn.init.normal_(p, std=0.02)
         self.mask_decoder = MLPMaskDecoder(d, cfg.decoder_heads, cfg.decoder_layers, cfg.decoder_embed_channels,
                                            cfg.decoder_mlp_channels, cfg.decoder_num_mlp, cfg.rescale_attn_bias)
 
