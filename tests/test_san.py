@@ -197,3 +197,25 @@ def test_arch_refuses_what_sszoo_does_not_build():
                          ("decode_head", dict(maskgen_cfg=dict(model["decode_head"]["maskgen_cfg"], cross_attn=True)))]:
         with pytest.raises(Unsupported):
             arch_from_mmseg(dict(model, **{part: dict(model[part], **change)}))
+
+
+def test_separable_adaptive_max_pool_is_the_aten_op():
+    from sszoo.models.heads.san import adaptive_max_pool2d
+    x = torch.randn(2, 3, 40, 27)
+    for size in [(32, 32), (20, 9), (7, 5), (1, 1), (40, 27)]:
+        assert torch.equal(adaptive_max_pool2d(x, size), F.adaptive_max_pool2d(x, size))
+
+
+def test_onnx_export(tmp_path):
+    """The zoo's SAN entries exceed tests/test_export_methods.py's 150M-parameter limit: a tiny one exports."""
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = build_model(_tiny_san()).eval()
+    x = torch.randn(1, 3, 64, 96)
+    path = str(tmp_path / "san.onnx")
+    with torch.no_grad():
+        ref = model(x)
+        torch.onnx.export(model, (x,), path, opset_version=17, dynamo=False)
+    sess = ort.InferenceSession(path)
+    out = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    assert (torch.from_numpy(out) - ref).abs().max() < 1e-5

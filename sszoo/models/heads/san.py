@@ -19,7 +19,8 @@ some of its layers, each a (map, class token) pair) and the text encoder's class
   classes (the background's dropped) and summed over the proposals.
 
 Attention: ``F.scaled_dot_product_attention`` (with the additive biases as ``attn_mask``) where the reference
-runs ``torch.nn.MultiheadAttention``'s explicit softmax; they differ by rounding only.
+runs ``torch.nn.MultiheadAttention``'s explicit softmax; they differ by rounding only. ONNX (opset 17): the
+attention biases' adaptive max pooling is exported as separable per-bin maxima (the same values).
 
 Only inference is built: SAN trains with Hungarian matching of the proposals and point-sampled mask losses,
 which sszoo's trainer does not have (``loss`` says so).
@@ -204,6 +205,17 @@ class SideAdapterNetwork(nn.Module):
         return [m for m, _ in decoded], [b for _, b in decoded]
 
 
+def adaptive_max_pool2d(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``F.adaptive_max_pool2d`` as two separable passes over the bins (rows of columns' maxima; bin ``i`` of
+    ``n`` over ``L`` spans ``floor(i L / n)`` to ``ceil((i + 1) L / n)``): the same values (a max is exact), and
+    ONNX-exportable, which the ATen op is not at input sizes the exporter cannot see."""
+    def bins(t: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+        length = t.shape[dim]
+        return torch.cat([t.narrow(dim, i * length // n, -(-(i + 1) * length // n) - i * length // n)
+                          .amax(dim=dim, keepdim=True) for i in range(n)], dim=dim)
+    return bins(bins(x, 3, size[1]), 2, size[0])
+
+
 class RecWithAttnbias(nn.Module):
     """The last CLIP layers classify the proposals: query tokens (copies of the class token) whose attention
     to the patch tokens is biased by the side adapter; their normalised projections are the mask embeddings."""
@@ -230,7 +242,8 @@ class RecWithAttnbias(nn.Module):
             n, heads, num_q, h, w = bias.shape
             if heads not in (1, self.num_heads):
                 raise ValueError(f"attention biases for {heads} heads, the CLIP layers have {self.num_heads}")
-            bias = F.adaptive_max_pool2d(bias.reshape(n, heads * num_q, h, w), output_size=grid)
+            pool = adaptive_max_pool2d if torch.onnx.is_in_onnx_export() else F.adaptive_max_pool2d
+            bias = pool(bias.reshape(n, heads * num_q, h, w), grid)
             bias = bias.reshape(n, heads, num_q, grid[0] * grid[1]).expand(n, self.num_heads, -1, -1)
             size = q + 1 + grid[0] * grid[1]
             base = bias.new_zeros(size, size)
