@@ -41,10 +41,16 @@ HEADS: dict[type, type[nn.Module]] = {
     H.STDCHeadConfig: H.STDCHead, H.DDRHeadConfig: H.DDRHead, H.PIDHeadConfig: H.PIDHead,
 }
 HEADS.update({H.SETRUPHeadConfig: H.SETRUPHead, H.SETRMLAHeadConfig: H.SETRMLAHead})
+# SegFormer
+BACKBONES.update({B.MiTConfig: B.MixVisionTransformer})
+HEADS.update({H.SegformerHeadConfig: H.SegformerHead})
 HEADS.update({H.SideAdapterCLIPHeadConfig: H.SideAdapterCLIPHead})
 # the class embedders of multimodal segmentors (SAN)
 TEXT_ENCODERS: dict[type, type[nn.Module]] = {CLIPTextEncoderConfig: CLIPTextEncoder}
 
+BACKBONES.update({B.BEiTConfig: B.BEiT, B.MAEConfig: B.MAE})
+NECKS.update({N.Feature2PyramidConfig: N.Feature2Pyramid})
+HEADS.update({H.SegmenterMaskHeadConfig: H.SegmenterMaskTransformerHead, H.DPTHeadConfig: H.DPTHead})
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:
     return {f.default: c for c in table for f in dataclasses.fields(c) if f.name == "kind"}
