@@ -37,7 +37,7 @@ METHOD_TITLE = {"fcn": "FCN", "fcn_d6": "FCN (D6)", "pspnet": "PSPNet", "deeplab
                 "twins": "Twins", "convnext": "ConvNeXt + UPerNet", "poolformer": "PoolFormer + Semantic FPN",
                 "segnext": "SegNeXt", "vit": "ViT/DeiT + UPerNet", "setr": "SETR", "segmenter": "Segmenter",
                 "dpt": "DPT", "beit": "BEiT + UPerNet", "mae": "MAE + UPerNet", "knet": "K-Net",
-                "maskformer": "MaskFormer", "mask2former": "Mask2Former"}
+                "maskformer": "MaskFormer", "mask2former": "Mask2Former", "san": "SAN"}
 PAPER = {
     "fcn": "Long et al., \"Fully Convolutional Networks for Semantic Segmentation\", CVPR 2015",
     "fcn_d6": "Long et al., \"Fully Convolutional Networks for Semantic Segmentation\", CVPR 2015 "
@@ -205,7 +205,8 @@ def _head_desc(h) -> str:
     # no dropout or input index
     dropout = f", dropout {h.dropout:g}" if hasattr(h, "dropout") else ""
     where = f" on {_stage(h.in_index)}" if hasattr(h, "in_index") else ""
-    return f"{desc}{dropout},{where} ({h.in_channels} channels){_loss_text(h)}"
+    cin = f" ({h.in_channels} channels)" if hasattr(h, "in_channels") else ""  # (SAN's head reads the image)
+    return f"{desc}{dropout},{where}{cin}{_loss_text(h)}"
 
 
 def _head_text(e: ZooEntry) -> list[str]:
@@ -282,6 +283,11 @@ def render_card(e: ZooEntry, params: tuple[int, int]) -> str:
 
     out += ["## Architecture", "", f"- Method: {method}: {PAPER.get(e.method) or _paper(e.citations[0])}"]
     out += _backbone_text(e) + _head_text(e)
+    if e.arch.text_encoder is not None:  # SAN: the classes are CLIP text embeddings of their names
+        text = e.arch.text_encoder
+        out += [f"- Text encoder: CLIP text transformer ({_fields_text(text)}); the class embeddings of the "
+                f"{text.dataset} class names in its prompt templates; the image encoder sees the input scaled by "
+                f"{e.arch.encoder_resolution:g}"]
     out += [f"- Classes: {e.dataset.num_classes}; logits resized with align_corners={e.arch.align_corners}",
             f"- Parameters: {params[0]:,} ({params[1]:,} without the auxiliary head, as used for inference)", ""]
 
@@ -289,17 +295,22 @@ def render_card(e: ZooEntry, params: tuple[int, int]) -> str:
     schedule = f"{rc.iters:,} iterations" if rc.iters else f"{rc.epochs} epochs"
     prec = rc.precision + (f", static loss scale {rc.loss_scale:g}" if rc.loss_scale else
                            (", dynamic loss scaling" if rc.precision == "fp16" else ""))
+    if rc.ratio_range is None:  # SAN: the short side resized to one of a list of lengths (RandomChoiceResize)
+        resize = f"short side resized to one of {list(rc.train_scale)}"
+    else:
+        resize = (f"random resize of ({rc.train_scale[0]}, {rc.train_scale[1]}) x "
+                  f"[{rc.ratio_range[0]:g}, {rc.ratio_range[1]:g}]")
+    retrain = (f"Train it again with `python -m sszoo.train --model {e.name} --data DATA_ROOT` (see docs/train.md)."
+               if e.arch.text_encoder is None else
+               "sszoo serves it for inference only: its Hungarian-matched mask losses are not built.")
     out += ["## Training recipe", "", "| setting | value |", "| --- | --- |",
             f"| crop (h x w) | {rc.crop[0]} x {rc.crop[1]} |", f"| batch | {batch} |", f"| schedule | {schedule} |",
             f"| optimizer | {_optimizer_text(rc)} |",
             f"| lr schedule | {_schedule_text(rc)} |",
-            f"| augmentation | random resize of ({rc.train_scale[0]}, {rc.train_scale[1]}) x "
-            f"[{rc.ratio_range[0]:g}, {rc.ratio_range[1]:g}], random crop (cat_max_ratio {rc.cat_max_ratio:g}), "
-            f"horizontal flip |",
+            f"| augmentation | {resize}, random crop (cat_max_ratio {rc.cat_max_ratio:g}), horizontal flip |",
             f"| auxiliary loss weight | {rc.aux_loss_weight:g} |", f"| precision | {prec} |",
             f"| pretrained backbone | {rc.pretrained_backbone or '-'} |", "",
-            f"Train it again with `python -m sszoo.train --model {e.name} --data DATA_ROOT` "
-            "(see docs/train.md).", ""]
+            retrain, ""]
 
     mode = (f"sliding window, crop {t.crop[0]} x {t.crop[1]}, stride {t.stride[0]} x {t.stride[1]}"
             + (", softmax probabilities of the windows averaged (sssegmentation)" if t.window_softmax else

@@ -58,6 +58,7 @@ TABLE_METHODS = {"fcn", "pspnet", "deeplabv3", "deeplabv3plus"}
 # methods named by MMSegmentation's config directory rather than by the first token of the config name
 DIRECTORY_METHODS = {"swin", "convnext", "poolformer", "twins", "segformer", "segnext", "vit", "setr", "segmenter",
                      "dpt", "beit", "mae", "knet", "maskformer", "mask2former"}
+DIRECTORY_METHODS |= {"san"}  # san-vit-b16_coco-stuff164k-...: the first token names the backbone too
 # backbone families under several heads: their entries cite the head's paper too (UPerNet, PSPNet, FPN, ...)
 BACKBONE_METHODS = {"resnest", "mobilenet_v2", "swin", "convnext", "poolformer", "twins", "vit", "beit", "mae"}
 MMSEG_CONFIG_URL = "https://github.com/open-mmlab/mmsegmentation/blob/v1.2.2/"
@@ -339,6 +340,22 @@ def head_papers(method: str, arch: dict, config_base: str) -> list[str]:
     return out
 
 
+def _has_layout(config_base: str) -> bool:
+    """Whether a config name has a 'NxbM' (or old 'NxM') GPUs x batch token."""
+    return any(re.match(p, t) for p in (r"\d+xb\d+", r"\d+x\d+$") for t in config_base.split("_"))
+
+
+def _shortest_edge_resize(config: str, pipeline: list[dict]) -> tuple[dict, str]:
+    """A test pipeline's ResizeShortestEdge (SAN's) as the keep-ratio Resize it amounts to, and a note."""
+    t = next((t for t in pipeline if t.get("type") == "ResizeShortestEdge"), None)
+    if t is None:
+        raise SystemExit(f"{config}: no test Resize")
+    short = min(t["scale"]) if isinstance(t["scale"], list) else int(t["scale"])
+    return (dict(scale=[int(t["max_size"]), short], keep_ratio=True),
+            f"MMSegmentation tests it with ResizeShortestEdge (short side {short}, long side at most "
+            f"{t['max_size']}), the keep-ratio resize to ({t['max_size']}, {short}) up to the rounding of a pixel.")
+
+
 def method_prefix(config_base: str) -> str:
     """'nonlocal_r50-d8_4xb2-40k_cityscapes-512x1024' -> 'nonlocal_r50_d8' (the part before 'NxbM')."""
     head = config_base.split("_")
@@ -408,8 +425,17 @@ def facts_entries() -> list[dict]:
         rec = c["recipe"]
         tc = c.get("test_cfg") or {}
         tr = c["test_resize"]
-        gpus = re.match(r"(\d+)xb?\d+", base.split("_")[_layout_index(base.split("_"))])  # 'NxbM' or old 'NxM'
         notes_ = [r["note"]] if r["note"] else []
+        if _has_layout(base):
+            gpus = re.match(r"(\d+)xb?\d+", base.split("_")[_layout_index(base.split("_"))])  # 'NxbM' or old 'NxM'
+            prefix, tag = method_prefix(base), tag_of(base, r["crop"], False)
+        else:  # 'san-vit-b16_coco-stuff164k-640x640' names neither layout nor schedule: the metafile has them
+            gpus = re.match(r"(\d+)x", r["hardware"])
+            prefix = re.sub(r"[^a-z0-9]+", "_", base.split("_")[0].lower()).strip("_")
+            tag = f"{r['crop']}_{int(r['schedule']) // 1000}k"
+        if tr is None:
+            tr, note = _shortest_edge_resize(r["config"], c["test_pipeline"])
+            notes_.append(note)
         if rec["iters"] and int(r["schedule"]) != rec["iters"]:
             notes_.append(f"MMSegmentation 1.2.2's config resolves to {rec['iters']} iterations; the published "
                           f"checkpoint was trained for {int(r['schedule'])}, as its name says.")
@@ -437,7 +463,7 @@ def facts_entries() -> list[dict]:
         if clip and (clip.get("norm_type", 2) != 2 or set(clip) - {"max_norm", "norm_type"}):
             raise SystemExit(f"{r['config']}: gradient clipping {clip} is not an L2-norm clip")
         out.append(dict(
-            name=f"{method_prefix(base)}_{DATASETS[r['dataset']][0]}.{tag_of(base, r['crop'], False)}",
+            name=f"{prefix}_{DATASETS[r['dataset']][0]}.{tag}",
             method=method, backbone=r["architecture"].split("|")[0], arch=arch, dataset=DATASETS[r["dataset"]][0],
             test=dict(scale=list(tr["scale"]), keep_ratio=bool(tr["keep_ratio"]), mode=tc.get("mode", "whole"),
                       crop=list(tc["crop_size"]) if tc.get("crop_size") else None,

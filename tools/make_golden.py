@@ -206,6 +206,13 @@ CASES = {
     # kernel set and one conv per sample) with the UPerNet generator at 33 x 45.
     "knet_s3_r50_d8_fcn": ("knet-s3_r50-d8_fcn_8xb2-adamw-80k_ade20k-512x512", ["--height", "41", "--width", "57", "--num-classes", "5"]),
     "knet_s3_r50_d8_upernet_b2": ("knet-s3_r50-d8_upernet_8xb2-adamw-80k_ade20k-512x512", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
+    # SAN ViT-B/16 (CLIP image and text encoders, side adapter, mask recognition; whole-image inference as its
+    # configs test). The class count keeps the first 5 / 4 COCO-Stuff names (the text prompts are the classes).
+    # 129 x 161: CLIP sees 64 x 80 (scale factor 0.5) -> a 4 x 5 token grid, the side adapter 8 x 10 (both
+    # position embeddings resized); batch 2 at 97 x 113: CLIP 3 x 3 tokens, side adapter 6 x 7. Both strided
+    # (STRIDED) to stay small.
+    "san_vit_b16": ("san-vit-b16_coco-stuff164k-640x640", ["--height", "129", "--width", "161", "--num-classes", "5"]),
+    "san_vit_b16_b2": ("san-vit-b16_coco-stuff164k-640x640", ["--height", "97", "--width", "113", "--batch", "2", "--num-classes", "4"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at
@@ -214,6 +221,7 @@ CASES = {
 # drew it. tests/test_parity.py compares the same rows and columns of sszoo's full-size logits.
 STRIDED = {"mobilenet_v3_d8_lraspp": 5, "mobilenet_v3_d8_s_lraspp": 5}
 STRIDED.update({"beit_b_upernet": 5, "slide_mae_b_upernet": 5})  # BEiT / MAE: full-width 768-channel heads
+STRIDED.update({"san_vit_b16": 3, "san_vit_b16_b2": 3})  # 3: prime to the 16-px patches and the 0.5 resize
 
 
 def seeded_input(batch: int, height: int, width: int, seed: int) -> torch.Tensor:

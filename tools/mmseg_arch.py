@@ -8,6 +8,7 @@ type sszoo builds has a converter here; a type without one raises ``KeyError`` n
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 Cfg = dict[str, Any]
@@ -529,6 +530,8 @@ def _heads(cfg: Any, what: str) -> Any:
 
 def arch_from_mmseg(model: Cfg) -> Cfg:
     """sszoo's ``arch`` record for MMSegmentation's resolved ``cfg.model``."""
+    if model.get("type") == "MultimodalEncoderDecoder":  # SAN: image/text encoders instead of a backbone
+        return _multimodal(model)
     decode = model["decode_head"]
     if isinstance(decode, list):  # a cascade's point selection is in the segmentor's train/test cfg (PointRend)
         decode = [dict(h, train_cfg=model.get("train_cfg"), test_cfg=model.get("test_cfg")) for h in decode]
@@ -974,3 +977,81 @@ def _knet(h: Cfg) -> Cfg:
 
 
 HEADS.update({"IterativeDecodeHead": _knet})
+
+
+# ------------------------------------------------------------------ SAN (san): MultimodalEncoderDecoder
+
+_CLIP_PROMPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sszoo", "data",
+                             "clip_prompts.json")
+
+
+def _ln(cfg: Cfg | None, default_eps: float, what: str) -> float:
+    cfg = cfg or {"type": "LN"}
+    if cfg.get("type") != "LN":
+        raise Unsupported(f"sszoo's {what} normalises with LayerNorm, not {cfg}")
+    return float(cfg.get("eps", default_eps))
+
+
+def _clip_vit(b: Cfg) -> Cfg:
+    # CLIP's image tower: no patch padding (patch_pad=0), QuickGELU, (map, class token) outputs; only its
+    # position embedding trains (frozen_exclude, which sszoo's MultimodalSegmentor applies)
+    if (b.get("type") != "VisionTransformer" or b.get("patch_pad") != 0
+            or (b.get("act_cfg") or {}).get("type") != "QuickGELU" or not b.get("output_cls_token")
+            or list(b.get("frozen_exclude", ["all"])) != ["pos_embed"]):
+        raise Unsupported(f"sszoo's CLIP image encoder is a VisionTransformer with patch_pad=0, QuickGELU, class "
+                          f"token outputs and only pos_embed trained, not {b}")
+    out = _vit({k: v for k, v in b.items() if k not in ("patch_pad", "act_cfg", "output_cls_token", "frozen_exclude")})
+    out.update(patch_pad="none", act="quick_gelu", output_cls_token=True)
+    return out
+
+
+def _clip_text(t: Cfg) -> Cfg:
+    import json  # the prompts' token ids sszoo has (tools/clip_prompt_tokens.py)
+
+    if t.get("type") != "CLIPTextEncoder" or t.get("vocabulary") is not None or t.get("templates", "vild") != "vild":
+        raise Unsupported(f"sszoo's CLIPTextEncoder embeds a dataset's class names in the 'vild' prompts, not {t}")
+    with open(_CLIP_PROMPTS) as f:
+        have = json.load(f)["vocabularies"]
+    if t.get("dataset_name") not in have:
+        raise Unsupported(f"no CLIP prompt tokens for {t.get('dataset_name')!r} in sszoo/data/clip_prompts.json")
+    return dict(kind="clip_text", dataset=str(t["dataset_name"]), vocab_size=int(t.get("total_vocab_size", 49408)),
+                context_length=int(t.get("context_length", 77)), embed_dims=int(t.get("embed_dims", 512)),
+                num_layers=int(t.get("num_layers", 12)), num_heads=int(t.get("num_heads", 8)),
+                mlp_ratio=int(t.get("mlp_ratio", 4)), output_dims=int(t.get("output_dims", 512)),
+                cat_bg=bool(t.get("cat_bg", True)), norm_eps=_ln(t.get("norm_cfg"), 1e-5, "CLIPTextEncoder"))
+
+
+def _san_head(h: Cfg) -> Cfg:
+    s, m = h["san_cfg"], h["maskgen_cfg"]
+    enc, dec = s.get("cfg_encoder", {}), s.get("cfg_decoder", {})
+    if (int(s.get("in_channels", 3)) != 3 or m.get("sos_token_format", "cls_token") != "cls_token"
+            or m.get("cross_attn", False) or int(m.get("num_fcs", 2)) != 2
+            or (m.get("act_cfg") or {}).get("type") != "QuickGELU"
+            or int(s.get("num_queries", 100)) != int(m.get("sos_token_num", 100))):
+        raise Unsupported(f"sszoo's SideAdapterCLIPHead has class-token queries, self-attention recognition with "
+                          f"QuickGELU, not {h}")
+    return dict(kind="san", clip_channels=int(s.get("clip_channels", 768)), embed_dims=int(s.get("embed_dims", 240)),
+                patch_size=int(s.get("patch_size", 16)), patch_bias=bool(s.get("patch_bias", True)),
+                num_queries=int(s.get("num_queries", 100)), encode_layers=int(enc["num_encode_layer"]),
+                encode_heads=int(enc["num_heads"]), encode_mlp_ratio=int(enc["mlp_ratio"]),
+                fusion_index=[int(i) for i in s.get("fusion_index", (0, 1, 2, 3))],
+                encode_norm_eps=_ln(s.get("norm_cfg"), 1e-5, "side adapter network"),
+                decoder_heads=int(dec["num_heads"]), decoder_layers=int(dec["num_layers"]),
+                decoder_embed_channels=int(dec["embed_channels"]), decoder_mlp_channels=int(dec["mlp_channels"]),
+                decoder_num_mlp=int(dec["num_mlp"]), rescale_attn_bias=bool(dec["rescale"]),
+                deep_supervision_idxs=[int(i) for i in h.get("deep_supervision_idxs", ())],
+                rec_layers=int(m.get("num_layers", 3)), rec_embed_dims=int(m.get("embed_dims", 768)),
+                rec_heads=int(m.get("num_heads", 12)), rec_mlp_ratio=int(m.get("mlp_ratio", 4)),
+                rec_qkv_bias=bool(m.get("qkv_bias", True)), rec_out_dims=int(m.get("out_dims", 512)),
+                rec_final_norm=bool(m.get("final_norm", True)),
+                rec_norm_eps=_ln(m.get("norm_cfg"), 1e-5, "mask recognition"))
+
+
+def _multimodal(model: Cfg) -> Cfg:
+    head = model["decode_head"]
+    if head.get("type") != "SideAdapterCLIPHead":
+        raise KeyError(f"no sszoo head for MultimodalEncoderDecoder's {head.get('type')}")
+    res = model.get("encoder_resolution") if model.get("asymetric_input", True) else None
+    return dict(backbone=_clip_vit(model["image_encoder"]), decode_head=_san_head(head), auxiliary_head=None,
+                num_classes=int(head["num_classes"]), align_corners=bool(head.get("align_corners", False)), neck=None,
+                text_encoder=_clip_text(model["text_encoder"]), encoder_resolution=None if res is None else float(res))

@@ -126,6 +126,16 @@ def seed_dependent(buffers, mcfg, seed):
     return {k: v for k, v in buffers.items() if not torch.equal(again[k].to(v.dtype), v)}
 
 
+def _first_classes(text_encoder, n):
+    """SAN's classes are its text prompts: embed only the first ``n`` names of the dataset (sszoo's rule for a
+    class count below the vocabulary's). Set on the built encoder, so that the config, and the arch record
+    derived from it, keep the dataset's name."""
+    from mmseg.utils import get_classes
+    names = list(get_classes(text_encoder.dataset_name))
+    names = names[1:] if names[0] == "background" else names
+    text_encoder.dataset_name, text_encoder.vocabulary = None, names[:n]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config")
@@ -179,6 +189,8 @@ def main():
     mcfg.test_cfg = tc
     torch.manual_seed(a.seed)
     model = MODELS.build(mcfg)
+    if a.num_classes and getattr(model, "text_encoder", None) is not None:
+        _first_classes(model.text_encoder, a.num_classes)
     calib_hw = fixed if fixed else (max(a.height, 64), max(a.width, 64))
     calib_shape = (2, 3) + tuple(calib_hw)
     randomise64_(model, a.seed, calib_shape)

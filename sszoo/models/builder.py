@@ -14,6 +14,7 @@ from torch import nn
 from . import backbones as B
 from . import heads as H
 from . import necks as N
+from .clip_text import CLIPTextEncoder, CLIPTextEncoderConfig
 from .losses import LossSpec, PixelSampler
 
 BACKBONES: dict[type, type[nn.Module]] = {
@@ -43,6 +44,9 @@ HEADS.update({H.SETRUPHeadConfig: H.SETRUPHead, H.SETRMLAHeadConfig: H.SETRMLAHe
 # SegFormer
 BACKBONES.update({B.MiTConfig: B.MixVisionTransformer})
 HEADS.update({H.SegformerHeadConfig: H.SegformerHead})
+HEADS.update({H.SideAdapterCLIPHeadConfig: H.SideAdapterCLIPHead})
+# the class embedders of multimodal segmentors (SAN)
+TEXT_ENCODERS: dict[type, type[nn.Module]] = {CLIPTextEncoderConfig: CLIPTextEncoder}
 
 BACKBONES.update({B.BEiTConfig: B.BEiT, B.MAEConfig: B.MAE})
 NECKS.update({N.Feature2PyramidConfig: N.Feature2Pyramid})
@@ -91,6 +95,11 @@ def build_backbone(cfg) -> nn.Module:
 def build_neck(cfg) -> nn.Module:
     """The neck module of ``cfg`` (randomly initialised)."""
     return NECKS[type(cfg)].from_config(cfg)
+
+
+def build_text_encoder(cfg, num_classes: int) -> nn.Module:
+    """The text encoder of ``cfg`` embedding ``num_classes`` classes (randomly initialised)."""
+    return TEXT_ENCODERS[type(cfg)].from_config(cfg, num_classes)
 
 
 def build_head(cfg, num_classes: int, align_corners: bool) -> nn.Module:

@@ -8,6 +8,11 @@ The decode head may be a *cascade* (a tuple of head configs): head ``i > 0`` tak
 head ``i - 1``'s logits, and the last head's logits are the prediction (OCRNet, PointRend). Several
 auxiliary heads may be given; they only feed the training loss. State-dict keys follow MMSegmentation:
 ``decode_head.*`` for one head, ``decode_head.{i}.*`` for a cascade, the same for ``auxiliary_head``.
+
+A config with a ``text_encoder`` builds :class:`MultimodalSegmentor` (MMSegmentation's
+``MultimodalEncoderDecoder``, SAN): the backbone is a CLIP image encoder (key ``image_encoder``) that sees the
+input resized by ``encoder_resolution``, the text encoder gives the class embeddings, and the decode head reads
+the input, the image encoder's outputs and the class embeddings.
 """
 from __future__ import annotations
 
@@ -18,7 +23,10 @@ from typing import Any, NamedTuple, Optional
 import torch
 from torch import nn
 
-from .builder import BACKBONES, HEADS, NECKS, build_backbone, build_head, build_neck, config_from_dict
+import torch.nn.functional as F
+
+from .builder import (BACKBONES, HEADS, NECKS, TEXT_ENCODERS, build_backbone, build_head, build_neck,
+                      build_text_encoder, config_from_dict)
 from .layers import resize
 
 
@@ -27,7 +35,8 @@ class ArchConfig:
     """Everything needed to build one network of the zoo.
 
     ``decode_head`` is one head config or a cascade (a tuple of them); ``auxiliary_head`` is None, one head
-    config or a tuple of them.
+    config or a tuple of them. ``text_encoder`` (with ``encoder_resolution``, the image encoder's input scale)
+    makes it a multimodal network (SAN); the two are left out of :meth:`to_dict` when unset.
     """
 
     backbone: Any
@@ -36,6 +45,8 @@ class ArchConfig:
     num_classes: int = 19
     align_corners: bool = False
     neck: Any = None
+    text_encoder: Any = None
+    encoder_resolution: Optional[float] = None
 
     @property
     def decode_heads(self) -> tuple:
@@ -48,7 +59,11 @@ class ArchConfig:
         return self.auxiliary_head if isinstance(self.auxiliary_head, tuple) else (self.auxiliary_head,)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for k in ("text_encoder", "encoder_resolution"):
+            if d[k] is None:
+                del d[k]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ArchConfig":
@@ -63,8 +78,11 @@ class ArchConfig:
         # tables written before backbones had a kind are all ResNets
         backbone = config_from_dict(d["backbone"], BACKBONES, "backbone", default_kind="resnet")
         neck = config_from_dict(d["neck"], NECKS, "neck") if d.get("neck") else None
+        text = config_from_dict(d["text_encoder"], TEXT_ENCODERS, "text encoder") if d.get("text_encoder") else None
+        res = d.get("encoder_resolution")
         return cls(backbone=backbone, decode_head=heads(d["decode_head"]), auxiliary_head=heads(d.get("auxiliary_head")),
-                   num_classes=int(d["num_classes"]), align_corners=bool(d["align_corners"]), neck=neck)
+                   num_classes=int(d["num_classes"]), align_corners=bool(d["align_corners"]), neck=neck,
+                   text_encoder=text, encoder_resolution=None if res is None else float(res))
 
     def with_num_classes(self, num_classes: int) -> "ArchConfig":
         return replace(self, num_classes=num_classes)
@@ -207,6 +225,58 @@ def _logits(output):
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
+class MultimodalSegmentor(Segmentor):
+    """MMSegmentation's ``MultimodalEncoderDecoder`` (SAN): ``image_encoder`` (the config's backbone, a CLIP ViT
+    run on the input resized by ``encoder_resolution``), ``text_encoder`` (the class embeddings) and one decode
+    head that reads the input, the image encoder's outputs and the class embeddings. Inference only."""
+
+    def __init__(self, config: ArchConfig) -> None:
+        nn.Module.__init__(self)  # not Segmentor's: the modules and their keys differ (image_encoder, text_encoder)
+        if isinstance(config.decode_head, tuple) or config.auxiliary_head is not None or config.neck is not None:
+            raise ValueError("a multimodal segmentor has one decode head, no neck and no auxiliary head")
+        self.config = config
+        self.num_classes = config.num_classes
+        self.align_corners = config.align_corners
+        self.encoder_resolution = config.encoder_resolution
+        self.image_encoder = build_backbone(config.backbone)
+        for name, p in self.image_encoder.named_parameters():  # the reference trains only CLIP's position embedding
+            p.requires_grad_(name == "pos_embed")
+        self.text_encoder = build_text_encoder(config.text_encoder, config.num_classes)
+        self.decode_head = build_head(config.decode_head, config.num_classes, config.align_corners)
+        self.auxiliary_head = None
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The image encoder (the role a backbone has elsewhere)."""
+        return self.image_encoder
+
+    def forward_features(self, x: torch.Tensor) -> list:
+        """The image encoder's outputs (map, class token) for the input resized by ``encoder_resolution``."""
+        if self.encoder_resolution is not None:
+            # scale_factor, not a size: the reference's interpolation samples with this exact scale
+            x = F.interpolate(x, scale_factor=self.encoder_resolution, mode="bilinear", align_corners=False)
+        return self.image_encoder(x)
+
+    def forward(self, x: torch.Tensor, out_size: Optional[tuple[int, int]] = None) -> torch.Tensor:
+        """Per-class scores N x K x H x W at the input's size (or resized to ``out_size``)."""
+        self._check_input(x)
+        logits = self.decode_head.predict(x, self.forward_features(x), self.text_encoder())
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()
+        return logits if out_size is None else resize(logits, out_size, self.align_corners)
+
+    def forward_heads(self, x: torch.Tensor) -> HeadOutputs:
+        raise NotImplementedError("sszoo builds SAN for inference only (its Hungarian-matched losses are not built)")
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """The classes are the text prompts: embed the first ``num_classes`` names of the text encoder's
+        vocabulary (no layer is replaced, the weights stay)."""
+        self.text_encoder.select_classes(num_classes)
+        self.decode_head.reset_classifier(num_classes)
+        self.num_classes = num_classes
+        self.config = self.config.with_num_classes(num_classes)
+
+
 def build_model(config: ArchConfig) -> Segmentor:
     """Build the network described by ``config`` (randomly initialised)."""
-    return Segmentor(config)
+    return MultimodalSegmentor(config) if config.text_encoder is not None else Segmentor(config)

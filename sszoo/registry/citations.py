@@ -384,3 +384,13 @@ CITATIONS["zhang2021knet"] = """@inproceedings{zhang2021knet,
   year={2021}
 }"""
 METHOD_CITATION.update({"knet": "zhang2021knet"})
+
+# SAN (MMSegmentation's "san" configs: CLIP image and text encoders with the side adapter head)
+CITATIONS["xu2023side"] = """@inproceedings{xu2023side,
+  title={Side Adapter Network for Open-Vocabulary Semantic Segmentation},
+  author={Xu, Mengde and Zhang, Zheng and Wei, Fangyun and Hu, Han and Bai, Xiang},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition},
+  pages={2945--2954},
+  year={2023}
+}"""
+METHOD_CITATION.update({"san": "xu2023side"})

@@ -22,8 +22,12 @@ scale with it (0 with the explicit path, ``_InProjAttention.fused = False``), ag
 
 Key names and registration order are MMSegmentation's (``cls_token``, ``pos_embed``, ``patch_embed.projection``,
 ``layers.{i}.ln1``, ``layers.{i}.attn.attn.in_proj_weight`` / ``in_proj_bias`` / ``out_proj``, ``layers.{i}.ln2``,
-``layers.{i}.ffn.layers.0.0`` / ``ffn.layers.1``, ``ln1`` for the final norm, ``pre_ln``, ``patch_embed.norm``),
+``layers.{i}.ffn.layers.0.0`` / ``ffn.layers.1``, ``ln1`` for the final norm, ``ln_pre``, ``patch_embed.norm``),
 so its checkpoints load strictly.
+
+CLIP's image tower (SAN's image encoder) is the same class with ``patch_pad="none"`` (the reference's
+``patch_pad=0``: no padding, the patch conv floors), ``pre_norm``, QuickGELU (``act="quick_gelu"``) and
+``output_cls_token``.
 """
 from __future__ import annotations
 
@@ -42,7 +46,8 @@ class ViTConfig:
 
     img_size: tuple[int, int] = (224, 224)  # the training size: the position embedding has its token grid
     patch_size: int = 16
-    patch_pad: str = "corner"  # "corner": zero-pad bottom/right to a multiple of the patch; "same": both sides
+    patch_pad: str = "corner"  # "corner": zero-pad bottom/right to a multiple of the patch; "same": both sides;
+    # "none": no padding, the conv drops the remainder (the reference's patch_pad=0)
     embed_dims: int = 768
     num_layers: int = 12
     num_heads: int = 12
@@ -60,6 +65,7 @@ class ViTConfig:
     interpolate_mode: str = "bicubic"
     norm_eps: float = 1e-6
     drop_path_rate: float = 0.0  # stochastic depth of the MLP branches, linear in depth (training only)
+    act: str = "gelu"  # the MLP's activation: "gelu" or "quick_gelu" (CLIP's x * sigmoid(1.702 x))
     kind: str = "vit"
 
     @property
@@ -79,8 +85,8 @@ class PatchEmbed(nn.Module):
     def __init__(self, in_channels: int, embed_dims: int, patch_size: int, *, pad: str = "corner",
                  bias: bool = False, norm_eps: float | None = None) -> None:
         super().__init__()
-        if pad not in ("corner", "same"):
-            raise ValueError(f"patch padding must be 'corner' or 'same', got {pad!r}")
+        if pad not in ("corner", "same", "none"):
+            raise ValueError(f"patch padding must be 'corner', 'same' or 'none', got {pad!r}")
         self.patch_size = patch_size
         self.pad = pad
         self.projection = nn.Conv2d(in_channels, embed_dims, patch_size, stride=patch_size, bias=bias)
@@ -88,7 +94,7 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         ph, pw = _pad_amount(x.shape[-2], self.patch_size), _pad_amount(x.shape[-1], self.patch_size)
-        if ph or pw:
+        if (ph or pw) and self.pad != "none":
             if self.pad == "corner":
                 x = F.pad(x, [0, pw, 0, ph])
             else:
@@ -104,7 +110,8 @@ class PatchEmbed(nn.Module):
 class _InProjAttention(nn.Module):
     """``torch.nn.MultiheadAttention``'s parameters (``in_proj_weight``, ``in_proj_bias``, ``out_proj``, in its
     registration order) with a batch-first self-attention forward. ``fused`` False computes the reference's
-    explicit ``softmax(q k^T / sqrt(d)) v`` instead of ``F.scaled_dot_product_attention``."""
+    explicit ``softmax(q k^T / sqrt(d)) v`` instead of ``F.scaled_dot_product_attention``. ``attn_mask``, if
+    given, is added to the attention logits (broadcast to N x heads x L x L; -inf masks a key out)."""
 
     fused: bool = True
 
@@ -118,14 +125,15 @@ class _InProjAttention(nn.Module):
         self.out_proj = nn.Linear(embed_dims, embed_dims, bias=bias)
         nn.init.xavier_uniform_(self.in_proj_weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, n, c = x.shape
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
         q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
         if self.fused:
-            out = F.scaled_dot_product_attention(q, k, v)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         else:  # the reference's explicit path (tests/test_vit.py compares the two)
-            attn = torch.softmax((q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1), dim=-1)
+            logits = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)
+            attn = torch.softmax(logits if attn_mask is None else logits + attn_mask, dim=-1)
             out = attn @ v
         return self.out_proj(out.transpose(1, 2).reshape(b, n, c))
 
@@ -137,8 +145,8 @@ class MultiheadAttention(nn.Module):
         super().__init__()
         self.attn = _InProjAttention(embed_dims, num_heads, bias)
 
-    def forward(self, x: torch.Tensor, identity: torch.Tensor) -> torch.Tensor:
-        return identity + self.attn(x)
+    def forward(self, x: torch.Tensor, identity: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return identity + self.attn(x, attn_mask)
 
 
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -150,18 +158,31 @@ def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return x.div(keep) * mask
 
 
+class QuickGELU(nn.Module):
+    """CLIP's GELU approximation ``x * sigmoid(1.702 x)`` (MMSegmentation's ``QuickGELU``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+ACTIVATIONS = {"gelu": nn.GELU, "quick_gelu": QuickGELU}
+
+
 class FFN(nn.Module):
     """MMCV's ``FFN``: ``layers.0`` = (Linear, GELU, Dropout) x (num_fcs - 1), then Linear and Dropout, plus the
-    identity; drop path on the branch."""
+    identity; drop path on the branch. ``act`` "quick_gelu" is CLIP's activation."""
 
-    def __init__(self, embed_dims: int, hidden: int, num_fcs: int = 2, drop_path_rate: float = 0.0) -> None:
+    def __init__(self, embed_dims: int, hidden: int, num_fcs: int = 2, drop_path_rate: float = 0.0,
+                 act: str = "gelu") -> None:
         super().__init__()
         if num_fcs < 2:
             raise ValueError(f"num_fcs must be at least 2, got {num_fcs}")
+        if act not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {act!r}")
         blocks: list[nn.Module] = []
         cin = embed_dims
         for _ in range(num_fcs - 1):
-            blocks.append(nn.Sequential(nn.Linear(cin, hidden), nn.GELU(), nn.Dropout(0.0)))
+            blocks.append(nn.Sequential(nn.Linear(cin, hidden), ACTIVATIONS[act](), nn.Dropout(0.0)))
             cin = hidden
         blocks += [nn.Linear(hidden, embed_dims), nn.Dropout(0.0)]
         self.layers = nn.Sequential(*blocks)
@@ -176,12 +197,12 @@ class TransformerEncoderLayer(nn.Module):
     only, as the reference: its attention's shortcut has no drop path)."""
 
     def __init__(self, embed_dims: int, num_heads: int, hidden: int, *, num_fcs: int = 2, qkv_bias: bool = True,
-                 drop_path_rate: float = 0.0, norm_eps: float = 1e-6) -> None:
+                 drop_path_rate: float = 0.0, norm_eps: float = 1e-6, act: str = "gelu") -> None:
         super().__init__()
         self.ln1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = MultiheadAttention(embed_dims, num_heads, bias=qkv_bias)
         self.ln2 = nn.LayerNorm(embed_dims, eps=norm_eps)
-        self.ffn = FFN(embed_dims, hidden, num_fcs, drop_path_rate)
+        self.ffn = FFN(embed_dims, hidden, num_fcs, drop_path_rate, act=act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.attn(self.ln1(x), identity=x)
@@ -208,7 +229,7 @@ class VisionTransformer(nn.Module):
                  with_cls_token: bool = True, output_cls_token: bool = False, out_origin: bool = False,
                  patch_norm: bool = False, patch_bias: bool = False, pre_norm: bool = False,
                  final_norm: bool = False, interpolate_mode: str = "bicubic", norm_eps: float = 1e-6,
-                 drop_path_rate: float = 0.0) -> None:
+                 drop_path_rate: float = 0.0, act: str = "gelu") -> None:
         super().__init__()
         if output_cls_token and not with_cls_token:
             raise ValueError("output_cls_token needs with_cls_token")
@@ -227,13 +248,14 @@ class VisionTransformer(nn.Module):
         self.pos_grid = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dims))
         self.pos_embed = nn.Parameter(torch.zeros(1, self.pos_grid[0] * self.pos_grid[1] + 1, embed_dims))
-        self.pre_ln = nn.LayerNorm(embed_dims, eps=norm_eps) if pre_norm else None
+        # key "ln_pre", the name MMCV's build_norm_layer gives LayerNorm with the postfix "_pre"
+        self.ln_pre = nn.LayerNorm(embed_dims, eps=norm_eps) if pre_norm else None
         # stochastic depth rising linearly from 0 at the first layer to drop_path_rate at the last
         # (float32 linspace on the CPU, as the reference, whatever the default device: values bit-identical)
         rates = torch.linspace(0, drop_path_rate, num_layers, device="cpu").tolist()
         self.layers = nn.ModuleList(
             TransformerEncoderLayer(embed_dims, num_heads, mlp_ratio * embed_dims, num_fcs=num_fcs, qkv_bias=qkv_bias,
-                                    drop_path_rate=r, norm_eps=norm_eps) for r in rates)
+                                    drop_path_rate=r, norm_eps=norm_eps, act=act) for r in rates)
         self.ln1 = nn.LayerNorm(embed_dims, eps=norm_eps) if final_norm else None
         self.out_channels = [embed_dims] * (len(out_indices) + int(out_origin))
 
@@ -245,7 +267,7 @@ class VisionTransformer(nn.Module):
                    with_cls_token=cfg.with_cls_token, output_cls_token=cfg.output_cls_token,
                    out_origin=cfg.out_origin, patch_norm=cfg.patch_norm, patch_bias=cfg.patch_bias,
                    pre_norm=cfg.pre_norm, final_norm=cfg.final_norm, interpolate_mode=cfg.interpolate_mode,
-                   norm_eps=cfg.norm_eps, drop_path_rate=cfg.drop_path_rate)
+                   norm_eps=cfg.norm_eps, drop_path_rate=cfg.drop_path_rate, act=cfg.act)
 
     def position_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
         """The position embedding for a token grid ``grid`` (class token first), resized as the reference does:
@@ -265,8 +287,8 @@ class VisionTransformer(nn.Module):
         x = x + self.position_embedding(grid)
         if not self.with_cls_token:
             x = x[:, 1:]
-        if self.pre_ln is not None:
-            x = self.pre_ln(x)
+        if self.ln_pre is not None:
+            x = self.ln_pre(x)
         outs = [self._out(x, grid)] if self.out_origin else []
         for i, layer in enumerate(self.layers):
             x = layer(x)

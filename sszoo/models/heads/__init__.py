@@ -34,6 +34,7 @@ from .ddr_head import DDRHead, DDRHeadConfig
 from .pid_head import PIDHead, PIDHeadConfig
 from .setr import SETRMLAHead, SETRMLAHeadConfig, SETRUPHead, SETRUPHeadConfig
 from .segformer_head import SegformerHead, SegformerHeadConfig
+from .san import SideAdapterCLIPHead, SideAdapterCLIPHeadConfig
 
 __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead",
            "CCHeadConfig", "DAHead", "DAHeadConfig", "DMHead", "DMHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead",
@@ -55,3 +56,4 @@ __all__ += ["LightHamHead", "LightHamHeadConfig"]
 from .knet import KNetHead, KNetHeadConfig
 
 __all__ += ["KNetHead", "KNetHeadConfig"]
+__all__ += ["SideAdapterCLIPHead", "SideAdapterCLIPHeadConfig"]
