@@ -62,13 +62,26 @@ CASES = {
     # OCRNet: HRNetV2 W18-Small, cascade FCN head (loss weight 0.4) -> OCR head (1.0) on the FCN head's logits,
     # which the reference computes a second time (fresh BN statistics) for the OCR head; odd label size
     "ocrnet_hr18s": ("ocrnet_hr18s_4xb2-40k_cityscapes-512x1024", 5, 2, 41, 57, 17),
+    # wave 4, each with its config's own AdamW recipe (OWN_RECIPE): decay_mult 0 on the norms and Swin's
+    # relative position bias tables; the backbones' drop path (torch.rand per sample) and the heads' dropout
+    "swin_t_upernet": ("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512", 4, 2, 29, 37, 19),
 }
 # cases whose recipe warms up: MMEngine's LinearLR(start_factor, begin=0, end=W) then PolyLR(begin=W, end=ITERS),
 # with W shortened from the config's 200 so that the three steps see the warm-up and the poly decay
 WARMUP = {"pointrend_r50": (2, 0.1), "bisenetv1_r18_d32": (2, 0.1)}
 # the recipe's base lr where it is not the 0.01 of configs/_base_/schedules/schedule_80k.py
 LR = {"bisenetv1_r18_d32": 0.025}
-# the training points are torch.rand draws: the global RNG is seeded before each step, here and in the test
+# Cases trained with the config's own optim_wrapper (AdamW, its paramwise_cfg or layer-decay constructor, clip_grad;
+# an AmpOptimWrapper runs as a plain OptimWrapper in float64) and its own param_scheduler, shortened to ITERS: a
+# LinearLR warm-up ends at WARMUP_END, the PolyLR / MultiStepLR after it starts there and ends at ITERS, and
+# MultiStepLR's milestones (counted from its begin) become SHORT_MILESTONES. Every parameter's lr at every step and
+# its weight decay are recorded (the groups differ in both).
+OWN_RECIPE = {"swin_t_upernet"}
+OWN_RECIPE_STEPS = 4   # one step more: the warm-up's first lr (tiny), its end (the base lr), the decay after it
+WARMUP_END = 2
+SHORT_MILESTONES = [1]
+# the training points and the backbones' drop-path draws are torch.rand draws from the global RNG, seeded before each
+# step here and in the test: both sides draw the same numbers when their modules draw in the same order and dtype
 POINT_SEED = 4321
 FULL_TENSORS = ("decode_head.conv_seg.weight", "decode_head.conv_seg.bias", "auxiliary_head.conv_seg.weight",
                 "decode_head.0.conv_seg.weight", "decode_head.1.fc_seg.weight",
@@ -111,6 +124,58 @@ def _aux_weight(aux) -> float:
     return weights.pop()
 
 
+def own_recipe(model, cfg) -> tuple:
+    """The config's optim_wrapper and param_scheduler for ``model``, the schedule shortened to ITERS.
+
+    Returns (optim wrapper, schedulers, the recipe as sszoo TrainConfig fields, the shortened settings that the
+    test passes to config_from_entry)."""
+    import copy
+
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import PARAM_SCHEDULERS
+
+    ow = copy.deepcopy(cfg.optim_wrapper.to_dict() if hasattr(cfg.optim_wrapper, "to_dict") else dict(cfg.optim_wrapper))
+    if ow["type"] == "AmpOptimWrapper":  # no fp16 on a float64 CPU model: the same update without loss scaling
+        ow["type"] = "OptimWrapper"
+        ow.pop("loss_scale", None), ow.pop("dtype", None)
+    if ow["type"] != "OptimWrapper":
+        raise ValueError(f"optim wrapper {ow['type']}")
+    wrapper = build_optim_wrapper(model, ow)
+    opt = ow["optimizer"]
+    clip = ow.get("clip_grad")
+    if clip and clip.get("norm_type", 2) != 2:
+        raise ValueError(f"clip_grad {clip}")
+    recipe = dict(optimizer=opt["type"].lower(), lr=float(opt["lr"]), weight_decay=float(opt.get("weight_decay", 0)),
+                  clip_grad=float(clip["max_norm"]) if clip else None)
+    if opt["type"] in ("Adam", "AdamW"):
+        recipe.update(betas=list(opt.get("betas", (0.9, 0.999))), eps=float(opt.get("eps", 1e-8)))
+    else:
+        recipe.update(momentum=float(opt.get("momentum", 0)))
+    schedulers, short = [], dict(iters=ITERS, warmup_iters=0)
+    for s in cfg.param_scheduler:
+        s = dict(s)
+        if s.pop("by_epoch", True):
+            raise ValueError(f"epoch-based scheduler {s}")
+        kind = s["type"]
+        if kind == "LinearLR":
+            if s.get("begin", 0) != 0:
+                raise ValueError(f"warm-up {s}")
+            s["end"] = short["warmup_iters"] = WARMUP_END
+            recipe["warmup_start_factor"] = float(s.get("start_factor", 1 / 3))
+        elif kind in ("PolyLR", "MultiStepLR"):
+            s.update(begin=short["warmup_iters"], end=ITERS)
+            if kind == "PolyLR":
+                recipe.update(poly_power=float(s.get("power", 1.0)), min_lr=float(s.get("eta_min", 0.0)))
+            else:
+                recipe["lr_gamma"] = float(s.get("gamma", 0.1))
+                s["milestones"] = short["lr_milestones"] = list(SHORT_MILESTONES)
+        else:
+            raise ValueError(f"scheduler {kind}")
+        schedulers.append(PARAM_SCHEDULERS.build(dict(s, optimizer=wrapper, by_epoch=False)))
+    return wrapper, schedulers, recipe, short
+
+
+
 def make_case(name: str) -> dict:
     from mmengine.optim import LinearLR, PolyLR, build_optim_wrapper
     from oracle_dump64 import _point_sample_in_input_dtype
@@ -143,20 +208,33 @@ def make_case(name: str) -> dict:
         s.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
         samples.append(s)
 
-    # the recipe of every SGD entry: configs/_base_/schedules/schedule_80k.py (some with another base lr)
-    lr = LR.get(name, 0.01)
-    optim_wrapper = build_optim_wrapper(model, dict(type="OptimWrapper", optimizer=dict(
-        type="SGD", lr=lr, momentum=0.9, weight_decay=0.0005), clip_grad=None))
-    warm, start_factor = WARMUP.get(name, (0, 1.0))
-    if warm:
-        schedulers = [LinearLR(optim_wrapper.optimizer, start_factor=start_factor, begin=0, end=warm, by_epoch=False),
-                      PolyLR(optim_wrapper.optimizer, eta_min=1e-4, power=0.9, begin=warm, end=ITERS, by_epoch=False)]
+    if name in OWN_RECIPE:
+        optim_wrapper, schedulers, recipe, short = own_recipe(model, cfg)
+        lr = recipe["lr"]
     else:
-        schedulers = [PolyLR(optim_wrapper.optimizer, eta_min=1e-4, power=0.9, begin=0, end=ITERS, by_epoch=False)]
+        # the recipe of every SGD entry: configs/_base_/schedules/schedule_80k.py (some with another base lr)
+        lr = LR.get(name, 0.01)
+        optim_wrapper = build_optim_wrapper(model, dict(type="OptimWrapper", optimizer=dict(
+            type="SGD", lr=lr, momentum=0.9, weight_decay=0.0005), clip_grad=None))
+        warm, start_factor = WARMUP.get(name, (0, 1.0))
+        if warm:
+            schedulers = [LinearLR(optim_wrapper.optimizer, start_factor=start_factor, begin=0, end=warm,
+                                   by_epoch=False),
+                          PolyLR(optim_wrapper.optimizer, eta_min=1e-4, power=0.9, begin=warm, end=ITERS,
+                                 by_epoch=False)]
+        else:
+            schedulers = [PolyLR(optim_wrapper.optimizer, eta_min=1e-4, power=0.9, begin=0, end=ITERS, by_epoch=False)]
+    names = {id(p): kk for kk, p in model.named_parameters()}
+    groups = optim_wrapper.optimizer.param_groups
+    param_lrs = {names[id(p)]: [] for g in groups for p in g["params"]}
 
+    steps = OWN_RECIPE_STEPS if name in OWN_RECIPE else STEPS
     losses, lrs, masks = [], [], []
-    for step in range(STEPS):
-        lrs.append(optim_wrapper.optimizer.param_groups[0]["lr"])
+    for step in range(steps):
+        lrs.append(groups[0]["lr"])
+        for g in groups:
+            for p in g["params"]:
+                param_lrs[names[id(p)]].append(g["lr"])
         torch.manual_seed(POINT_SEED + step)
         with recorded_dropout2d(DROPOUT_SEED + step, masks):
             loss_dict = model.loss(x, samples)
@@ -175,15 +253,21 @@ def make_case(name: str) -> dict:
     params = dict(model.named_parameters())
     norms = {kk: v.double().norm().item() for kk, v in final.items() if v.is_floating_point()}
     delta_norms = {kk: (final[kk].double() - initial[kk].double()).norm().item() for kk in params}
-    info = dict(dtype="float64", config=config, num_classes=k, batch=n, height=h, width=w, seed=seed, calib_shape=list(calib),
-                steps=STEPS, iters=ITERS, dropout_seed=DROPOUT_SEED, lr=lr, momentum=0.9, weight_decay=0.0005,
-                min_lr=1e-4, power=0.9, warmup_iters=warm, warmup_start_factor=start_factor, point_seed=POINT_SEED,
-                aux_weight=_aux_weight(cfg.model.get("auxiliary_head")),
+    info = dict(dtype="float64", config=config, num_classes=k, batch=n, height=h, width=w, seed=seed,
+                calib_shape=list(calib), steps=steps, iters=ITERS, dropout_seed=DROPOUT_SEED, point_seed=POINT_SEED,
                 align_corners=bool(last_head.align_corners))
+    aux_weight = _aux_weight(cfg.model.get("auxiliary_head"))
+    if name in OWN_RECIPE:
+        # the recipe as sszoo's TrainConfig fields (the test checks the zoo entry's), and the shortened schedule
+        info.update(recipe=dict(recipe, aux_weight=aux_weight), short=short,
+                    param_weight_decay={names[id(p)]: g["weight_decay"] for g in groups for p in g["params"]})
+    else:
+        info.update(lr=lr, momentum=0.9, weight_decay=0.0005, min_lr=1e-4, power=0.9, warmup_iters=warm,
+                    warmup_start_factor=start_factor, aux_weight=aux_weight)
     return {"info": json.dumps(info), "input": x, "label": label, "losses": torch.tensor(losses, dtype=torch.float64),
             "lrs": torch.tensor(lrs, dtype=torch.float64), "norms": json.dumps(norms),
             "delta_norms": json.dumps(delta_norms), "tensors": {kk: final[kk] for kk in FULL_TENSORS if kk in final},
-            "dropout_masks": masks}
+            "dropout_masks": masks, "param_lrs": json.dumps(param_lrs)}
 
 
 class _Scripted:
