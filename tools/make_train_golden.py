@@ -65,6 +65,11 @@ CASES = {
     # wave 4, each with its config's own AdamW recipe (OWN_RECIPE): decay_mult 0 on the norms and Swin's
     # relative position bias tables; the backbones' drop path (torch.rand per sample) and the heads' dropout
     "swin_t_upernet": ("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512", 4, 2, 29, 37, 19),
+    # DeiT-S: decay_mult 0 on cls_token, pos_embed and the norms; the position embedding resized to 2 x 3 patches
+    "vit_deit_s16_upernet": ("vit_deit-s16_upernet_8xb2-80k_ade20k-512x512", 4, 2, 33, 47, 23),
+    # ConvNeXt-T: MMSegmentation's stage-wise lr decay (LearningRateDecayOptimizerConstructor, rate 0.9 over 6
+    # layers); its AmpOptimWrapper runs as the plain OptimWrapper (same update, no loss scaling) in float64
+    "convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", 4, 2, 41, 49, 29),
 }
 # cases whose recipe warms up: MMEngine's LinearLR(start_factor, begin=0, end=W) then PolyLR(begin=W, end=ITERS),
 # with W shortened from the config's 200 so that the three steps see the warm-up and the poly decay
@@ -76,7 +81,7 @@ LR = {"bisenetv1_r18_d32": 0.025}
 # LinearLR warm-up ends at WARMUP_END, the PolyLR / MultiStepLR after it starts there and ends at ITERS, and
 # MultiStepLR's milestones (counted from its begin) become SHORT_MILESTONES. Every parameter's lr at every step and
 # its weight decay are recorded (the groups differ in both).
-OWN_RECIPE = {"swin_t_upernet"}
+OWN_RECIPE = {"swin_t_upernet", "vit_deit_s16_upernet", "convnext_t_upernet"}
 OWN_RECIPE_STEPS = 4   # one step more: the warm-up's first lr (tiny), its end (the base lr), the decay after it
 WARMUP_END = 2
 SHORT_MILESTONES = [1]
@@ -231,7 +236,8 @@ def make_case(name: str) -> dict:
     steps = OWN_RECIPE_STEPS if name in OWN_RECIPE else STEPS
     losses, lrs, masks = [], [], []
     for step in range(steps):
-        lrs.append(groups[0]["lr"])
+        # the base lr's schedule (the schedulers keep each group's unscheduled lr as its initial_lr)
+        lrs.append(lr * groups[0]["lr"] / groups[0]["initial_lr"] if name in OWN_RECIPE else groups[0]["lr"])
         for g in groups:
             for p in g["params"]:
                 param_lrs[names[id(p)]].append(g["lr"])
