@@ -171,6 +171,14 @@ CASES = {
     "convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--height", "49", "--width", "67", "--num-classes", "5"]),
     "slide_convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--mode", "slide", "--height", "53", "--width", "85", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
     "poolformer_s12_fpn": ("fpn_poolformer_s12_8xb4-40k_ade20k-512x512", ["--height", "37", "--width", "53", "--batch", "2", "--num-classes", "4"]),
+    # SegFormer (MiT + SegformerHead). The overlapping patch embeddings (7/4/3, then 3/2/1) give ceil(n / 4) and
+    # then ceil(n / 2) tokens a side: 57 x 71 -> 15 x 18, 8 x 9, 4 x 5, 2 x 3, so the spatial reductions (8, 4, 2)
+    # floor odd maps to 1 x 2, 2 x 2 and 2 x 2 keys. MiT-B1 batch 2 at 41 x 53: 11 x 14 ... 2 x 2 (one key in
+    # stages 1 and 2). The Cityscapes configs test in slide mode: B0 with 41-px windows, 27-px stride over
+    # 57 x 83 (2 x 3 overlapping windows, each 11 x 11 ... 2 x 2 tokens). Sizes keep each golden under 300 KB.
+    "segformer_mit_b0_ade": ("segformer_mit-b0_8xb2-160k_ade20k-512x512", ["--height", "57", "--width", "71", "--num-classes", "5"]),
+    "segformer_mit_b1_ade_b2": ("segformer_mit-b1_8xb2-160k_ade20k-512x512", ["--height", "41", "--width", "53", "--batch", "2", "--num-classes", "4"]),
+    "slide_segformer_mit_b0_cityscapes": ("segformer_mit-b0_8xb1-160k_cityscapes-1024x1024", ["--mode", "slide", "--height", "57", "--width", "83", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at

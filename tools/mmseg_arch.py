@@ -776,3 +776,39 @@ def _poolformer(b: Cfg) -> Cfg:
 
 
 BACKBONES.update({"mmpretrain.ConvNeXt": _convnext, "mmpretrain.PoolFormer": _poolformer})
+# ------------------------------------------------------------------ SegFormer: MixVisionTransformer, SegformerHead
+
+
+def _mit(b: Cfg) -> Cfg:
+    # with_cp only trades memory for time in training; drop_path_rate only changes training
+    _rgb_only(b)
+    norm = b.get("norm_cfg") or {"type": "LN", "eps": 1e-6}
+    if (norm.get("type") != "LN" or set(norm) - {"type", "eps", "requires_grad"}
+            or (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}
+            or float(b.get("drop_rate", 0.0)) or float(b.get("attn_drop_rate", 0.0))):
+        raise Unsupported(f"sszoo's MixVisionTransformer has LayerNorm, GELU and no dropout (only stochastic depth): {b}")
+    # the reference's defaults where a config leaves a field out
+    out = dict(kind="mit", embed_dims=int(b.get("embed_dims", 64)),
+               num_layers=[int(n) for n in b.get("num_layers", (3, 4, 6, 3))],
+               num_heads=[int(n) for n in b.get("num_heads", (1, 2, 4, 8))],
+               patch_sizes=[int(p) for p in b.get("patch_sizes", (7, 3, 3, 3))],
+               strides=[int(s) for s in b.get("strides", (4, 2, 2, 2))],
+               sr_ratios=[int(r) for r in b.get("sr_ratios", (8, 4, 2, 1))],
+               out_indices=[int(i) for i in b.get("out_indices", (0, 1, 2, 3))],  # a list there (max() of it)
+               mlp_ratio=int(b.get("mlp_ratio", 4)), qkv_bias=bool(b.get("qkv_bias", True)),
+               norm_eps=float(norm.get("eps", 1e-5)), drop_path_rate=float(b.get("drop_path_rate", 0.0)))
+    n = int(b.get("num_stages", 4))
+    if any(len(out[k]) != n for k in ("num_layers", "num_heads", "patch_sizes", "strides", "sr_ratios")):
+        raise Unsupported(f"MixVisionTransformer with per-stage settings of other lengths than num_stages: {b}")
+    return out
+
+
+def _segformer_head(h: Cfg) -> Cfg:
+    _bn_relu(h, "SegformerHead")
+    if h.get("interpolate_mode", "bilinear") != "bilinear":
+        raise Unsupported(f"sszoo's SegformerHead resizes bilinearly, not {h['interpolate_mode']!r}")
+    return dict(kind="segformer_head", **{**multi_head(h), **loss_fields(h)})
+
+
+BACKBONES.update({"MixVisionTransformer": _mit})
+HEADS.update({"SegformerHead": _segformer_head})

@@ -40,6 +40,9 @@ HEADS: dict[type, type[nn.Module]] = {
     H.STDCHeadConfig: H.STDCHead, H.DDRHeadConfig: H.DDRHead, H.PIDHeadConfig: H.PIDHead,
 }
 HEADS.update({H.SETRUPHeadConfig: H.SETRUPHead, H.SETRMLAHeadConfig: H.SETRMLAHead})
+# SegFormer
+BACKBONES.update({B.MiTConfig: B.MixVisionTransformer})
+HEADS.update({H.SegformerHeadConfig: H.SegformerHead})
 
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:

@@ -328,3 +328,12 @@ CITATIONS["strudel2021segmenter"] = """@inproceedings{strudel2021segmenter,
 }"""
 METHOD_CITATION.update({"vit": "dosovitskiy2020image", "setr": "zheng2021rethinking", "segmenter": "strudel2021segmenter"})
 METHOD_CITATION.update({"convnext": "liu2022convnet", "poolformer": "yu2022metaformer"})
+CITATIONS["xie2021segformer"] = """@inproceedings{xie2021segformer,
+  title={SegFormer: Simple and Efficient Design for Semantic Segmentation with Transformers},
+  author={Xie, Enze and Wang, Wenhai and Yu, Zhiding and Anandkumar, Anima and Alvarez, Jose M and Luo, Ping},
+  booktitle={Advances in Neural Information Processing Systems (NeurIPS)},
+  volume={34},
+  pages={12077--12090},
+  year={2021}
+}"""
+METHOD_CITATION.update({"segformer": "xie2021segformer"})

@@ -33,6 +33,7 @@ from .stdc_head import STDCHead, STDCHeadConfig
 from .ddr_head import DDRHead, DDRHeadConfig
 from .pid_head import PIDHead, PIDHeadConfig
 from .setr import SETRMLAHead, SETRMLAHeadConfig, SETRUPHead, SETRUPHeadConfig
+from .segformer_head import SegformerHead, SegformerHeadConfig
 
 __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead",
            "CCHeadConfig", "DAHead", "DAHeadConfig", "DMHead", "DMHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead",
@@ -43,3 +44,4 @@ __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "
 __all__ += ["OCRHead", "OCRHeadConfig", "LRASPPHead", "LRASPPHeadConfig", "DSFCNHead", "DSFCNHeadConfig", "STDCHead",
             "STDCHeadConfig", "DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
 __all__ += ["SETRUPHead", "SETRUPHeadConfig", "SETRMLAHead", "SETRMLAHeadConfig"]
+__all__ += ["SegformerHead", "SegformerHeadConfig"]
