@@ -168,11 +168,13 @@ def test_weight_changes_match_reference(case_run):
     are small differences of larger numbers, so rounding shows most here (see the tolerances above);
     a wrong gradient, decay or lr is off by more.
 
-    With Adam(W) a parameter whose gradient is zero in exact arithmetic moves by rounding noise only, and Adam
-    normalises that noise: a bias of Swin's first output norms feeds only 1 x 1 convolutions followed by
-    training-mode BatchNorm (UPerNet's laterals), which removes any per-channel shift, so its gradient is 1e-17
-    and its change 1e-13, differently rounded on each side. Such parameters (a reference change below 1e-6 of
-    sum(lr) x sqrt(numel), what Adam moves a trained parameter by) must stay below that bound here too."""
+    Adam(W) normalises each gradient by its running magnitude, so a gradient that is zero in exact arithmetic
+    moves its parameter by normalised rounding noise: a bias of an output norm that feeds only 1 x 1 (or 1 x 1
+    sized) convolutions followed by training-mode BatchNorm (Swin's and ConvNeXt's norm0/norm1 before UPerNet's
+    laterals, SegFormer's last norm before its head's MLP), which removes any per-channel shift, has a gradient
+    of 1e-17 that each side rounds differently. The step scale of Adam is S = sum(lr) x sqrt(numel) (what it
+    moves a trained parameter by); a change below 1e-6 S is such noise alone (it must stay below the bound
+    here too), and 1e-8 S is allowed besides the relative bound (the noise on top of weight decay's change)."""
     g, info, model, initial, _, _, run = case_run
     params = dict(model.named_parameters())
     deltas = json.loads(g["delta_norms"])
@@ -181,14 +183,17 @@ def test_weight_changes_match_reference(case_run):
     worst, untrained = 0.0, []
     for k, expected in deltas.items():
         got = (params[k].detach().double() - initial[k].double()).norm().item()
+        noise = 0.0
         if adam:
-            noise = 1e-6 * sum(run["param_lrs"][k]) * params[k].numel() ** 0.5
-            if expected < noise:
-                assert got < noise, k
+            scale = sum(run["param_lrs"][k]) * params[k].numel() ** 0.5
+            if expected < 1e-6 * scale:
+                assert got < 1e-6 * scale, k
                 untrained.append(k)
                 continue
+            noise = 1e-8 * scale
         assert expected > 0, k
-        worst = max(worst, abs(got - expected) / expected)
-        assert got == pytest.approx(expected, rel=rtol(info, "delta"), abs=0), k
+        err = max(abs(got - expected) - noise, 0.0) / expected
+        worst = max(worst, err)
+        assert err < rtol(info, "delta"), f"{k}: change {got:.6e}, the reference's {expected:.6e}"
     assert worst < rtol(info, "delta")
     assert len(untrained) <= 4, untrained  # a few biases before BatchNorm, not whole layers

@@ -70,6 +70,9 @@ CASES = {
     # ConvNeXt-T: MMSegmentation's stage-wise lr decay (LearningRateDecayOptimizerConstructor, rate 0.9 over 6
     # layers); its AmpOptimWrapper runs as the plain OptimWrapper (same update, no loss scaling) in float64
     "convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", 4, 2, 41, 49, 29),
+    # SegFormer MiT-B0: the head's lr x 10 ("head" matches every decode_head parameter), decay_mult 0 on the norms
+    # and the position blocks; no auxiliary head
+    "segformer_mit_b0": ("segformer_mit-b0_8xb2-160k_ade20k-512x512", 4, 2, 37, 45, 31),
 }
 # cases whose recipe warms up: MMEngine's LinearLR(start_factor, begin=0, end=W) then PolyLR(begin=W, end=ITERS),
 # with W shortened from the config's 200 so that the three steps see the warm-up and the poly decay
@@ -81,7 +84,7 @@ LR = {"bisenetv1_r18_d32": 0.025}
 # LinearLR warm-up ends at WARMUP_END, the PolyLR / MultiStepLR after it starts there and ends at ITERS, and
 # MultiStepLR's milestones (counted from its begin) become SHORT_MILESTONES. Every parameter's lr at every step and
 # its weight decay are recorded (the groups differ in both).
-OWN_RECIPE = {"swin_t_upernet", "vit_deit_s16_upernet", "convnext_t_upernet"}
+OWN_RECIPE = {"swin_t_upernet", "vit_deit_s16_upernet", "convnext_t_upernet", "segformer_mit_b0"}
 OWN_RECIPE_STEPS = 4   # one step more: the warm-up's first lr (tiny), its end (the base lr), the decay after it
 WARMUP_END = 2
 SHORT_MILESTONES = [1]
