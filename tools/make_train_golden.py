@@ -73,6 +73,11 @@ CASES = {
     # SegFormer MiT-B0: the head's lr x 10 ("head" matches every decode_head parameter), decay_mult 0 on the norms
     # and the position blocks; no auxiliary head
     "segformer_mit_b0": ("segformer_mit-b0_8xb2-160k_ade20k-512x512", 4, 2, 37, 45, 31),
+    # PSPNet R-50 (rsb): AdamW with gradient clipping (max L2 norm 1) and LinearLR + MultiStepLR; batch 4 (the
+    # pyramid's 1 x 1 bin normalises over the batch alone: over 2 values it amplifies rounding 1e4-fold a step)
+    "pspnet_r50_d8_rsb": ("pspnet_r50-d8-rsb_4xb2-adamw-80k_cityscapes-512x1024", 4, 4, 27, 35, 37),
+    # DeepLabV3+ R-50 Mapillary: the backbone's lr x 0.1 (custom key "backbone"), clipping at max norm 0.01
+    "deeplabv3plus_r50_d8_mapillary": ("deeplabv3plus_r50-d8_4xb2-300k_mapillay_v1_65-1280x1280", 4, 2, 33, 41, 41),
 }
 # cases whose recipe warms up: MMEngine's LinearLR(start_factor, begin=0, end=W) then PolyLR(begin=W, end=ITERS),
 # with W shortened from the config's 200 so that the three steps see the warm-up and the poly decay
@@ -84,7 +89,8 @@ LR = {"bisenetv1_r18_d32": 0.025}
 # LinearLR warm-up ends at WARMUP_END, the PolyLR / MultiStepLR after it starts there and ends at ITERS, and
 # MultiStepLR's milestones (counted from its begin) become SHORT_MILESTONES. Every parameter's lr at every step and
 # its weight decay are recorded (the groups differ in both).
-OWN_RECIPE = {"swin_t_upernet", "vit_deit_s16_upernet", "convnext_t_upernet", "segformer_mit_b0"}
+OWN_RECIPE = {"swin_t_upernet", "vit_deit_s16_upernet", "convnext_t_upernet", "segformer_mit_b0", "pspnet_r50_d8_rsb",
+              "deeplabv3plus_r50_d8_mapillary"}
 OWN_RECIPE_STEPS = 4   # one step more: the warm-up's first lr (tiny), its end (the base lr), the decay after it
 WARMUP_END = 2
 SHORT_MILESTONES = [1]
