@@ -44,6 +44,9 @@ HEADS.update({H.SETRUPHeadConfig: H.SETRUPHead, H.SETRMLAHeadConfig: H.SETRMLAHe
 BACKBONES.update({B.MiTConfig: B.MixVisionTransformer})
 HEADS.update({H.SegformerHeadConfig: H.SegformerHead})
 
+BACKBONES.update({B.BEiTConfig: B.BEiT, B.MAEConfig: B.MAE})
+NECKS.update({N.Feature2PyramidConfig: N.Feature2Pyramid})
+HEADS.update({H.SegmenterMaskHeadConfig: H.SegmenterMaskTransformerHead, H.DPTHeadConfig: H.DPTHead})
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:
     return {f.default: c for c in table for f in dataclasses.fields(c) if f.name == "kind"}

@@ -34,3 +34,6 @@ __all__ += ["SwinConfig", "SwinTransformer"]
 __all__ += ["VisionTransformer", "ViTConfig"]
 __all__ += ["ConvNeXt", "ConvNeXtConfig", "PoolFormer", "PoolFormerConfig"]
 __all__ += ["MiTConfig", "MixVisionTransformer"]
+# BEiT and MAE (relative position bias, layer scales; fixed input size)
+from .beit import BEiT, BEiTConfig, MAE, MAEConfig  # noqa: E402
+__all__ += ["BEiT", "BEiTConfig", "MAE", "MAEConfig"]

@@ -45,3 +45,7 @@ __all__ += ["OCRHead", "OCRHeadConfig", "LRASPPHead", "LRASPPHeadConfig", "DSFCN
             "STDCHeadConfig", "DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
 __all__ += ["SETRUPHead", "SETRUPHeadConfig", "SETRMLAHead", "SETRMLAHeadConfig"]
 __all__ += ["SegformerHead", "SegformerHeadConfig"]
+# Segmenter's mask transformer and DPT's reassemble / fusion decoder (over the ViT)
+from .segmenter import SegmenterMaskHeadConfig, SegmenterMaskTransformerHead  # noqa: E402
+from .dpt import DPTHead, DPTHeadConfig  # noqa: E402
+__all__ += ["SegmenterMaskTransformerHead", "SegmenterMaskHeadConfig", "DPTHead", "DPTHeadConfig"]
