@@ -186,6 +186,7 @@ def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
         # AdamW recipes of PSPNet R-50 rsb and DeepLabV3+ Mapillary warm up, clip and group); the resolved config has them
         resolved = configs.get(r["config"], {}).get("recipe")
         optim, optim_notes = optimizer_fields(r["config"], resolved) if resolved else ({}, [])
+        optim = {k: v for k, v in optim.items() if v != OPTIM_DEFAULTS[k]}  # the table's entries list no defaults
         ch, cw = (int(v) for v in crop.split("x"))
         out.append(dict(
             name=name, method=method, backbone=r["backbone"], arch=arch,
@@ -381,6 +382,11 @@ def aux_weight(config: str, weight) -> float:
             raise SystemExit(f"{config}: auxiliary heads of different loss weights {weight}")
         weight = weight[0]
     return float(weight)
+
+
+# TrainRecipe's defaults of the fields optimizer_fields returns
+OPTIM_DEFAULTS = dict(warmup_iters=0, warmup_start_factor=1.0, paramwise=None, betas=[0.9, 0.999], eps=1e-8,
+                      clip_grad=None, lr_milestones=[], lr_gamma=0.1)
 
 
 def optimizer_fields(config: str, rec: dict) -> tuple[dict, list[str]]:
