@@ -183,7 +183,8 @@ def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
         test_resize = json.loads(s["test_resize"])
         fp16 = legacy or rec["amp"]
         # warm-up, milestones, parameter groups, clipping: mmseg_recipes.json has the scheduler's name only (the
-        # AdamW recipes of PSPNet R-50 rsb and DeepLabV3+ Mapillary warm up, clip and group); the resolved config has them
+        # AdamW recipes of PSPNet R-50 rsb and DeepLabV3+ Mapillary warm up, clip and group); the resolved
+        # config has them
         resolved = configs.get(r["config"], {}).get("recipe")
         optim, optim_notes = optimizer_fields(r["config"], resolved) if resolved else ({}, [])
         optim = {k: v for k, v in optim.items() if v != OPTIM_DEFAULTS[k]}  # the table's entries list no defaults

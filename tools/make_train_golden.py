@@ -11,7 +11,13 @@ CPU does not hold on another to the tolerances below), puts it in training mode 
 iterations of the reference's step on one fixed, already-augmented batch:
 ``model.loss`` (decode + 0.4 x auxiliary CrossEntropyLoss, ignore 255) -> ``parse_losses`` ->
 ``OptimWrapper.update_params`` (SGD lr 0.01, momentum 0.9, weight decay 5e-4) -> ``PolyLR.step``
-(power 0.9, eta_min 1e-4, end ITERS). The heads' Dropout2d masks are drawn with ``torch.rand`` from a
+(power 0.9, eta_min 1e-4, end ITERS). The OWN_RECIPE cases (the AdamW recipes) build instead their config's own
+``optim_wrapper`` (its paramwise_cfg / layer-decay constructor, betas, clip_grad; an AmpOptimWrapper as the plain
+OptimWrapper, since the model is float64 on a CPU) and ``param_scheduler`` (LinearLR warm-up ending at WARMUP_END,
+PolyLR or MultiStepLR from there to ITERS), run OWN_RECIPE_STEPS steps and record every parameter's lr per step and
+its weight decay. The backbones' drop path draws ``torch.rand`` from the global generator, which is seeded before
+each step here and in the test (so are PointRend's training points).
+The heads' Dropout2d masks are drawn with ``torch.rand`` from a
 generator seeded with DROPOUT_SEED and stored in the golden file: torch's own Dropout2d draws its masks
 differently from one torch release to another (2.4 and 2.13 give other masks for the same seed), and
 the test replays the stored masks. Runs on one CPU thread (so does the test) to fix the order of
@@ -20,7 +26,8 @@ floating-point sums.
 Also writes tests/golden/train/photometric.pth: OpenCV's 8-bit HSV conversions and the reference's
 PhotoMetricDistortion with scripted random draws, for tests/test_train_augment.py.
 
-Written to tests/golden/train/<case>.pt (small: input, labels, per-step losses and learning rates,
+Written to tests/golden/train/<case>.pt (small: input, labels, per-step losses and learning rates (the base lr's;
+per parameter in ``param_lrs``),
 norms of every updated parameter/buffer and of every parameter's change, and a few full tensors).
 No weights are stored: tests/test_train_parity.py regenerates them with tests/oracle_weights.py.
 """
@@ -91,7 +98,8 @@ LR = {"bisenetv1_r18_d32": 0.025}
 # its weight decay are recorded (the groups differ in both).
 OWN_RECIPE = {"swin_t_upernet", "vit_deit_s16_upernet", "convnext_t_upernet", "segformer_mit_b0", "pspnet_r50_d8_rsb",
               "deeplabv3plus_r50_d8_mapillary"}
-OWN_RECIPE_STEPS = 4   # one step more: the warm-up's first lr (tiny), its end (the base lr), the decay after it
+# one step more: the warm-up's first lr (tiny), its end (the base lr), then the decay or the milestone
+OWN_RECIPE_STEPS = 4
 WARMUP_END = 2
 SHORT_MILESTONES = [1]
 # the training points and the backbones' drop-path draws are torch.rand draws from the global RNG, seeded before each
@@ -148,7 +156,7 @@ def own_recipe(model, cfg) -> tuple:
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import PARAM_SCHEDULERS
 
-    ow = copy.deepcopy(cfg.optim_wrapper.to_dict() if hasattr(cfg.optim_wrapper, "to_dict") else dict(cfg.optim_wrapper))
+    ow = copy.deepcopy(cfg.optim_wrapper.to_dict())
     if ow["type"] == "AmpOptimWrapper":  # no fp16 on a float64 CPU model: the same update without loss scaling
         ow["type"] = "OptimWrapper"
         ow.pop("loss_scale", None), ow.pop("dtype", None)
