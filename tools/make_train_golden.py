@@ -85,6 +85,10 @@ CASES = {
     "pspnet_r50_d8_rsb": ("pspnet_r50-d8-rsb_4xb2-adamw-80k_cityscapes-512x1024", 4, 4, 27, 35, 37),
     # DeepLabV3+ R-50 Mapillary: the backbone's lr x 0.1 (custom key "backbone"), clipping at max norm 0.01
     "deeplabv3plus_r50_d8_mapillary": ("deeplabv3plus_r50-d8_4xb2-300k_mapillay_v1_65-1280x1280", 4, 2, 33, 41, 41),
+    # Twins-SVT-S + Semantic FPN and PoolFormer-S12 + Semantic FPN: AdamW over one group, PolyLR without warm-up
+    # (Twins': eta_min = lr, a constant lr); Twins' drop path (0.2), PoolFormer's frozen first patch embedding
+    "twins_svt_s_fpn": ("twins_svt-s_fpn_fpnhead_8xb4-80k_ade20k-512x512", 4, 2, 37, 43, 47),
+    "poolformer_s12_fpn": ("fpn_poolformer_s12_8xb4-40k_ade20k-512x512", 4, 2, 37, 43, 53),
 }
 # cases whose recipe warms up: MMEngine's LinearLR(start_factor, begin=0, end=W) then PolyLR(begin=W, end=ITERS),
 # with W shortened from the config's 200 so that the three steps see the warm-up and the poly decay
@@ -97,7 +101,7 @@ LR = {"bisenetv1_r18_d32": 0.025}
 # MultiStepLR's milestones (counted from its begin) become SHORT_MILESTONES. Every parameter's lr at every step and
 # its weight decay are recorded (the groups differ in both).
 OWN_RECIPE = {"swin_t_upernet", "vit_deit_s16_upernet", "convnext_t_upernet", "segformer_mit_b0", "pspnet_r50_d8_rsb",
-              "deeplabv3plus_r50_d8_mapillary"}
+              "deeplabv3plus_r50_d8_mapillary", "twins_svt_s_fpn", "poolformer_s12_fpn"}
 # one step more: the warm-up's first lr (tiny), its end (the base lr), then the decay or the milestone
 OWN_RECIPE_STEPS = 4
 WARMUP_END = 2
@@ -246,9 +250,10 @@ def make_case(name: str) -> dict:
                                  by_epoch=False)]
         else:
             schedulers = [PolyLR(optim_wrapper.optimizer, eta_min=1e-4, power=0.9, begin=0, end=ITERS, by_epoch=False)]
-    names = {id(p): kk for kk, p in model.named_parameters()}
+    # MMEngine's groups hold frozen parameters too (PoolFormer's first patch embedding); sszoo's hold the trained ones
+    names = {id(p): kk for kk, p in model.named_parameters() if p.requires_grad}
     groups = optim_wrapper.optimizer.param_groups
-    param_lrs = {names[id(p)]: [] for g in groups for p in g["params"]}
+    param_lrs = {names[id(p)]: [] for g in groups for p in g["params"] if id(p) in names}
 
     steps = OWN_RECIPE_STEPS if name in OWN_RECIPE else STEPS
     losses, lrs, masks = [], [], []
@@ -257,7 +262,8 @@ def make_case(name: str) -> dict:
         lrs.append(lr * groups[0]["lr"] / groups[0]["initial_lr"] if name in OWN_RECIPE else groups[0]["lr"])
         for g in groups:
             for p in g["params"]:
-                param_lrs[names[id(p)]].append(g["lr"])
+                if id(p) in names:
+                    param_lrs[names[id(p)]].append(g["lr"])
         torch.manual_seed(POINT_SEED + step)
         with recorded_dropout2d(DROPOUT_SEED + step, masks):
             loss_dict = model.loss(x, samples)
@@ -283,7 +289,8 @@ def make_case(name: str) -> dict:
     if name in OWN_RECIPE:
         # the recipe as sszoo's TrainConfig fields (the test checks the zoo entry's), and the shortened schedule
         info.update(recipe=dict(recipe, aux_weight=aux_weight), short=short,
-                    param_weight_decay={names[id(p)]: g["weight_decay"] for g in groups for p in g["params"]})
+                    param_weight_decay={names[id(p)]: g["weight_decay"] for g in groups for p in g["params"]
+                                        if id(p) in names})
     else:
         info.update(lr=lr, momentum=0.9, weight_decay=0.0005, min_lr=1e-4, power=0.9, warmup_iters=warm,
                     warmup_start_factor=start_factor, aux_weight=aux_weight)
