@@ -183,6 +183,12 @@ def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
                 arch["auxiliary_head"].update(loss_fields(model["auxiliary_head"]))
         test_resize = json.loads(s["test_resize"])
         fp16 = legacy or rec["amp"]
+        # warm-up, milestones, parameter groups, clipping: mmseg_recipes.json has the scheduler's name only (the
+        # AdamW recipes of PSPNet R-50 rsb and DeepLabV3+ Mapillary warm up, clip and group); the resolved
+        # config has them
+        resolved = configs.get(r["config"], {}).get("recipe")
+        optim, optim_notes = optimizer_fields(r["config"], resolved) if resolved else ({}, [])
+        optim = {k: v for k, v in optim.items() if v != OPTIM_DEFAULTS[k]}  # the table's entries list no defaults
         ch, cw = (int(v) for v in crop.split("x"))
         out.append(dict(
             name=name, method=method, backbone=r["backbone"], arch=arch,
@@ -202,7 +208,7 @@ def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
                         precision="fp16" if fp16 else "fp32", # "dynamic" (AmpOptimWrapper's default) is None: the trainer's fp16 scales dynamically
                         loss_scale=float(rec["loss_scale"]) if fp16 and isinstance(rec["loss_scale"], (int, float))
                         else None,
-                        pretrained_backbone=s["pretrained"] or None),
+                        pretrained_backbone=s["pretrained"] or None, **optim),
             reported=dict(miou=num(r["miou"]), miou_msflip=num(r["miou_msflip"]), mem_gb=num(r["mem_gb"]),
                           fps=num(r["fps"]), hardware=r.get("device") or "V100",
                           precision="fp16" if fp16 else "fp32"),
@@ -210,7 +216,8 @@ def mmseg_entries(meta: dict, recipes: dict) -> list[dict]:
                          format="mmseg", url_alt=r.get("checkpoint_url_alt") or None, license="Apache-2.0"),
             source=dict(framework="mmsegmentation", config=r["config"],
                         config_url=(MMSEG_0X_CONFIG_URL if legacy else MMSEG_CONFIG_URL) + r["config"],
-                        log_url=r["log_url"] or None, config_0x=r.get("config_0x") or None, notes=notes(r, rec)),
+                        log_url=r["log_url"] or None, config_0x=r.get("config_0x") or None,
+                        notes=" ".join([n for n in [notes(r, rec)] + optim_notes if n])),
             citations=[CITE[method]] + (["micikevicius2017mixed"] if fp16 else []) + ["mmseg2020"],
             aliases=[base] + ([os.path.basename(r["config_0x"]).removesuffix(".py")] if r.get("config_0x") else []),
             n_keys=int(s["n_keys"]), n_params=int(s["n_params"]),
@@ -395,6 +402,46 @@ def aux_weight(config: str, weight) -> float:
     return float(weight)
 
 
+# TrainRecipe's defaults of the fields optimizer_fields returns
+OPTIM_DEFAULTS = dict(warmup_iters=0, warmup_start_factor=1.0, paramwise=None, betas=[0.9, 0.999], eps=1e-8,
+                      clip_grad=None, lr_milestones=[], lr_gamma=0.1)
+
+
+def optimizer_fields(config: str, rec: dict) -> tuple[dict, list[str]]:
+    """The recipe's warm-up, milestones, parameter groups, Adam betas/eps and gradient clipping (TrainRecipe fields)
+    from a resolved config's recipe (mmseg_configs.json), and notes on settings the reference does not read."""
+    notes_ = []
+    scheds = rec.get("param_scheduler") or []
+    warm = [p for p in scheds if p["type"] == "LinearLR"]
+    kinds = [p["type"] for p in scheds]
+    if kinds not in (["PolyLR"], ["LinearLR", "PolyLR"], ["LinearLR", "MultiStepLR"]):
+        raise SystemExit(f"{config}: lr schedule {kinds} is not poly or milestones (+ warm-up)")
+    steps = next((p for p in scheds if p["type"] == "MultiStepLR"), None)
+    keys = ((rec.get("paramwise_cfg") or {}).get("custom_keys") or {})
+    paramwise = None
+    if keys and all(set(v) <= {"wd_mult"} for v in keys.values()):
+        # MMEngine (and MMCV before it) reads decay_mult; wd_mult is stored and never used
+        notes_.append(f"The config sets wd_mult=0 for {sorted(keys)}, which MMEngine's optimizer constructor "
+                      "does not read (it reads decay_mult): those weights were trained with the same weight "
+                      "decay as all others, and sszoo's recipe does the same.")
+    else:
+        try:
+            pw = paramwise_from_mmengine(rec.get("paramwise_cfg"), rec.get("constructor"))
+        except ValueError as e:
+            raise SystemExit(f"{config}: {e}")
+        paramwise = dataclasses.asdict(pw) if pw is not None else None
+    clip = rec.get("clip_grad")
+    if clip and (clip.get("norm_type", 2) != 2 or set(clip) - {"max_norm", "norm_type"}):
+        raise SystemExit(f"{config}: gradient clipping {clip} is not an L2-norm clip")
+    return dict(warmup_iters=warm[0]["end"] - warm[0]["begin"] if warm else 0,
+                warmup_start_factor=warm[0].get("start_factor", 1 / 3) if warm else 1.0,
+                paramwise=paramwise, betas=list(rec["betas"]) if rec.get("betas") else [0.9, 0.999],
+                eps=float(rec["eps"]) if rec.get("eps") else 1e-8,
+                clip_grad=float(clip["max_norm"]) if clip else None,
+                lr_milestones=[int(m) for m in steps["milestones"]] if steps else [],
+                lr_gamma=float(steps.get("gamma", 0.1)) if steps else 0.1), notes_
+
+
 def facts_entries() -> list[dict]:
     """Entries of every method beyond the four hand-collected ones, from tools/extract_mmseg_facts.py's
     facts, for the configs whose architecture sszoo builds (tools/mmseg_arch.py has their types)."""
@@ -440,28 +487,8 @@ def facts_entries() -> list[dict]:
             notes_.append(f"MMSegmentation 1.2.2's config resolves to {rec['iters']} iterations; the published "
                           f"checkpoint was trained for {int(r['schedule'])}, as its name says.")
         fp16 = bool(rec.get("amp"))
-        scheds = rec.get("param_scheduler") or []
-        warm = [p for p in scheds if p["type"] == "LinearLR"]
-        kinds = [p["type"] for p in scheds]
-        if kinds not in (["PolyLR"], ["LinearLR", "PolyLR"], ["LinearLR", "MultiStepLR"]):
-            raise SystemExit(f"{r['config']}: lr schedule {kinds} is not poly or milestones (+ warm-up)")
-        steps = next((p for p in scheds if p["type"] == "MultiStepLR"), None)
-        keys = ((rec.get("paramwise_cfg") or {}).get("custom_keys") or {})
-        paramwise = None
-        if keys and all(set(v) <= {"wd_mult"} for v in keys.values()):
-            # MMEngine (and MMCV before it) reads decay_mult; wd_mult is stored and never used
-            notes_.append(f"The config sets wd_mult=0 for {sorted(keys)}, which MMEngine's optimizer constructor "
-                          "does not read (it reads decay_mult): those weights were trained with the same weight "
-                          "decay as all others, and sszoo's recipe does the same.")
-        else:
-            try:
-                pw = paramwise_from_mmengine(rec.get("paramwise_cfg"), rec.get("constructor"))
-            except ValueError as e:
-                raise SystemExit(f"{r['config']}: {e}")
-            paramwise = dataclasses.asdict(pw) if pw is not None else None
-        clip = rec.get("clip_grad")
-        if clip and (clip.get("norm_type", 2) != 2 or set(clip) - {"max_norm", "norm_type"}):
-            raise SystemExit(f"{r['config']}: gradient clipping {clip} is not an L2-norm clip")
+        optim, optim_notes = optimizer_fields(r["config"], rec)
+        notes_ += optim_notes
         out.append(dict(
             name=f"{prefix}_{DATASETS[r['dataset']][0]}.{tag}",
             method=method, backbone=r["architecture"].split("|")[0], arch=arch, dataset=DATASETS[r["dataset"]][0],
@@ -487,13 +514,7 @@ def facts_entries() -> list[dict]:
                         loss_scale=float(rec["loss_scale"]) if fp16 and isinstance(rec["loss_scale"], (int, float))
                         else None,
                         pretrained_backbone=next(iter((c.get("pretrained") or {}).values()), None),
-                        warmup_iters=warm[0]["end"] - warm[0]["begin"] if warm else 0,
-                        warmup_start_factor=warm[0].get("start_factor", 1 / 3) if warm else 1.0,
-                        paramwise=paramwise, betas=list(rec["betas"]) if rec.get("betas") else [0.9, 0.999],
-                        eps=float(rec["eps"]) if rec.get("eps") else 1e-8,
-                        clip_grad=float(clip["max_norm"]) if clip else None,
-                        lr_milestones=[int(m) for m in steps["milestones"]] if steps else [],
-                        lr_gamma=float(steps.get("gamma", 0.1)) if steps else 0.1),
+                        **optim),
             reported=dict(miou=num(r["miou"]), miou_msflip=num(r["miou_msflip"]), mem_gb=num(r["mem_gb"]),
                           fps=num(r["fps"]), hardware="V100" if "V100" in r["hardware"] else (r["hardware"] or None),
                           precision="fp16" if fp16 else "fp32"),

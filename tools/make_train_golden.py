@@ -11,7 +11,13 @@ CPU does not hold on another to the tolerances below), puts it in training mode 
 iterations of the reference's step on one fixed, already-augmented batch:
 ``model.loss`` (decode + 0.4 x auxiliary CrossEntropyLoss, ignore 255) -> ``parse_losses`` ->
 ``OptimWrapper.update_params`` (SGD lr 0.01, momentum 0.9, weight decay 5e-4) -> ``PolyLR.step``
-(power 0.9, eta_min 1e-4, end ITERS). The heads' Dropout2d masks are drawn with ``torch.rand`` from a
+(power 0.9, eta_min 1e-4, end ITERS). The OWN_RECIPE cases (the AdamW recipes) build instead their config's own
+``optim_wrapper`` (its paramwise_cfg / layer-decay constructor, betas, clip_grad; an AmpOptimWrapper as the plain
+OptimWrapper, since the model is float64 on a CPU) and ``param_scheduler`` (LinearLR warm-up ending at WARMUP_END,
+PolyLR or MultiStepLR from there to ITERS), run OWN_RECIPE_STEPS steps and record every parameter's lr per step and
+its weight decay. The backbones' drop path draws ``torch.rand`` from the global generator, which is seeded before
+each step here and in the test (so are PointRend's training points).
+The heads' Dropout2d masks are drawn with ``torch.rand`` from a
 generator seeded with DROPOUT_SEED and stored in the golden file: torch's own Dropout2d draws its masks
 differently from one torch release to another (2.4 and 2.13 give other masks for the same seed), and
 the test replays the stored masks. Runs on one CPU thread (so does the test) to fix the order of
@@ -20,7 +26,8 @@ floating-point sums.
 Also writes tests/golden/train/photometric.pth: OpenCV's 8-bit HSV conversions and the reference's
 PhotoMetricDistortion with scripted random draws, for tests/test_train_augment.py.
 
-Written to tests/golden/train/<case>.pt (small: input, labels, per-step losses and learning rates,
+Written to tests/golden/train/<case>.pt (small: input, labels, per-step losses and learning rates (the base lr's;
+per parameter in ``param_lrs``),
 norms of every updated parameter/buffer and of every parameter's change, and a few full tensors).
 No weights are stored: tests/test_train_parity.py regenerates them with tests/oracle_weights.py.
 """
@@ -62,13 +69,45 @@ CASES = {
     # OCRNet: HRNetV2 W18-Small, cascade FCN head (loss weight 0.4) -> OCR head (1.0) on the FCN head's logits,
     # which the reference computes a second time (fresh BN statistics) for the OCR head; odd label size
     "ocrnet_hr18s": ("ocrnet_hr18s_4xb2-40k_cityscapes-512x1024", 5, 2, 41, 57, 17),
+    # wave 4, each with its config's own AdamW recipe (OWN_RECIPE): decay_mult 0 on the norms and Swin's
+    # relative position bias tables; the backbones' drop path (torch.rand per sample) and the heads' dropout
+    "swin_t_upernet": ("swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512", 4, 2, 29, 37, 19),
+    # DeiT-S: decay_mult 0 on cls_token, pos_embed and the norms; the position embedding resized to 2 x 3 patches
+    "vit_deit_s16_upernet": ("vit_deit-s16_upernet_8xb2-80k_ade20k-512x512", 4, 2, 33, 47, 23),
+    # ConvNeXt-T: MMSegmentation's stage-wise lr decay (LearningRateDecayOptimizerConstructor, rate 0.9 over 6
+    # layers); its AmpOptimWrapper runs as the plain OptimWrapper (same update, no loss scaling) in float64
+    "convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", 4, 2, 41, 49, 29),
+    # SegFormer MiT-B0: the head's lr x 10 ("head" matches every decode_head parameter), decay_mult 0 on the norms
+    # and the position blocks; no auxiliary head
+    "segformer_mit_b0": ("segformer_mit-b0_8xb2-160k_ade20k-512x512", 4, 2, 37, 45, 31),
+    # PSPNet R-50 (rsb): AdamW with gradient clipping (max L2 norm 1) and LinearLR + MultiStepLR; batch 4 (the
+    # pyramid's 1 x 1 bin normalises over the batch alone: over 2 values it amplifies rounding 1e4-fold a step)
+    "pspnet_r50_d8_rsb": ("pspnet_r50-d8-rsb_4xb2-adamw-80k_cityscapes-512x1024", 4, 4, 27, 35, 37),
+    # DeepLabV3+ R-50 Mapillary: the backbone's lr x 0.1 (custom key "backbone"), clipping at max norm 0.01
+    "deeplabv3plus_r50_d8_mapillary": ("deeplabv3plus_r50-d8_4xb2-300k_mapillay_v1_65-1280x1280", 4, 2, 33, 41, 41),
+    # Twins-SVT-S + Semantic FPN and PoolFormer-S12 + Semantic FPN: AdamW over one group, PolyLR without warm-up
+    # (Twins': eta_min = lr, a constant lr); Twins' drop path (0.2), PoolFormer's frozen first patch embedding
+    "twins_svt_s_fpn": ("twins_svt-s_fpn_fpnhead_8xb4-80k_ade20k-512x512", 4, 2, 37, 43, 47),
+    "poolformer_s12_fpn": ("fpn_poolformer_s12_8xb4-40k_ade20k-512x512", 4, 2, 37, 43, 53),
 }
 # cases whose recipe warms up: MMEngine's LinearLR(start_factor, begin=0, end=W) then PolyLR(begin=W, end=ITERS),
 # with W shortened from the config's 200 so that the three steps see the warm-up and the poly decay
 WARMUP = {"pointrend_r50": (2, 0.1), "bisenetv1_r18_d32": (2, 0.1)}
 # the recipe's base lr where it is not the 0.01 of configs/_base_/schedules/schedule_80k.py
 LR = {"bisenetv1_r18_d32": 0.025}
-# the training points are torch.rand draws: the global RNG is seeded before each step, here and in the test
+# Cases trained with the config's own optim_wrapper (AdamW, its paramwise_cfg or layer-decay constructor, clip_grad;
+# an AmpOptimWrapper runs as a plain OptimWrapper in float64) and its own param_scheduler, shortened to ITERS: a
+# LinearLR warm-up ends at WARMUP_END, the PolyLR / MultiStepLR after it starts there and ends at ITERS, and
+# MultiStepLR's milestones (counted from its begin) become SHORT_MILESTONES. Every parameter's lr at every step and
+# its weight decay are recorded (the groups differ in both).
+OWN_RECIPE = {"swin_t_upernet", "vit_deit_s16_upernet", "convnext_t_upernet", "segformer_mit_b0", "pspnet_r50_d8_rsb",
+              "deeplabv3plus_r50_d8_mapillary", "twins_svt_s_fpn", "poolformer_s12_fpn"}
+# one step more: the warm-up's first lr (tiny), its end (the base lr), then the decay or the milestone
+OWN_RECIPE_STEPS = 4
+WARMUP_END = 2
+SHORT_MILESTONES = [1]
+# the training points and the backbones' drop-path draws are torch.rand draws from the global RNG, seeded before each
+# step here and in the test: both sides draw the same numbers when their modules draw in the same order and dtype
 POINT_SEED = 4321
 FULL_TENSORS = ("decode_head.conv_seg.weight", "decode_head.conv_seg.bias", "auxiliary_head.conv_seg.weight",
                 "decode_head.0.conv_seg.weight", "decode_head.1.fc_seg.weight",
@@ -111,6 +150,58 @@ def _aux_weight(aux) -> float:
     return weights.pop()
 
 
+def own_recipe(model, cfg) -> tuple:
+    """The config's optim_wrapper and param_scheduler for ``model``, the schedule shortened to ITERS.
+
+    Returns (optim wrapper, schedulers, the recipe as sszoo TrainConfig fields, the shortened settings that the
+    test passes to config_from_entry)."""
+    import copy
+
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import PARAM_SCHEDULERS
+
+    ow = copy.deepcopy(cfg.optim_wrapper.to_dict())
+    if ow["type"] == "AmpOptimWrapper":  # no fp16 on a float64 CPU model: the same update without loss scaling
+        ow["type"] = "OptimWrapper"
+        ow.pop("loss_scale", None), ow.pop("dtype", None)
+    if ow["type"] != "OptimWrapper":
+        raise ValueError(f"optim wrapper {ow['type']}")
+    wrapper = build_optim_wrapper(model, ow)
+    opt = ow["optimizer"]
+    clip = ow.get("clip_grad")
+    if clip and clip.get("norm_type", 2) != 2:
+        raise ValueError(f"clip_grad {clip}")
+    recipe = dict(optimizer=opt["type"].lower(), lr=float(opt["lr"]), weight_decay=float(opt.get("weight_decay", 0)),
+                  clip_grad=float(clip["max_norm"]) if clip else None)
+    if opt["type"] in ("Adam", "AdamW"):
+        recipe.update(betas=list(opt.get("betas", (0.9, 0.999))), eps=float(opt.get("eps", 1e-8)))
+    else:
+        recipe.update(momentum=float(opt.get("momentum", 0)))
+    schedulers, short = [], dict(iters=ITERS, warmup_iters=0)
+    for s in cfg.param_scheduler:
+        s = dict(s)
+        if s.pop("by_epoch", True):
+            raise ValueError(f"epoch-based scheduler {s}")
+        kind = s["type"]
+        if kind == "LinearLR":
+            if s.get("begin", 0) != 0:
+                raise ValueError(f"warm-up {s}")
+            s["end"] = short["warmup_iters"] = WARMUP_END
+            recipe["warmup_start_factor"] = float(s.get("start_factor", 1 / 3))
+        elif kind in ("PolyLR", "MultiStepLR"):
+            s.update(begin=short["warmup_iters"], end=ITERS)
+            if kind == "PolyLR":
+                recipe.update(poly_power=float(s.get("power", 1.0)), min_lr=float(s.get("eta_min", 0.0)))
+            else:
+                recipe["lr_gamma"] = float(s.get("gamma", 0.1))
+                s["milestones"] = short["lr_milestones"] = list(SHORT_MILESTONES)
+        else:
+            raise ValueError(f"scheduler {kind}")
+        schedulers.append(PARAM_SCHEDULERS.build(dict(s, optimizer=wrapper, by_epoch=False)))
+    return wrapper, schedulers, recipe, short
+
+
+
 def make_case(name: str) -> dict:
     from mmengine.optim import LinearLR, PolyLR, build_optim_wrapper
     from oracle_dump64 import _point_sample_in_input_dtype
@@ -143,20 +234,36 @@ def make_case(name: str) -> dict:
         s.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
         samples.append(s)
 
-    # the recipe of every SGD entry: configs/_base_/schedules/schedule_80k.py (some with another base lr)
-    lr = LR.get(name, 0.01)
-    optim_wrapper = build_optim_wrapper(model, dict(type="OptimWrapper", optimizer=dict(
-        type="SGD", lr=lr, momentum=0.9, weight_decay=0.0005), clip_grad=None))
-    warm, start_factor = WARMUP.get(name, (0, 1.0))
-    if warm:
-        schedulers = [LinearLR(optim_wrapper.optimizer, start_factor=start_factor, begin=0, end=warm, by_epoch=False),
-                      PolyLR(optim_wrapper.optimizer, eta_min=1e-4, power=0.9, begin=warm, end=ITERS, by_epoch=False)]
+    if name in OWN_RECIPE:
+        optim_wrapper, schedulers, recipe, short = own_recipe(model, cfg)
+        lr = recipe["lr"]
     else:
-        schedulers = [PolyLR(optim_wrapper.optimizer, eta_min=1e-4, power=0.9, begin=0, end=ITERS, by_epoch=False)]
+        # the recipe of every SGD entry: configs/_base_/schedules/schedule_80k.py (some with another base lr)
+        lr = LR.get(name, 0.01)
+        optim_wrapper = build_optim_wrapper(model, dict(type="OptimWrapper", optimizer=dict(
+            type="SGD", lr=lr, momentum=0.9, weight_decay=0.0005), clip_grad=None))
+        warm, start_factor = WARMUP.get(name, (0, 1.0))
+        if warm:
+            schedulers = [LinearLR(optim_wrapper.optimizer, start_factor=start_factor, begin=0, end=warm,
+                                   by_epoch=False),
+                          PolyLR(optim_wrapper.optimizer, eta_min=1e-4, power=0.9, begin=warm, end=ITERS,
+                                 by_epoch=False)]
+        else:
+            schedulers = [PolyLR(optim_wrapper.optimizer, eta_min=1e-4, power=0.9, begin=0, end=ITERS, by_epoch=False)]
+    # MMEngine's groups hold frozen parameters too (PoolFormer's first patch embedding); sszoo's hold the trained ones
+    names = {id(p): kk for kk, p in model.named_parameters() if p.requires_grad}
+    groups = optim_wrapper.optimizer.param_groups
+    param_lrs = {names[id(p)]: [] for g in groups for p in g["params"] if id(p) in names}
 
+    steps = OWN_RECIPE_STEPS if name in OWN_RECIPE else STEPS
     losses, lrs, masks = [], [], []
-    for step in range(STEPS):
-        lrs.append(optim_wrapper.optimizer.param_groups[0]["lr"])
+    for step in range(steps):
+        # the base lr's schedule (the schedulers keep each group's unscheduled lr as its initial_lr)
+        lrs.append(lr * groups[0]["lr"] / groups[0]["initial_lr"] if name in OWN_RECIPE else groups[0]["lr"])
+        for g in groups:
+            for p in g["params"]:
+                if id(p) in names:
+                    param_lrs[names[id(p)]].append(g["lr"])
         torch.manual_seed(POINT_SEED + step)
         with recorded_dropout2d(DROPOUT_SEED + step, masks):
             loss_dict = model.loss(x, samples)
@@ -175,15 +282,22 @@ def make_case(name: str) -> dict:
     params = dict(model.named_parameters())
     norms = {kk: v.double().norm().item() for kk, v in final.items() if v.is_floating_point()}
     delta_norms = {kk: (final[kk].double() - initial[kk].double()).norm().item() for kk in params}
-    info = dict(dtype="float64", config=config, num_classes=k, batch=n, height=h, width=w, seed=seed, calib_shape=list(calib),
-                steps=STEPS, iters=ITERS, dropout_seed=DROPOUT_SEED, lr=lr, momentum=0.9, weight_decay=0.0005,
-                min_lr=1e-4, power=0.9, warmup_iters=warm, warmup_start_factor=start_factor, point_seed=POINT_SEED,
-                aux_weight=_aux_weight(cfg.model.get("auxiliary_head")),
+    info = dict(dtype="float64", config=config, num_classes=k, batch=n, height=h, width=w, seed=seed,
+                calib_shape=list(calib), steps=steps, iters=ITERS, dropout_seed=DROPOUT_SEED, point_seed=POINT_SEED,
                 align_corners=bool(last_head.align_corners))
+    aux_weight = _aux_weight(cfg.model.get("auxiliary_head"))
+    if name in OWN_RECIPE:
+        # the recipe as sszoo's TrainConfig fields (the test checks the zoo entry's), and the shortened schedule
+        info.update(recipe=dict(recipe, aux_weight=aux_weight), short=short,
+                    param_weight_decay={names[id(p)]: g["weight_decay"] for g in groups for p in g["params"]
+                                        if id(p) in names})
+    else:
+        info.update(lr=lr, momentum=0.9, weight_decay=0.0005, min_lr=1e-4, power=0.9, warmup_iters=warm,
+                    warmup_start_factor=start_factor, aux_weight=aux_weight)
     return {"info": json.dumps(info), "input": x, "label": label, "losses": torch.tensor(losses, dtype=torch.float64),
             "lrs": torch.tensor(lrs, dtype=torch.float64), "norms": json.dumps(norms),
             "delta_norms": json.dumps(delta_norms), "tensors": {kk: final[kk] for kk in FULL_TENSORS if kk in final},
-            "dropout_masks": masks}
+            "dropout_masks": masks, "param_lrs": json.dumps(param_lrs)}
 
 
 class _Scripted:
