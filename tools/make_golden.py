@@ -171,6 +171,12 @@ CASES = {
     "convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--height", "49", "--width", "67", "--num-classes", "5"]),
     "slide_convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--mode", "slide", "--height", "53", "--width", "85", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
     "poolformer_s12_fpn": ("fpn_poolformer_s12_8xb4-40k_ade20k-512x512", ["--height", "37", "--width", "53", "--batch", "2", "--num-classes", "4"]),
+    # Mask2Former (R-50; the configs test in whole mode). 49 x 69: ResNet maps 13 x 18, 7 x 9, 4 x 5, 2 x 3, so the
+    # deformable attention samples three odd-sized levels (many points fall outside and read zeros), the FPN step
+    # upsamples 7 x 9 to 13 x 18, the masked cross-attention cycles over 2 x 3, 4 x 5, 7 x 9 keys, and predict
+    # resizes the 13 x 18 masks to 49 x 69 before the sigmoid. Batch 2 at 33 x 45 (9 x 12 ... 2 x 2), Cityscapes.
+    "mask2former_r50_ade": ("mask2former_r50_8xb2-160k_ade20k-512x512", ["--height", "49", "--width", "69", "--num-classes", "5"]),
+    "mask2former_r50_cs_b2": ("mask2former_r50_8xb2-90k_cityscapes-512x1024", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at
