@@ -24,7 +24,9 @@ FLOAT32_BOUND = {"resnest": 0.25}  # one thread (pytest-xdist workers) measured 
 # mask: float32 rounding (~3e-3 on logits of ~50) moves a key across the threshold wherever a logit is that near 0,
 # and one such flip moves the output by 0.5-2% of the scale (measured by flipping one entry in float64); the two
 # goldens measure 8e-4 and 7e-4 here, but another CPU's float32 rounding may flip an entry. Float64 is exact (0).
-FLOAT32_HEAD_BOUND = {"mask2former": 0.05}
+# MaskFormer has no threshold, but its random DETR decoder amplifies float32 rounding to 1.7e-3-1.8e-3 of the scale
+# on the batch-2 golden (1 and 2 threads; 6e-4 on the other), too near the default 2e-3 to hold on every CPU.
+FLOAT32_HEAD_BOUND = {"mask2former": 0.05, "maskformer": 5e-3}
 # In float64 too it stays about 1e-6 of the scale (measured 5.8e-7 to 1.8e-6) rather than the others' 1e-13.
 # The cause is not traced yet; a likely one is its attention BatchNorms, calibrated on two pooled values per
 # channel, where one float32 ulp of a variance (the calibrated statistics are rounded to float32) is amplified

@@ -177,6 +177,10 @@ CASES = {
     # resizes the 13 x 18 masks to 49 x 69 before the sigmoid. Batch 2 at 33 x 45 (9 x 12 ... 2 x 2), Cityscapes.
     "mask2former_r50_ade": ("mask2former_r50_8xb2-160k_ade20k-512x512", ["--height", "49", "--width", "69", "--num-classes", "5"]),
     "mask2former_r50_cs_b2": ("mask2former_r50_8xb2-90k_cityscapes-512x1024", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
+    # MaskFormer (R-50; whole mode): the FPN's nearest upsamplings 2 x 3 -> 4 x 5 -> 7 x 9 -> 13 x 18 miss the
+    # finer odd sizes; the DETR decoder attends the 2 x 3 stride-32 map; batch 2 at 33 x 45 (2 x 2 memory)
+    "maskformer_r50_ade": ("maskformer_r50-d32_8xb2-160k_ade20k-512x512", ["--height", "49", "--width", "69", "--num-classes", "5"]),
+    "maskformer_r50_ade_b2": ("maskformer_r50-d32_8xb2-160k_ade20k-512x512", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at

@@ -867,3 +867,51 @@ def _mask2former(h: Cfg) -> Cfg:
 
 
 HEADS.update({"Mask2FormerHead": _mask2former})
+# --------------------------------------------------------------------------- MaskFormer (mask classification)
+
+
+def _maskformer(h: Cfg) -> Cfg:
+    pd, td = h["pixel_decoder"], h["transformer_decoder"]
+    if pd.get("type") != "mmdet.PixelDecoder":
+        raise Unsupported(f"sszoo's MaskFormerHead has MMDetection's PixelDecoder, not {pd.get('type')}")
+    norm, act = pd.get("norm_cfg") or {}, pd.get("act_cfg") or {"type": "ReLU"}
+    if norm.get("type") != "GN" or act.get("type") != "ReLU":
+        raise Unsupported(f"sszoo's PixelDecoder has GroupNorm + ReLU convs, not {norm} / {act}")
+    out = int(h["out_channels"])
+    layer = td["layer_cfg"]
+    drops = set()
+    for a in (layer["self_attn_cfg"], layer["cross_attn_cfg"]):
+        if int(a.get("embed_dims", 256)) != out or not a.get("batch_first") or a.get("dropout_layer"):
+            raise Unsupported(f"sszoo's MaskFormer decoder attention has no variant {a}")
+        drops |= {float(a.get("attn_drop", 0.0)), float(a.get("proj_drop", 0.0))}
+    drops.add(float(layer["ffn_cfg"].get("ffn_drop", 0.0)))
+    heads = int(layer["cross_attn_cfg"].get("num_heads", 8))
+    if (len(drops) != 1 or int(layer["self_attn_cfg"].get("num_heads", 8)) != heads
+            or (layer.get("norm_cfg") or {"type": "LN"}) != {"type": "LN"} or not td.get("return_intermediate", True)
+            or (td.get("post_norm_cfg") or {"type": "LN"}) != {"type": "LN"} or td.get("init_cfg")):
+        raise Unsupported(f"sszoo's MaskFormer decoder (one dropout rate, post-norm, every layer out) has no variant {td}")
+    cls, mask, dice = h.get("loss_cls") or {}, h.get("loss_mask") or {}, h.get("loss_dice") or {}
+    weights = [float(w) for w in cls.get("class_weight") or [1.0] * (int(h["num_classes"]) + 1)]
+    if (cls.get("type") != "mmdet.CrossEntropyLoss" or cls.get("use_sigmoid") or any(w != 1.0 for w in weights[:-1])
+            or mask.get("type") != "mmdet.FocalLoss" or not mask.get("use_sigmoid", True)
+            or dice.get("type") != "mmdet.DiceLoss" or not dice.get("use_sigmoid", True) or not dice.get("activate", True)
+            or not dice.get("naive_dice") or float(dice.get("eps", 1.0)) != 1.0
+            or any(x.get("reduction", "mean") != "mean" for x in (cls, mask, dice))):
+        raise Unsupported(f"sszoo's MaskFormer losses are softmax CE + sigmoid focal + naive dice, not {h}")
+    in_channels = [int(c) for c in h["in_channels"]]
+    in_index = h.get("in_index", list(range(len(in_channels))))
+    return dict(kind="maskformer", in_channels=in_channels,
+                in_index=[int(i) for i in (in_index if isinstance(in_index, list) else [in_index])],
+                feat_channels=int(h["feat_channels"]), out_channels=out, num_queries=int(h.get("num_queries", 100)),
+                enforce_decoder_input_project=bool(h.get("enforce_decoder_input_project", False)),
+                num_groups=int(norm.get("num_groups", 32)),
+                pos_num_feats=_sine(h.get("positional_encoding") or {"num_feats": 128, "normalize": True}, "MaskFormerHead"),
+                decoder_layers=int(td["num_layers"]), decoder_heads=heads,
+                decoder_ffn_channels=_ffn(dict(layer["ffn_cfg"], ffn_drop=0.0), out, "MaskFormer decoder"),
+                dropout=drops.pop(), cls_weight=float(cls.get("loss_weight", 1.0)),
+                mask_weight=float(mask.get("loss_weight", 1.0)), dice_weight=float(dice.get("loss_weight", 1.0)),
+                no_object_weight=weights[-1], focal_alpha=float(mask.get("alpha", 0.25)),
+                focal_gamma=float(mask.get("gamma", 2.0)))
+
+
+HEADS.update({"MaskFormerHead": _maskformer})

@@ -45,3 +45,5 @@ __all__ += ["OCRHead", "OCRHeadConfig", "LRASPPHead", "LRASPPHeadConfig", "DSFCN
 __all__ += ["SETRUPHead", "SETRUPHeadConfig", "SETRMLAHead", "SETRMLAHeadConfig"]
 from .mask2former import Mask2FormerHead, Mask2FormerHeadConfig
 __all__ += ["Mask2FormerHead", "Mask2FormerHeadConfig"]
+from .maskformer import MaskFormerHead, MaskFormerHeadConfig
+__all__ += ["MaskFormerHead", "MaskFormerHeadConfig"]

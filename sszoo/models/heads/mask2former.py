@@ -114,10 +114,10 @@ class ConvGN(nn.Module):
 class FFN(nn.Module):
     """MMCV's ``FFN`` with ReLU and its identity shortcut: ``x + layers(x)`` (``layers.0.0`` and ``layers.1``)."""
 
-    def __init__(self, embed_dims: int, hidden: int) -> None:
+    def __init__(self, embed_dims: int, hidden: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.layers = nn.Sequential(nn.Sequential(nn.Linear(embed_dims, hidden), nn.ReLU(inplace=True), nn.Dropout(0.0)),
-                                    nn.Linear(hidden, embed_dims), nn.Dropout(0.0))
+        self.layers = nn.Sequential(nn.Sequential(nn.Linear(embed_dims, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout)),
+                                    nn.Linear(hidden, embed_dims), nn.Dropout(dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.layers(x)
@@ -125,10 +125,11 @@ class FFN(nn.Module):
 
 class _Attention(nn.Module):
     """``torch.nn.MultiheadAttention``'s parameters and its ``need_weights`` forward (batch first; separate
-    q, k and v projections, a boolean mask where True hides a key)."""
+    q, k and v projections, a boolean mask where True hides a key; ``attn_drop`` on the attention weights)."""
 
-    def __init__(self, embed_dims: int, num_heads: int) -> None:
+    def __init__(self, embed_dims: int, num_heads: int, attn_drop: float = 0.0) -> None:
         super().__init__()
+        self.attn_drop = attn_drop
         if embed_dims % num_heads:
             raise ValueError(f"embed_dims {embed_dims} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
@@ -153,21 +154,26 @@ class _Attention(nn.Module):
         scores = torch.bmm(q * math.sqrt(1.0 / float(d)), k.transpose(-2, -1))
         if mask is not None:
             scores = scores.masked_fill(mask, float("-inf"))
-        out = torch.bmm(torch.softmax(scores, dim=-1), v)
+        weights = torch.softmax(scores, dim=-1)
+        if self.attn_drop > 0.0 and self.training:
+            weights = F.dropout(weights, p=self.attn_drop)
+        out = torch.bmm(weights, v)
         out = out.view(n, self.num_heads, lq, d).transpose(1, 2).reshape(n, lq, c)
         return self.out_proj(out)
 
 
 class MultiheadAttention(nn.Module):
-    """MMCV's ``MultiheadAttention`` (key ``attn.*``): positions added to query and key, identity shortcut."""
+    """MMCV's ``MultiheadAttention`` (key ``attn.*``): positions added to query and key, identity shortcut
+    (``proj_drop`` on the attention's output)."""
 
-    def __init__(self, embed_dims: int, num_heads: int) -> None:
+    def __init__(self, embed_dims: int, num_heads: int, attn_drop: float = 0.0, proj_drop: float = 0.0) -> None:
         super().__init__()
-        self.attn = _Attention(embed_dims, num_heads)
+        self.attn = _Attention(embed_dims, num_heads, attn_drop)
+        self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, query_pos: torch.Tensor,
                 key_pos: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return query + self.attn(query + query_pos, key + key_pos, value, mask)
+        return query + self.proj_drop(self.attn(query + query_pos, key + key_pos, value, mask))
 
 
 class DeformableEncoderLayer(nn.Module):
