@@ -14,7 +14,7 @@ from torch import nn
 
 from sszoo.models import ArchConfig, build_model
 from sszoo.models.backbones import ResNetConfig
-from sszoo.models.heads import Mask2FormerHead, Mask2FormerHeadConfig
+from sszoo.models.heads import Mask2FormerHead, Mask2FormerHeadConfig, MaskFormerHead, MaskFormerHeadConfig
 from sszoo.models.heads._msda import MultiScaleDeformableAttention, multi_scale_deformable_attn
 from sszoo.models.heads.mask2former import _Attention, reference_points, sine_position_encoding
 
@@ -231,3 +231,76 @@ def test_converter_reads_the_config_and_refuses_variants():
         mutate(m["decode_head"])
         with pytest.raises(Unsupported):
             arch_from_mmseg(m)
+
+
+# ------------------------------------------------------------------------------------------------ MaskFormer
+
+TINY_MF = MaskFormerHeadConfig(in_channels=(8, 16, 24, 40), feat_channels=32, out_channels=32, num_queries=5,
+                               num_groups=4, pos_num_feats=16, decoder_layers=3, decoder_heads=2,
+                               decoder_ffn_channels=24)
+
+
+def test_maskformer_pixel_decoder_upsamples_nearest_and_projects_the_memory():
+    torch.manual_seed(0)
+    head = MaskFormerHead(TINY_MF, 3).eval()
+    assert isinstance(head.decoder_input_proj, nn.Conv2d) and head.decoder_input_proj.in_channels == 40
+    feats = _features(2, 37, 45, channels=(8, 16, 24, 40))
+    pd = head.pixel_decoder
+    with torch.no_grad():
+        mask_feature, memory = pd(feats)
+        assert memory is feats[-1]
+        # by hand: coarse to fine with nearest upsampling (2 x 2 -> 3 x 3 -> 5 x 6 -> 10 x 12)
+        y = pd.last_feat_conv(feats[-1])
+        for i in (2, 1, 0):
+            cur = pd.lateral_convs[i](feats[i])
+            rows = (torch.arange(cur.shape[2]) * y.shape[2] // cur.shape[2])
+            cols = (torch.arange(cur.shape[3]) * y.shape[3] // cur.shape[3])
+            y = pd.output_convs[i](cur + y[:, :, rows][:, :, :, cols])
+        torch.testing.assert_close(mask_feature, pd.mask_feature(y))
+
+
+def test_maskformer_predictions_per_layer_and_dropout_only_in_training():
+    torch.manual_seed(0)
+    head = MaskFormerHead(TINY_MF, 3).eval()
+    feats = _features(1, 37, 45, channels=(8, 16, 24, 40))
+    with torch.no_grad():
+        cls, masks = head(feats)
+        again, _ = head(feats)
+        out = head.predict(feats, img_size=(37, 45))
+    assert len(cls) == len(masks) == TINY_MF.decoder_layers
+    assert cls[0].shape == (1, 5, 4) and masks[0].shape == (1, 5, 10, 12) and out.shape == (1, 3, 37, 45)
+    assert all(torch.equal(a, b) for a, b in zip(cls, again))  # eval: the 0.1 dropouts are off
+    up = torch.nn.functional.interpolate(masks[-1], size=(37, 45), mode="bilinear", align_corners=False).sigmoid()
+    expect = torch.einsum("bqc,bqhw->bchw", cls[-1].softmax(-1)[..., :3], up)
+    torch.testing.assert_close(out, expect)
+    head.train()
+    with torch.no_grad():
+        trained, _ = head(feats)
+    assert not torch.equal(trained[-1], cls[-1])
+
+
+def test_mask_classifier_sets_the_checkpoint_class_count():
+    from sszoo.hub.checkpoint import checkpoint_num_classes
+    head = MaskFormerHead(TINY_MF, 3)
+    state = {f"decode_head.{k}": v for k, v in head.state_dict().items()}
+    assert checkpoint_num_classes(state) == 3  # cls_embed has 4 outputs, the last "no object"
+
+
+def test_maskformer_converter():
+    import json
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "reference",
+                        "mmseg_configs.json")
+    with open(path) as f:
+        model = json.load(f)["configs"]["configs/maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py"]["model"]
+    head = arch_from_mmseg(model)["decode_head"]
+    assert head["kind"] == "maskformer" and head["decoder_layers"] == 6 and head["dropout"] == 0.1
+    assert head["mask_weight"] == 20.0 and head["focal_gamma"] == 2.0 and head["no_object_weight"] == 0.1
+    import copy
+    m = copy.deepcopy(model)
+    m["decode_head"]["pixel_decoder"]["type"] = "mmdet.TransformerEncoderPixelDecoder"
+    with pytest.raises(Unsupported):
+        arch_from_mmseg(m)
+    m = copy.deepcopy(model)
+    m["decode_head"]["transformer_decoder"]["layer_cfg"]["ffn_cfg"]["ffn_drop"] = 0.2  # two dropout rates
+    with pytest.raises(Unsupported):
+        arch_from_mmseg(m)

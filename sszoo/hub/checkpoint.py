@@ -223,11 +223,14 @@ def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> Optional[int]:
     for key in ("decode_head.conv_seg.weight", "decode_head.0.conv_seg.weight"):
         if key in state:
             return int(state[key].shape[0])
+    # mask classification (MaskFormer, Mask2Former): the query classifier has one more output, "no object"
+    if "decode_head.cls_embed.weight" in state:
+        return int(state["decode_head.cls_embed.weight"].shape[0]) - 1
     return None
 
 
 def _is_classifier(key: str) -> bool:
-    return key.endswith(("conv_seg.weight", "conv_seg.bias"))
+    return key.endswith(("conv_seg.weight", "conv_seg.bias", "cls_embed.weight", "cls_embed.bias"))
 
 
 def check_fits(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], *, source: str = "checkpoint",
