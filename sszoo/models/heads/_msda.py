@@ -29,7 +29,8 @@ def multi_scale_deformable_attn(value: torch.Tensor, spatial_shapes: Sequence[tu
     n, _, heads, d = value.shape
     _, q, _, levels, points, _ = sampling_locations.shape
     values = value.split([h * w for h, w in spatial_shapes], dim=1)
-    grids = 2 * sampling_locations - 1  # grid_sample's [-1, 1] coordinates
+    # grid_sample's [-1, 1] coordinates, in the values' dtype (a no-op in float32/64; half models need it)
+    grids = (2 * sampling_locations - 1).to(value.dtype)
     sampled = []
     for lvl, (h, w) in enumerate(spatial_shapes):
         v = values[lvl].flatten(2).transpose(1, 2).reshape(n * heads, d, h, w)
