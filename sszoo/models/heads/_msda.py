@@ -51,7 +51,8 @@ class MultiScaleDeformableAttention(nn.Module):
         super().__init__()
         if embed_dims % num_heads:
             raise ValueError(f"embed_dims {embed_dims} is not divisible by num_heads {num_heads}")
-        self.embed_dims, self.num_heads, self.num_levels, self.num_points = embed_dims, num_heads, num_levels, num_points
+        self.embed_dims, self.num_heads = embed_dims, num_heads
+        self.num_levels, self.num_points = num_levels, num_points
         self.sampling_offsets = nn.Linear(embed_dims, num_heads * num_levels * num_points * 2)
         self.attention_weights = nn.Linear(embed_dims, num_heads * num_levels * num_points)
         self.value_proj = nn.Linear(embed_dims, embed_dims)
@@ -86,7 +87,7 @@ class MultiScaleDeformableAttention(nn.Module):
         weights = weights.softmax(-1).view(n, nq, self.num_heads, self.num_levels, self.num_points)
         # (w, h) of each level; the reference divides by its integer shape tensor, i.e. by these exact values
         normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=offsets.dtype, device=offsets.device)
-        # the reference's points are float32 whatever the model's dtype; promoted explicitly (ONNX has no implicit promotion)
+        # the reference's points are float32 whatever the model's dtype: promoted explicitly (for ONNX)
         dtype = torch.promote_types(reference_points.dtype, offsets.dtype)
         locations = (reference_points[:, :, None, :, None, :].to(dtype)
                      + (offsets / normalizer[None, None, None, :, None, :]).to(dtype))

@@ -116,8 +116,8 @@ class FFN(nn.Module):
 
     def __init__(self, embed_dims: int, hidden: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.layers = nn.Sequential(nn.Sequential(nn.Linear(embed_dims, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout)),
-                                    nn.Linear(hidden, embed_dims), nn.Dropout(dropout))
+        first = nn.Sequential(nn.Linear(embed_dims, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.layers = nn.Sequential(first, nn.Linear(hidden, embed_dims), nn.Dropout(dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.layers(x)
@@ -220,7 +220,8 @@ class MSDeformAttnPixelDecoder(nn.Module):
         n_in = len(in_channels)
         if not 1 <= num_levels <= n_in or len(strides) != n_in:
             raise ValueError(f"need 1 <= num_levels ({num_levels}) <= len(in_channels) ({n_in}) = len(strides)")
-        self.strides, self.num_levels, self.num_outs, self.pos_num_feats = tuple(strides), num_levels, num_outs, pos_num_feats
+        self.strides, self.num_levels, self.num_outs = tuple(strides), num_levels, num_outs
+        self.pos_num_feats = pos_num_feats
         self.input_convs = nn.ModuleList(ConvGN(in_channels[i], feat_channels, 1, num_groups, bias=True, relu=False)
                                          for i in range(n_in - 1, n_in - num_levels - 1, -1))
         self.encoder = _Encoder([DeformableEncoderLayer(feat_channels, num_heads, num_levels, num_points, ffn_channels)
