@@ -199,8 +199,13 @@ def _head_desc(h) -> str:
                 f"decoder fuses stage-{h.c1_index + 1} features ({h.c1_in_channels} -> {h.c1_channels} channels)")
     else:
         own = _fields_text(h)
-        desc = f"{h.kind} head, {h.channels} channels" + (f" ({own})" if own else "")
-    return f"{desc}, dropout {h.dropout:g}, on {_stage(h.in_index)} ({h.in_channels} channels){_loss_text(h)}"
+        width = f", {h.channels} channels" if hasattr(h, "channels") else ""
+        desc = f"{h.kind} head{width}" + (f" ({own})" if own else "")
+    # heads that are not ClassifierHeads (Segmenter's mask transformer, the mask-classification heads) may have
+    # no dropout or input index
+    dropout = f", dropout {h.dropout:g}" if hasattr(h, "dropout") else ""
+    where = f" on {_stage(h.in_index)}" if hasattr(h, "in_index") else ""
+    return f"{desc}{dropout},{where} ({h.in_channels} channels){_loss_text(h)}"
 
 
 def _head_text(e: ZooEntry) -> list[str]:

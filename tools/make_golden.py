@@ -171,6 +171,30 @@ CASES = {
     "convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--height", "49", "--width", "67", "--num-classes", "5"]),
     "slide_convnext_t_upernet": ("convnext-tiny_upernet_8xb2-amp-160k_ade20k-512x512", ["--mode", "slide", "--height", "53", "--width", "85", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
     "poolformer_s12_fpn": ("fpn_poolformer_s12_8xb4-40k_ade20k-512x512", ["--height", "37", "--width", "53", "--batch", "2", "--num-classes", "4"]),
+    # SegFormer (MiT + SegformerHead). The overlapping patch embeddings (7/4/3, then 3/2/1) give ceil(n / 4) and
+    # then ceil(n / 2) tokens a side: 57 x 71 -> 15 x 18, 8 x 9, 4 x 5, 2 x 3, so the spatial reductions (8, 4, 2)
+    # floor odd maps to 1 x 2, 2 x 2 and 2 x 2 keys. MiT-B1 batch 2 at 41 x 53: 11 x 14 ... 2 x 2 (one key in
+    # stages 1 and 2). The Cityscapes configs test in slide mode: B0 with 41-px windows, 27-px stride over
+    # 57 x 83 (2 x 3 overlapping windows, each 11 x 11 ... 2 x 2 tokens). Sizes keep each golden under 300 KB.
+    "segformer_mit_b0_ade": ("segformer_mit-b0_8xb2-160k_ade20k-512x512", ["--height", "57", "--width", "71", "--num-classes", "5"]),
+    "segformer_mit_b1_ade_b2": ("segformer_mit-b1_8xb2-160k_ade20k-512x512", ["--height", "41", "--width", "53", "--batch", "2", "--num-classes", "4"]),
+    "slide_segformer_mit_b0_cityscapes": ("segformer_mit-b0_8xb1-160k_cityscapes-1024x1024", ["--mode", "slide", "--height", "57", "--width", "83", "--crop", "41", "--stride", "27", "--num-classes", "4"]),
+    # BEiT-B and MAE-B (+ Feature2Pyramid, UPerNet, FCN auxiliary head) run only at their config's img_size (640 / 512:
+    # relative position tables for one token grid), where one forward of the 768-wide UPerNet head alone is ~1.5
+    # TFLOP (a minute of one CPU thread in float64). The goldens build the same full-width network for a smaller
+    # grid (tools/oracle_dump64.py --img-size, recorded as CONFIG@HxW, no zoo entry) and run it at that accepted
+    # size: BEiT on a 3 x 5 grid (non-square: the index's row and column roles) with batch 2, MAE (its position
+    # embedding) in its configs' sliding-window mode, 64 x 64 windows over an odd image. Each case still costs
+    # ~8 s of one thread, almost all of it drawing, saving and loading the 163M parameters, not the forward.
+    "beit_b_upernet": ("beit-base_upernet_8xb2-160k_ade20k-640x640", ["--img-size", "48", "80", "--height", "48", "--width", "80", "--batch", "2", "--num-classes", "4"]),
+    "slide_mae_b_upernet": ("mae-base_upernet_8xb2-amp-160k_ade20k-512x512", ["--img-size", "64", "64", "--mode", "slide", "--height", "77", "--width", "100", "--crop", "64", "--stride", "37", "--num-classes", "4"]),
+    # Segmenter (ViT-T + the mask transformer: class embeddings decoded with the patches; 37 x 51 is corner-padded
+    # to a 3 x 4 grid, so the position embedding is resized; batch 2) and its configs' sliding window; DPT (ViT-B
+    # with class-token readout "project"): 45 x 59 -> a 3 x 4 grid, reassembled to 12 x 16 ... 2 x 2, so every
+    # fusion step resizes its skip map (4 x 4 vs 3 x 4, 8 x 8 vs 6 x 8, 16 x 16 vs 12 x 16)
+    "segmenter_vit_t_mask": ("segmenter_vit-t_mask_8xb1-160k_ade20k-512x512", ["--height", "37", "--width", "51", "--batch", "2", "--num-classes", "5"]),
+    "slide_segmenter_vit_t_mask": ("segmenter_vit-t_mask_8xb1-160k_ade20k-512x512", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "40", "--stride", "27", "--num-classes", "4"]),
+    "dpt_vit_b16": ("dpt_vit-b16_8xb2-160k_ade20k-512x512", ["--height", "45", "--width", "59", "--num-classes", "4"]),
     # Mask2Former (R-50; the configs test in whole mode). 49 x 69: ResNet maps 13 x 18, 7 x 9, 4 x 5, 2 x 3, so the
     # deformable attention samples three odd-sized levels (many points fall outside and read zeros), the FPN step
     # upsamples 7 x 9 to 13 x 18, the masked cross-attention cycles over 2 x 3, 4 x 5, 7 x 9 keys, and predict
@@ -188,6 +212,7 @@ CASES = {
 # is sampled) and no input, which tests/oracle_weights.py regenerates from the seed as tools/oracle_dump64.py
 # drew it. tests/test_parity.py compares the same rows and columns of sszoo's full-size logits.
 STRIDED = {"mobilenet_v3_d8_lraspp": 5, "mobilenet_v3_d8_s_lraspp": 5}
+STRIDED.update({"beit_b_upernet": 5, "slide_mae_b_upernet": 5})  # BEiT / MAE: full-width 768-channel heads
 
 
 def seeded_input(batch: int, height: int, width: int, seed: int) -> torch.Tensor:

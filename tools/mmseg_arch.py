@@ -635,7 +635,7 @@ def _vit(b: Cfg) -> Cfg:
     if (int(b.get("in_channels", 3)) != 3 or norm.get("type") != "LN"
             or (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}
             or float(b.get("drop_rate", 0.0)) or float(b.get("attn_drop_rate", 0.0))
-            or b.get("patch_pad", "corner") not in ("corner", "same") or b.get("output_cls_token")
+            or b.get("patch_pad", "corner") not in ("corner", "same")
             or list(b.get("frozen_exclude", ["all"])) != ["all"]):
         raise Unsupported(f"sszoo's VisionTransformer has no variant {b}")
     num_layers = int(b.get("num_layers", 12))
@@ -646,6 +646,7 @@ def _vit(b: Cfg) -> Cfg:
                 num_layers=num_layers, num_heads=int(b.get("num_heads", 12)), mlp_ratio=int(b.get("mlp_ratio", 4)),
                 num_fcs=int(b.get("num_fcs", 2)), out_indices=out, qkv_bias=bool(b.get("qkv_bias", True)),
                 with_cls_token=bool(b.get("with_cls_token", True)), out_origin=bool(b.get("out_origin", False)),
+                **({"output_cls_token": True} if b.get("output_cls_token") else {}),  # DPT's (map, cls) pairs
                 patch_norm=bool(b.get("patch_norm", False)), patch_bias=bool(b.get("patch_bias", False)),
                 pre_norm=bool(b.get("pre_norm", False)), final_norm=bool(b.get("final_norm", False)),
                 interpolate_mode=str(b.get("interpolate_mode", "bicubic")), norm_eps=float(norm.get("eps", 1e-5)),
@@ -776,6 +777,107 @@ def _poolformer(b: Cfg) -> Cfg:
 
 
 BACKBONES.update({"mmpretrain.ConvNeXt": _convnext, "mmpretrain.PoolFormer": _poolformer})
+# ------------------------------------------------------------------ SegFormer: MixVisionTransformer, SegformerHead
+
+
+def _mit(b: Cfg) -> Cfg:
+    # with_cp only trades memory for time in training; drop_path_rate only changes training
+    _rgb_only(b)
+    norm = b.get("norm_cfg") or {"type": "LN", "eps": 1e-6}
+    if (norm.get("type") != "LN" or set(norm) - {"type", "eps", "requires_grad"}
+            or (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}
+            or float(b.get("drop_rate", 0.0)) or float(b.get("attn_drop_rate", 0.0))):
+        raise Unsupported(f"sszoo's MixVisionTransformer has LayerNorm, GELU and no dropout (only stochastic depth): {b}")
+    # the reference's defaults where a config leaves a field out
+    out = dict(kind="mit", embed_dims=int(b.get("embed_dims", 64)),
+               num_layers=[int(n) for n in b.get("num_layers", (3, 4, 6, 3))],
+               num_heads=[int(n) for n in b.get("num_heads", (1, 2, 4, 8))],
+               patch_sizes=[int(p) for p in b.get("patch_sizes", (7, 3, 3, 3))],
+               strides=[int(s) for s in b.get("strides", (4, 2, 2, 2))],
+               sr_ratios=[int(r) for r in b.get("sr_ratios", (8, 4, 2, 1))],
+               out_indices=[int(i) for i in b.get("out_indices", (0, 1, 2, 3))],  # a list there (max() of it)
+               mlp_ratio=int(b.get("mlp_ratio", 4)), qkv_bias=bool(b.get("qkv_bias", True)),
+               norm_eps=float(norm.get("eps", 1e-5)), drop_path_rate=float(b.get("drop_path_rate", 0.0)))
+    n = int(b.get("num_stages", 4))
+    if any(len(out[k]) != n for k in ("num_layers", "num_heads", "patch_sizes", "strides", "sr_ratios")):
+        raise Unsupported(f"MixVisionTransformer with per-stage settings of other lengths than num_stages: {b}")
+    return out
+
+
+def _segformer_head(h: Cfg) -> Cfg:
+    _bn_relu(h, "SegformerHead")
+    if h.get("interpolate_mode", "bilinear") != "bilinear":
+        raise Unsupported(f"sszoo's SegformerHead resizes bilinearly, not {h['interpolate_mode']!r}")
+    return dict(kind="segformer_head", **{**multi_head(h), **loss_fields(h)})
+
+
+BACKBONES.update({"MixVisionTransformer": _mit})
+HEADS.update({"SegformerHead": _segformer_head})
+
+
+# ------------------------------------------------------------------------- BEiT (beit), MAE (mae), Feature2Pyramid
+
+
+def _beit(b: Cfg) -> Cfg:
+    # drop_path_rate only changes training, init_values only a fresh model's layer scales; norm_eval nothing
+    # sszoo builds (no BN in the backbone)
+    norm = b.get("norm_cfg") or {"type": "LN"}
+    if (int(b.get("in_channels", 3)) != 3 or norm.get("type") != "LN"
+            or (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"} or float(b.get("attn_drop_rate", 0.0))):
+        raise Unsupported(f"sszoo's {b['type']} has no variant {b}")
+    num_layers = int(b.get("num_layers", 12))
+    out = b.get("out_indices", -1)
+    out = [num_layers - 1 if out == -1 else int(out)] if isinstance(out, int) else [int(i) for i in out]
+    rec = dict(kind="beit" if b["type"] == "BEiT" else "mae", img_size=_pair(b.get("img_size", 224)),
+               patch_size=int(b.get("patch_size", 16)), embed_dims=int(b.get("embed_dims", 768)),
+               num_layers=num_layers, num_heads=int(b.get("num_heads", 12)), mlp_ratio=int(b.get("mlp_ratio", 4)),
+               num_fcs=int(b.get("num_fcs", 2)), out_indices=out)
+    if b["type"] == "BEiT":
+        rec["qv_bias"] = bool(b.get("qv_bias", True))
+    rec.update(patch_norm=bool(b.get("patch_norm", False)), final_norm=bool(b.get("final_norm", False)),
+               norm_eps=float(norm.get("eps", 1e-5)), init_values=float(b.get("init_values", 0.1)),
+               drop_path_rate=float(b.get("drop_path_rate", 0.0)))
+    return rec
+
+
+def _feature2pyramid(n: Cfg) -> Cfg:
+    rescales = [float(r) for r in n.get("rescales", (4, 2, 1, 0.5))]
+    if rescales not in ([4.0, 2.0, 1.0, 0.5], [2.0, 1.0, 0.5, 0.25]):
+        raise Unsupported(f"sszoo's Feature2Pyramid has no rescales {rescales}")
+    return dict(kind="feature2pyramid", embed_dim=int(n["embed_dim"]), rescales=rescales,
+                norm_eps=_norm_eps(n, "Feature2Pyramid"))
+
+
+BACKBONES.update({"BEiT": _beit, "MAE": _beit})
+NECKS.update({"Feature2Pyramid": _feature2pyramid})
+
+
+# ------------------------------------------------------------------- Segmenter (segmenter) and DPT (dpt) heads
+
+
+def _segmenter_mask(h: Cfg) -> Cfg:
+    # drop_path_rate only changes training; dropout_ratio is unused (no conv_seg); init_std only initialisation
+    if (float(h.get("drop_rate", 0.0)) or float(h.get("attn_drop_rate", 0.0))
+            or (h.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"} or h.get("input_transform")
+            or loss_fields(h)):
+        raise Unsupported(f"sszoo's SegmenterMaskTransformerHead has no variant {h}")
+    return dict(kind="segmenter_mask", in_channels=int(h["in_channels"]), embed_dims=int(h["embed_dims"]),
+                num_layers=int(h["num_layers"]), num_heads=int(h["num_heads"]), mlp_ratio=int(h.get("mlp_ratio", 4)),
+                num_fcs=int(h.get("num_fcs", 2)), qkv_bias=bool(h.get("qkv_bias", True)),
+                in_index=int(h.get("in_index", -1)), norm_eps=_ln_eps(h.get("norm_cfg") or {"type": "LN"}, "Segmenter"),
+                drop_path_rate=float(h.get("drop_path_rate", 0.1)), loss_weight=loss_weight(h))
+
+
+def _dpt(h: Cfg) -> Cfg:
+    if (h.get("input_transform") != "multiple_select" or h.get("expand_channels")
+            or (h.get("act_cfg") or {"type": "ReLU"}) != {"type": "ReLU"}):
+        raise Unsupported(f"sszoo's DPTHead has no variant {h}")
+    return dict(kind="dpt", **{**multi_head(h), **loss_fields(h)}, embed_dims=int(h.get("embed_dims", 768)),
+                post_process_channels=[int(c) for c in h.get("post_process_channels", (96, 192, 384, 768))],
+                readout_type=str(h.get("readout_type", "ignore")), norm_eps=_norm_eps(h, "DPTHead"))
+
+
+HEADS.update({"SegmenterMaskTransformerHead": _segmenter_mask, "DPTHead": _dpt})
 # ------------------------------------------------------------------------ Mask2Former (mask classification)
 
 

@@ -119,6 +119,9 @@ def main():
     ap.add_argument("--crop", type=int, default=None)
     ap.add_argument("--stride", type=int, default=None)
     ap.add_argument("--num-classes", type=int, default=None)
+    ap.add_argument("--img-size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                    help="build a fixed-size backbone (BEiT, MAE) for H x W inputs instead of its config's size "
+                         "(the full-width network at a golden-sized input); recorded as CONFIG@HxW, no zoo entry")
     a = ap.parse_args()
     if a.mode == "slide" and not (a.crop and a.stride):
         ap.error("--mode slide needs --crop and --stride")
@@ -134,6 +137,8 @@ def main():
             mcfg[k].init_cfg = None
 
     _plain_bn(mcfg)
+    if a.img_size:
+        mcfg.backbone.img_size = tuple(a.img_size)
     if a.num_classes:
         for head in ("decode_head", "auxiliary_head"):
             for h in (mcfg.get(head) if isinstance(mcfg.get(head), list) else [mcfg.get(head)]):
@@ -171,7 +176,8 @@ def main():
     heads = D.as_list(model.decode_head)
     aux = D.as_list(model.auxiliary_head) if getattr(model, "auxiliary_head", None) is not None else []
     import mmseg
-    info = dict(config=a.config, mode=a.mode, height=a.height, width=a.width, batch=a.batch, seed=a.seed,
+    config = a.config + (f"@{a.img_size[0]}x{a.img_size[1]}" if a.img_size else "")  # not a zoo entry's size
+    info = dict(config=config, mode=a.mode, height=a.height, width=a.width, batch=a.batch, seed=a.seed,
                 crop=a.crop, stride=a.stride, num_classes=int(logits.shape[1]),
                 align_corners=bool(heads[-1].align_corners), n_keys=len(sd),
                 n_params=sum(p.numel() for p in model.parameters()),

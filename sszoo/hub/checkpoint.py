@@ -219,10 +219,13 @@ def expected_state(arch) -> dict[str, torch.Tensor]:
 
 
 def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> Optional[int]:
-    """The class count a checkpoint was trained for: the outputs of its (first) decode head's classifier."""
+    """The class count a checkpoint was trained for: the outputs of its (first) decode head's classifier, or for
+    Segmenter's mask transformer (no ``conv_seg``) its class embeddings (1 x K x D)."""
     for key in ("decode_head.conv_seg.weight", "decode_head.0.conv_seg.weight"):
         if key in state:
             return int(state[key].shape[0])
+    if "decode_head.cls_emb" in state:
+        return int(state["decode_head.cls_emb"].shape[1])
     # mask classification (MaskFormer, Mask2Former): the query classifier has one more output, "no object"
     if "decode_head.cls_embed.weight" in state:
         return int(state["decode_head.cls_embed.weight"].shape[0]) - 1
@@ -230,7 +233,10 @@ def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> Optional[int]:
 
 
 def _is_classifier(key: str) -> bool:
-    return key.endswith(("conv_seg.weight", "conv_seg.bias", "cls_embed.weight", "cls_embed.bias"))
+    # Segmenter's class count lives in its class embeddings and the class-wise LayerNorm of its masks;
+    # MaskFormer's / Mask2Former's in the query classifier cls_embed (K + 1 outputs)
+    return key.endswith(("conv_seg.weight", "conv_seg.bias", "cls_embed.weight", "cls_embed.bias")) or key in (
+        "decode_head.cls_emb", "decode_head.mask_norm.weight", "decode_head.mask_norm.bias")
 
 
 def check_fits(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], *, source: str = "checkpoint",
@@ -255,7 +261,9 @@ def check_fits(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor
             continue
         got = state[k]
         a, b = tuple(got.shape), tuple(v.shape)
-        if a != b and not (not strict and _is_classifier(k) and len(a) == len(b) and a[1:] == b[1:]):
+        c = 1 if k.endswith("cls_emb") else 0  # the class dimension (Segmenter's embeddings are 1 x K x D)
+        if a != b and not (not strict and _is_classifier(k) and len(a) == len(b)
+                           and a[:c] + a[c + 1:] == b[:c] + b[c + 1:]):
             shapes.append(f"{k}: checkpoint {a} vs model {b}")
         if v.is_floating_point() and not got.is_floating_point():
             dtypes.append(f"{k}: checkpoint {got.dtype} vs model {v.dtype}")

@@ -40,8 +40,14 @@ HEADS: dict[type, type[nn.Module]] = {
     H.STDCHeadConfig: H.STDCHead, H.DDRHeadConfig: H.DDRHead, H.PIDHeadConfig: H.PIDHead,
 }
 HEADS.update({H.SETRUPHeadConfig: H.SETRUPHead, H.SETRMLAHeadConfig: H.SETRMLAHead})
-HEADS.update({H.Mask2FormerHeadConfig: H.Mask2FormerHead, H.MaskFormerHeadConfig: H.MaskFormerHead})
+# SegFormer
+BACKBONES.update({B.MiTConfig: B.MixVisionTransformer})
+HEADS.update({H.SegformerHeadConfig: H.SegformerHead})
 
+BACKBONES.update({B.BEiTConfig: B.BEiT, B.MAEConfig: B.MAE})
+NECKS.update({N.Feature2PyramidConfig: N.Feature2Pyramid})
+HEADS.update({H.SegmenterMaskHeadConfig: H.SegmenterMaskTransformerHead, H.DPTHeadConfig: H.DPTHead})
+HEADS.update({H.Mask2FormerHeadConfig: H.Mask2FormerHead, H.MaskFormerHeadConfig: H.MaskFormerHead})
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:
     return {f.default: c for c in table for f in dataclasses.fields(c) if f.name == "kind"}

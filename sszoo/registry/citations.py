@@ -318,7 +318,7 @@ CITATIONS.update({
 }""",
 })
 # Segmenter's linear-decoder baseline (segmenter_vit-s_fcn: the ViT-S backbone under an FCN head) builds with the
-# ViT too; its mask-transformer configs need a head sszoo does not have yet
+# ViT too; its mask-transformer configs use sszoo.models.heads.segmenter
 CITATIONS["strudel2021segmenter"] = """@inproceedings{strudel2021segmenter,
   title={Segmenter: Transformer for Semantic Segmentation},
   author={Strudel, Robin and Garcia, Ricardo and Laptev, Ivan and Schmid, Cordelia},
@@ -328,6 +328,42 @@ CITATIONS["strudel2021segmenter"] = """@inproceedings{strudel2021segmenter,
 }"""
 METHOD_CITATION.update({"vit": "dosovitskiy2020image", "setr": "zheng2021rethinking", "segmenter": "strudel2021segmenter"})
 METHOD_CITATION.update({"convnext": "liu2022convnet", "poolformer": "yu2022metaformer"})
+CITATIONS["xie2021segformer"] = """@inproceedings{xie2021segformer,
+  title={SegFormer: Simple and Efficient Design for Semantic Segmentation with Transformers},
+  author={Xie, Enze and Wang, Wenhai and Yu, Zhiding and Anandkumar, Anima and Alvarez, Jose M and Luo, Ping},
+  booktitle={Advances in Neural Information Processing Systems (NeurIPS)},
+  volume={34},
+  pages={12077--12090},
+  year={2021}
+}"""
+METHOD_CITATION.update({"segformer": "xie2021segformer"})
+
+# BEiT and MAE (MMSegmentation's "beit" and "mae" configs: UPerNet over the backbone + Feature2Pyramid)
+CITATIONS.update({
+    "bao2021beit": """@inproceedings{bao2021beit,
+  title={{BEiT}: {BERT} Pre-Training of Image Transformers},
+  author={Bao, Hangbo and Dong, Li and Piao, Songhao and Wei, Furu},
+  booktitle={International Conference on Learning Representations},
+  year={2022}
+}""",
+    "he2022masked": """@inproceedings{he2022masked,
+  title={Masked Autoencoders Are Scalable Vision Learners},
+  author={He, Kaiming and Chen, Xinlei and Xie, Saining and Li, Yanghao and Doll{\\'a}r, Piotr and Girshick, Ross},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition},
+  pages={16000--16009},
+  year={2022}
+}""",
+})
+METHOD_CITATION.update({"beit": "bao2021beit", "mae": "he2022masked"})
+# DPT (Segmenter's citation is above, with the ViT)
+CITATIONS["ranftl2021vision"] = """@inproceedings{ranftl2021vision,
+  title={Vision Transformers for Dense Prediction},
+  author={Ranftl, Ren{\\'e} and Bochkovskiy, Alexey and Koltun, Vladlen},
+  booktitle={Proceedings of the IEEE/CVF International Conference on Computer Vision},
+  pages={12179--12188},
+  year={2021}
+}"""
+METHOD_CITATION.update({"dpt": "ranftl2021vision"})
 
 # mask classification: Mask2Former and MaskFormer
 CITATIONS.update({

@@ -183,8 +183,12 @@ def build_train_model(cfg: TrainConfig, log) -> Segmentor:
 
 
 def init_weights_classifier_only(model: Segmentor) -> None:
-    """Every head's classifier at N(0, 0.01) with zero bias."""
+    """Every head's classifier at N(0, 0.01) with zero bias (a head without a ``conv_seg``, Segmenter's mask
+    transformer, gets fresh class embeddings and mask norm from its own ``reset_classifier``)."""
     for head in model.decode_heads + model.auxiliary_heads:
+        if not hasattr(head, "conv_seg"):
+            head.reset_classifier(head.num_classes)
+            continue
         nn.init.normal_(head.conv_seg.weight, std=0.01)
         nn.init.zeros_(head.conv_seg.bias)
 

@@ -22,6 +22,8 @@ from .vit import VisionTransformer, ViTConfig
 # MMPretrain backbones (ConvNeXt under UPerNet, PoolFormer under Semantic FPN)
 from .convnext import ConvNeXt, ConvNeXtConfig
 from .poolformer import PoolFormer, PoolFormerConfig
+# SegFormer's Mix Transformer
+from .mit import MiTConfig, MixVisionTransformer
 
 __all__ = ["ResNet", "ResNetConfig", "ResNeSt", "ResNeStConfig", "HRNet", "HRNetConfig", "MobileNetV2",
            "MobileNetV2Config", "MobileNetV3", "MobileNetV3Config", "FastSCNN", "FastSCNNConfig", "CGNet", "CGNetConfig",
@@ -31,3 +33,7 @@ __all__ += ["PCPVT", "PCPVTConfig", "SVT", "SVTConfig"]
 __all__ += ["SwinConfig", "SwinTransformer"]
 __all__ += ["VisionTransformer", "ViTConfig"]
 __all__ += ["ConvNeXt", "ConvNeXtConfig", "PoolFormer", "PoolFormerConfig"]
+__all__ += ["MiTConfig", "MixVisionTransformer"]
+# BEiT and MAE (relative position bias, layer scales; fixed input size)
+from .beit import BEiT, BEiTConfig, MAE, MAEConfig  # noqa: E402
+__all__ += ["BEiT", "BEiTConfig", "MAE", "MAEConfig"]

@@ -33,6 +33,7 @@ from .stdc_head import STDCHead, STDCHeadConfig
 from .ddr_head import DDRHead, DDRHeadConfig
 from .pid_head import PIDHead, PIDHeadConfig
 from .setr import SETRMLAHead, SETRMLAHeadConfig, SETRUPHead, SETRUPHeadConfig
+from .segformer_head import SegformerHead, SegformerHeadConfig
 
 __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "ASPPHeadConfig", "CCHead",
            "CCHeadConfig", "DAHead", "DAHeadConfig", "DMHead", "DMHeadConfig", "DNLHead", "DNLHeadConfig", "EMAHead",
@@ -43,6 +44,11 @@ __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "
 __all__ += ["OCRHead", "OCRHeadConfig", "LRASPPHead", "LRASPPHeadConfig", "DSFCNHead", "DSFCNHeadConfig", "STDCHead",
             "STDCHeadConfig", "DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
 __all__ += ["SETRUPHead", "SETRUPHeadConfig", "SETRMLAHead", "SETRMLAHeadConfig"]
+__all__ += ["SegformerHead", "SegformerHeadConfig"]
+# Segmenter's mask transformer and DPT's reassemble / fusion decoder (over the ViT)
+from .segmenter import SegmenterMaskHeadConfig, SegmenterMaskTransformerHead  # noqa: E402
+from .dpt import DPTHead, DPTHeadConfig  # noqa: E402
+__all__ += ["SegmenterMaskTransformerHead", "SegmenterMaskHeadConfig", "DPTHead", "DPTHeadConfig"]
 from .mask2former import Mask2FormerHead, Mask2FormerHeadConfig
 __all__ += ["Mask2FormerHead", "Mask2FormerHeadConfig"]
 from .maskformer import MaskFormerHead, MaskFormerHeadConfig

@@ -9,3 +9,5 @@ from .mla import MLANeck, MLANeckConfig
 __all__ = ["FPN", "FPNConfig", "JPU", "JPUConfig", "ICNeck", "ICNeckConfig"]
 __all__ += ["MultiLevelNeck", "MultiLevelNeckConfig"]
 __all__ += ["MLANeck", "MLANeckConfig"]
+from .feature2pyramid import Feature2Pyramid, Feature2PyramidConfig  # noqa: E402
+__all__ += ["Feature2Pyramid", "Feature2PyramidConfig"]
