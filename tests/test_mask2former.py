@@ -97,7 +97,7 @@ def test_reference_points_are_pixel_centres():
 
 
 def test_sine_position_encoding_by_hand():
-    pos = sine_position_encoding(2, 3, 4, 6, torch.device("cpu"))
+    pos = sine_position_encoding(torch.zeros(2, 5, 3, 4, dtype=torch.float64), 6)
     assert pos.dtype == torch.float32 and pos.shape == (2, 12, 3, 4)
     for (y, x) in [(0, 0), (2, 3), (1, 2)]:
         ey = (y + 1) / (3 + 1e-6) * 2 * math.pi

@@ -73,21 +73,23 @@ class Mask2FormerHeadConfig:
     kind: str = "mask2former"
 
 
-def sine_position_encoding(batch: int, height: int, width: int, num_feats: int, device: torch.device,
-                           temperature: float = 10000, scale: float = 2 * math.pi, eps: float = 1e-6) -> torch.Tensor:
-    """MMDetection's normalised ``SinePositionalEncoding`` of an unpadded N x H x W map: float32 N x 2F x H x W,
-    the y channels then the x channels, each interleaving sin and cos. Computed in float32 with the reference's
-    operations (its cumulative sums of ones are these aranges exactly)."""
-    y = torch.arange(1, height + 1, dtype=torch.float32, device=device).view(1, -1, 1).repeat(batch, 1, width)
-    x = torch.arange(1, width + 1, dtype=torch.float32, device=device).view(1, 1, -1).repeat(batch, height, 1)
+def sine_position_encoding(like: torch.Tensor, num_feats: int, temperature: float = 10000, scale: float = 2 * math.pi,
+                           eps: float = 1e-6) -> torch.Tensor:
+    """MMDetection's normalised ``SinePositionalEncoding`` of an unpadded map shaped as ``like`` (N x C x H x W):
+    float32 N x 2F x H x W, the y channels then the x channels, each interleaving sin and cos. Computed in float32
+    with the reference's operations: cumulative sums of an all-ones "not padded" mask (which also keeps H and W
+    symbolic in an exported graph)."""
+    not_mask = torch.ones_like(like[:, 0], dtype=torch.float32)
+    y = not_mask.cumsum(1, dtype=torch.float32)
+    x = not_mask.cumsum(2, dtype=torch.float32)
     y = y / (y[:, -1:, :] + eps) * scale
     x = x / (x[:, :, -1:] + eps) * scale
-    dim_t = torch.arange(num_feats, dtype=torch.float32, device=device)
+    dim_t = torch.arange(num_feats, dtype=torch.float32, device=like.device)
     dim_t = temperature ** (2 * (dim_t // 2) / num_feats)
     pos_x = x[:, :, :, None] / dim_t
     pos_y = y[:, :, :, None] / dim_t
-    pos_x = torch.stack((pos_x[:, :, :, 0::2].sin(), pos_x[:, :, :, 1::2].cos()), dim=4).view(batch, height, width, -1)
-    pos_y = torch.stack((pos_y[:, :, :, 0::2].sin(), pos_y[:, :, :, 1::2].cos()), dim=4).view(batch, height, width, -1)
+    pos_x = torch.stack((pos_x[:, :, :, 0::2].sin(), pos_x[:, :, :, 1::2].cos()), dim=4).flatten(3)
+    pos_y = torch.stack((pos_y[:, :, :, 0::2].sin(), pos_y[:, :, :, 1::2].cos()), dim=4).flatten(3)
     return torch.cat((pos_y, pos_x), dim=3).permute(0, 3, 1, 2)
 
 
@@ -245,7 +247,7 @@ class MSDeformAttnPixelDecoder(nn.Module):
             h, w = int(feat.shape[2]), int(feat.shape[3])
             x = self.input_convs[i](feat)
             p = _promoted_sum(self.level_encoding.weight[i].view(1, -1, 1, 1),
-                              sine_position_encoding(n, h, w, self.pos_num_feats, feat.device))
+                              sine_position_encoding(feat, self.pos_num_feats))
             tokens.append(x.flatten(2).permute(0, 2, 1))
             pos.append(p.flatten(2).permute(0, 2, 1))
             points.append(reference_points(h, w, self.strides[lvl], feat.device))
@@ -347,7 +349,7 @@ class Mask2FormerHead(nn.Module):
             h, w = int(maps[i].shape[2]), int(maps[i].shape[3])
             memories.append(self.decoder_input_projs[i](maps[i]).flatten(2).permute(0, 2, 1)
                             + self.level_embed.weight[i].view(1, 1, -1))
-            pos = sine_position_encoding(n, h, w, self.cfg.pos_num_feats, maps[i].device)
+            pos = sine_position_encoding(maps[i], self.cfg.pos_num_feats)
             memory_pos.append(pos.to(torch.promote_types(pos.dtype, maps[i].dtype)).flatten(2).permute(0, 2, 1))
             sizes.append((h, w))
         query = self.query_feat.weight.unsqueeze(0).repeat((n, 1, 1))

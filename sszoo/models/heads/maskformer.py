@@ -148,9 +148,8 @@ class MaskFormerHead(nn.Module):
         feats = [features[i] for i in self.in_index]
         n = feats[0].shape[0]
         mask_feature, memory = self.pixel_decoder(feats)
-        h, w = int(memory.shape[2]), int(memory.shape[3])
+        pos = sine_position_encoding(memory, self.cfg.pos_num_feats)
         memory = self.decoder_input_proj(memory).flatten(2).permute(0, 2, 1)
-        pos = sine_position_encoding(n, h, w, self.cfg.pos_num_feats, memory.device)
         pos = pos.to(torch.promote_types(pos.dtype, memory.dtype)).flatten(2).permute(0, 2, 1)
         query_pos = self.query_embed.weight.unsqueeze(0).repeat(n, 1, 1)
         outs = self.transformer_decoder(torch.zeros_like(query_pos), memory, query_pos, pos)
