@@ -90,8 +90,8 @@ def test_deformable_attention_offsets_are_in_pixels_of_each_level():
 
 
 def test_reference_points_are_pixel_centres():
-    pts = reference_points(3, 5, 16, torch.device("cpu"))
-    assert pts.dtype == torch.float32 and pts.shape == (15, 2)
+    pts, wh = reference_points(torch.zeros(2, 4, 3, 5, dtype=torch.float64), 16)
+    assert pts.dtype == torch.float32 and pts.shape == (15, 2) and wh.tolist() == [5.0, 3.0]
     expect = torch.tensor([[(i + 0.5) / 5, (j + 0.5) / 3] for j in range(3) for i in range(5)], dtype=torch.float32)
     torch.testing.assert_close(pts, expect, rtol=0, atol=1e-7)
 

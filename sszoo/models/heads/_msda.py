@@ -11,7 +11,7 @@ Key layout (MMCV's ``MultiScaleDeformableAttention``): ``sampling_offsets``, ``a
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -76,8 +76,11 @@ class MultiScaleDeformableAttention(nn.Module):
             nn.init.zeros_(lin.bias)
 
     def forward(self, query: torch.Tensor, value: torch.Tensor, query_pos: torch.Tensor,
-                reference_points: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]]) -> torch.Tensor:
-        """``query`` N x Q x C (its own identity), ``value`` N x S x C, ``reference_points`` N x Q x L x 2."""
+                reference_points: torch.Tensor, spatial_shapes: Sequence[tuple[int, int]],
+                normalizer: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``query`` N x Q x C (its own identity), ``value`` N x S x C, ``reference_points`` N x Q x L x 2;
+        ``normalizer`` L x 2, each level's (w, h) (from ``spatial_shapes`` when not given; a tensor derived from the
+        maps' shapes keeps them symbolic in an exported graph)."""
         identity = query
         query = query + query_pos
         n, nq, _ = query.shape
@@ -86,7 +89,9 @@ class MultiScaleDeformableAttention(nn.Module):
         weights = self.attention_weights(query).view(n, nq, self.num_heads, self.num_levels * self.num_points)
         weights = weights.softmax(-1).view(n, nq, self.num_heads, self.num_levels, self.num_points)
         # (w, h) of each level; the reference divides by its integer shape tensor, i.e. by these exact values
-        normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=offsets.dtype, device=offsets.device)
+        if normalizer is None:
+            normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], device=offsets.device)
+        normalizer = normalizer.to(offsets.dtype)
         # the reference's points are float32 whatever the model's dtype: promoted explicitly (for ONNX)
         dtype = torch.promote_types(reference_points.dtype, offsets.dtype)
         locations = (reference_points[:, :, None, :, None, :].to(dtype)

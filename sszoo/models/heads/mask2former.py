@@ -188,8 +188,8 @@ class DeformableEncoderLayer(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(embed_dims) for _ in range(2))
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, reference_points: torch.Tensor,
-                spatial_shapes: Sequence[tuple[int, int]]) -> torch.Tensor:
-        x = self.norms[0](self.self_attn(x, x, pos, reference_points, spatial_shapes))
+                spatial_shapes: Sequence[tuple[int, int]], normalizer: Optional[torch.Tensor] = None) -> torch.Tensor:
+        x = self.norms[0](self.self_attn(x, x, pos, reference_points, spatial_shapes, normalizer))
         return self.norms[1](self.ffn(x))
 
 
@@ -201,15 +201,17 @@ class _Encoder(nn.Module):
         self.layers = nn.ModuleList(layers)
 
 
-def reference_points(height: int, width: int, stride: int, device: torch.device) -> torch.Tensor:
-    """MMDetection's pixel-centre points of one level, normalised to [0, 1]: float32 (h * w) x 2 as (x, y),
-    computed as the reference does (centres in input pixels divided by the map's extent in input pixels)."""
-    xs = ((torch.arange(width, device=device) + 0.5) * stride).to(torch.float32)
-    ys = ((torch.arange(height, device=device) + 0.5) * stride).to(torch.float32)
-    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+def reference_points(like: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """MMDetection's pixel-centre points of a level shaped as ``like`` (N x C x H x W), normalised to [0, 1]:
+    float32 (H * W) x 2 as (x, y), computed as the reference does (centres in input pixels divided by the map's
+    extent in input pixels; the pixel indices come from cumulative sums, exact, so that H and W stay symbolic in
+    an exported graph). Also returns the level's (W, H) as float32, the deformable offsets' normaliser."""
+    ones = torch.ones_like(like[0, 0], dtype=torch.float32)  # H x W
+    xx = (ones.cumsum(1) - 0.5) * stride  # (x + 0.5) * stride
+    yy = (ones.cumsum(0) - 0.5) * stride
+    wh = torch.stack([ones.sum(1)[0], ones.sum(0)[0]])  # (W, H)
     points = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=-1)
-    factor = torch.tensor([width * stride, height * stride], device=device)  # int64, as the reference's
-    return points / factor
+    return points / (wh * stride), wh
 
 
 class MSDeformAttnPixelDecoder(nn.Module):
@@ -240,23 +242,25 @@ class MSDeformAttnPixelDecoder(nn.Module):
     def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         n = feats[0].shape[0]
         n_in = len(feats)
-        tokens, pos, points, shapes = [], [], [], []
+        tokens, pos, points, sizes, shapes = [], [], [], [], []
         for i in range(self.num_levels):
             lvl = n_in - i - 1
             feat = feats[lvl]
-            h, w = int(feat.shape[2]), int(feat.shape[3])
             x = self.input_convs[i](feat)
             p = _promoted_sum(self.level_encoding.weight[i].view(1, -1, 1, 1),
                               sine_position_encoding(feat, self.pos_num_feats))
             tokens.append(x.flatten(2).permute(0, 2, 1))
             pos.append(p.flatten(2).permute(0, 2, 1))
-            points.append(reference_points(h, w, self.strides[lvl], feat.device))
-            shapes.append((h, w))
+            pts, wh = reference_points(feat, self.strides[lvl])
+            points.append(pts)
+            sizes.append(wh)
+            shapes.append((feat.shape[2], feat.shape[3]))  # not int(): symbolic when exported
         x = torch.cat(tokens, dim=1)
         pos = torch.cat(pos, dim=1)
         ref = torch.cat(points, dim=0)[None, :, None].repeat(n, 1, self.num_levels, 1)
+        normalizer = torch.stack(sizes)
         for layer in self.encoder.layers:
-            x = layer(x, pos, ref, shapes)
+            x = layer(x, pos, ref, shapes, normalizer)
         memory = x.permute(0, 2, 1)
         outs = [m.reshape(n, -1, h, w) for m, (h, w) in zip(memory.split([h * w for h, w in shapes], dim=-1), shapes)]
         for i in range(n_in - self.num_levels - 1, -1, -1):
@@ -346,12 +350,11 @@ class Mask2FormerHead(nn.Module):
         mask_feature, maps = self.pixel_decoder(features)
         memories, memory_pos, sizes = [], [], []
         for i in range(self.num_levels):
-            h, w = int(maps[i].shape[2]), int(maps[i].shape[3])
             memories.append(self.decoder_input_projs[i](maps[i]).flatten(2).permute(0, 2, 1)
                             + self.level_embed.weight[i].view(1, 1, -1))
             pos = sine_position_encoding(maps[i], self.cfg.pos_num_feats)
             memory_pos.append(pos.to(torch.promote_types(pos.dtype, maps[i].dtype)).flatten(2).permute(0, 2, 1))
-            sizes.append((h, w))
+            sizes.append(maps[i].shape[-2:])  # not int(): symbolic when exported
         query = self.query_feat.weight.unsqueeze(0).repeat((n, 1, 1))
         query_pos = self.query_embed.weight.unsqueeze(0).repeat((n, 1, 1))
         cls_pred, mask_pred, attn_mask = self._predict_masks(query, mask_feature, sizes[0])
