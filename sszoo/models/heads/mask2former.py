@@ -20,9 +20,11 @@ CVPR 2022), as MMSegmentation 1.2.2 builds it (its ``Mask2FormerHead`` wraps MMD
 Numerics follow the reference where it leaves float64: the sine position encodings and the pixel decoder's
 reference points are computed in float32 whatever the model's dtype (as MMDetection does), then promoted.
 Attention is the explicit ``softmax(q k^T * sqrt(1/d)) v`` of ``torch.nn.MultiheadAttention`` with
-``need_weights`` (what the reference runs), not ``F.scaled_dot_product_attention``: with an attention mask
-thresholded from the previous layer a 1e-13 difference can move a key across the threshold only with
-vanishing probability, but float64 parity asks for the same operations anyway.
+``need_weights`` (what the reference runs; the float64 goldens then match bit for bit), not
+``F.scaled_dot_product_attention``. The thresholded attention masks make the float32 forward sensitive: a mask
+logit within float32 rounding of 0 can flip one key, which moves the output by about 1% of its scale. Shapes
+are taken from the maps without ``int()`` (position encodings and reference points from cumulative sums of
+ones, exact), so the head exports to ONNX (opset 17: GridSample) and ``torch.export`` with symbolic H and W.
 
 Keys: ``pixel_decoder.{input_convs,encoder.layers,level_encoding,lateral_convs,output_convs,mask_feature}``,
 ``transformer_decoder.{layers.{i}.{self_attn,cross_attn}.attn.*,ffn,norms},post_norm}``, ``query_embed``,
