@@ -84,9 +84,15 @@ class MatrixAdaptiveAvgPool2d(nn.Module):
 def make_exportable(model: nn.Module) -> nn.Module:
     """A copy of ``model`` in eval mode, without the auxiliary head, whose adaptive poolings ONNX can express.
 
-    Global pooling (one bin) stays as it is: ONNX has ``GlobalAveragePool`` for it.
+    Global pooling (one bin) stays as it is: ONNX has ``GlobalAveragePool`` for it. Modules that draw random
+    numbers in every forward (SegNeXt's NMF bases) are fixed to one draw from the global generator by their
+    ``make_deterministic``: ONNX's random operators cannot give PyTorch's numbers, so the exported network is
+    that fixed-draw copy, which the check compares with.
     """
     model = copy.deepcopy(model).eval()
+    for m in model.modules():
+        if callable(getattr(m, "make_deterministic", None)):
+            m.make_deterministic()
     if getattr(model, "auxiliary_head", None) is not None and hasattr(model, "drop_auxiliary_head"):
         model.drop_auxiliary_head()  # training-only; keeps the graph and the file smaller
     for parent in list(model.modules()):

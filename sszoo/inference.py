@@ -52,6 +52,9 @@ class Protocol:
         window_softmax: in slide mode, turn each window's logits into softmax probabilities before they
             are summed and averaged (sssegmentation's ``use_probs_before_resize``, set by its Pascal Context
             configs); MMSegmentation sums logits. Ignored in whole mode.
+        size_divisor: pad the normalised input at the bottom and right with zeros to a multiple of this
+            before the network, and crop the padding off its logits (MMSegmentation's data preprocessor
+            ``test_cfg.size_divisor``: SegNeXt, Mask2Former, SAN configs use 32).
     """
 
     scale: Optional[tuple[int, int]] = None
@@ -65,6 +68,7 @@ class Protocol:
     msflip_ratios: tuple[float, ...] = MSFLIP_RATIOS
     resize_logits_once: bool = False
     window_softmax: bool = False
+    size_divisor: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("whole", "slide"):
@@ -75,6 +79,8 @@ class Protocol:
                                  "Protocol(mode='slide', crop=(769, 769), stride=(513, 513))")
             if min(self.crop) < 1 or min(self.stride) < 1:
                 raise ValueError(f"crop and stride must be positive, got crop={self.crop} stride={self.stride}")
+        if self.size_divisor is not None and self.size_divisor < 1:
+            raise ValueError(f"size_divisor must be a positive integer or None, got {self.size_divisor!r}")
         if self.scale is not None and (len(self.scale) != 2 or min(self.scale) < 1):
             raise ValueError(f"scale must be two positive integers, got {self.scale!r}")
 
@@ -87,7 +93,8 @@ class Protocol:
                    align_corners=t.align_corners, mean=tuple(t.mean), std=tuple(t.std),
                    msflip_ratios=tuple(getattr(t, "msflip_ratios", MSFLIP_RATIOS)),
                    resize_logits_once=bool(getattr(t, "resize_logits_once", False)),
-                   window_softmax=bool(getattr(t, "window_softmax", False)))
+                   window_softmax=bool(getattr(t, "window_softmax", False)),
+                   size_divisor=getattr(t, "size_divisor", None))
 
     def with_(self, **changes: Any) -> "Protocol":
         """A copy with some fields changed, e.g. ``protocol.with_(mode="whole")``."""
@@ -489,6 +496,10 @@ def _prepare(im: torch.Tensor, size: tuple[int, int], dev: torch.device, mean: t
 
 def _logits(model, x, protocol, precision, batch_size, size: tuple[int, int], tick=None) -> torch.Tensor:
     """Logits of the prepared batch ``x`` at the images' original ``size``."""
+    h, w = x.shape[-2:]
+    d = protocol.size_divisor
+    if d and (h % d or w % d):  # the reference pads the normalised batch and crops the logits before resizing
+        x = F.pad(x, (0, (-w) % d, 0, (-h) % d), value=0.0)
     if protocol.mode == "slide":
         logits = _slide(model, x, protocol, precision, None, batch_size, tick)
     else:
@@ -498,6 +509,8 @@ def _logits(model, x, protocol, precision, batch_size, size: tuple[int, int], ti
             logits = _forward(model, x, precision)
         if tick is not None:
             tick(x.shape[0])
+    if tuple(logits.shape[-2:]) != (h, w) and d:
+        logits = logits[..., :h, :w]
     return _to_size(logits, size, protocol.align_corners)
 
 

@@ -53,6 +53,8 @@ def randomise_like_oracle(model: nn.Module, seed: int, calib_shape: tuple[int, i
             model.double().eval()
             for m in bns:
                 m.train()
+            # the oracle seeds the global generator for its calibration forward (SegNeXt's NMF draws from it)
+            torch.manual_seed(seed + 3)
             model(calib.double())  # backbone + decode head, as the oracle's encode_decode
             model.float()
         else:

@@ -213,3 +213,38 @@ def test_window_progress_only_on_a_terminal(small, monkeypatch, capsys):
     assert "\r" in err and "6/6 windows" in err and err.endswith("\n")
     infer(model, img, p, batch_size=1, progress=False)
     assert capsys.readouterr().err == ""
+
+
+class _GlobalMean(torch.nn.Module):
+    """Every output pixel is the mean over all input pixels: zero padding visibly lowers it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3), keepdim=True).expand(-1, -1, *x.shape[2:]).contiguous()
+
+
+def test_size_divisor_pads_the_normalised_input_and_crops_the_logits():
+    # 37 x 45 pads to 64 x 64 (MMSegmentation's test_cfg.size_divisor=32): the mean of the normalised image
+    # over the padded area, i.e. sum / (64 * 64), at every pixel of the original size
+    img = torch.randint(0, 256, (3, 37, 45), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    mean, std = (120.0, 110.0, 100.0), (50.0, 60.0, 70.0)
+    x = (img.double() - torch.tensor(mean, dtype=torch.float64)[:, None, None]) / torch.tensor(std)[:, None, None]
+    expected = x.sum(dim=(1, 2)) / (64 * 64)
+    out = infer(_GlobalMean(), img, Protocol(mean=mean, std=std, size_divisor=32), output="logits")
+    assert out.shape == (3, 37, 45)
+    torch.testing.assert_close(out[:, 0, 0].double(), expected, rtol=1e-5, atol=1e-6)
+    assert bool((out == out[:, :1, :1]).all())
+    # without it: the plain mean; and sizes already divisible are not padded
+    plain = infer(_GlobalMean(), img, Protocol(mean=mean, std=std), output="logits")
+    torch.testing.assert_close(plain[:, 0, 0].double(), x.mean(dim=(1, 2)), rtol=1e-5, atol=1e-6)
+    img64 = torch.zeros(3, 64, 32, dtype=torch.uint8)
+    same = infer(_GlobalMean(), img64, Protocol(mean=mean, std=std, size_divisor=32), output="logits")
+    torch.testing.assert_close(same[:, 0, 0].double(), -torch.tensor(mean, dtype=torch.float64) / torch.tensor(std),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_segnext_entries_test_with_size_divisor_32():
+    from sszoo.registry import get_entry, list_models
+
+    names = list_models("segnext*")
+    assert names and all(Protocol.from_entry(get_entry(n)).size_divisor == 32 for n in names)
+    assert Protocol.from_entry(get_entry(list_models("pspnet*")[0])).size_divisor is None

@@ -52,8 +52,13 @@ def test_logits_match_reference(case, tmp_path):
     if "n_params" in info:
         assert sum(p.numel() for p in model.parameters()) == info["n_params"]
     scale = max(1.0, ref.abs().max().item())
+    # the oracle seeds the global generator before its forward: the same numbers for a model that draws from it
+    # there (SegNeXt's NMF bases); the others draw nothing in eval mode
+    forward_seed = info.get("forward_seed", info["seed"] + 2)
     with torch.no_grad():
+        torch.manual_seed(forward_seed)
         out32 = model(x.float())
+        torch.manual_seed(forward_seed)
         out = model.double()(x)
     n = info.get("logits_stride", 1)  # a strided golden keeps every n-th row and column of the logits
     out, out32 = out[..., ::n, ::n], out32[..., ::n, ::n]

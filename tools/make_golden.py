@@ -195,6 +195,17 @@ CASES = {
     "segmenter_vit_t_mask": ("segmenter_vit-t_mask_8xb1-160k_ade20k-512x512", ["--height", "37", "--width", "51", "--batch", "2", "--num-classes", "5"]),
     "slide_segmenter_vit_t_mask": ("segmenter_vit-t_mask_8xb1-160k_ade20k-512x512", ["--mode", "slide", "--height", "50", "--width", "71", "--crop", "40", "--stride", "27", "--num-classes", "4"]),
     "dpt_vit_b16": ("dpt_vit-b16_8xb2-160k_ade20k-512x512", ["--height", "45", "--width", "59", "--num-classes", "4"]),
+    # SegNeXt (MSCAN + LightHamHead; the ADE20K configs test in whole mode). MSCAN-T at 49 x 69: the stem's two
+    # stride-2 convs give 13 x 18, then 7 x 9, 4 x 5, 2 x 3, so the head resizes 4 x 5 and 2 x 3 to 7 x 9 and its NMF
+    # factorises 63 pixels. Its random bases come from the global generator, seeded as tools/oracle_dump64.py does
+    # (forward_seed, calib_seed in the info). Batch 2 with MSCAN-S (other widths and depths) at 33 x 45.
+    "segnext_mscan_t": ("segnext_mscan-t_1xb16-adamw-160k_ade20k-512x512", ["--height", "49", "--width", "69", "--num-classes", "5"]),
+    "segnext_mscan_s_b2": ("segnext_mscan-s_1xb16-adamw-160k_ade20k-512x512", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
+    # K-Net (IterativeDecodeHead: 3 kernel update stages over an FCN kernel generator, ResNetV1c-50-D8 + FCN
+    # auxiliary head). 41 x 57 gives 6 x 8 features; 5 classes are 5 kernels attending to each other. Batch 2 (one
+    # kernel set and one conv per sample) with the UPerNet generator at 33 x 45.
+    "knet_s3_r50_d8_fcn": ("knet-s3_r50-d8_fcn_8xb2-adamw-80k_ade20k-512x512", ["--height", "41", "--width", "57", "--num-classes", "5"]),
+    "knet_s3_r50_d8_upernet_b2": ("knet-s3_r50-d8_upernet_8xb2-adamw-80k_ade20k-512x512", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
     # Mask2Former (R-50; the configs test in whole mode). 49 x 69: ResNet maps 13 x 18, 7 x 9, 4 x 5, 2 x 3, so the
     # deformable attention samples three odd-sized levels (many points fall outside and read zeros), the FPN step
     # upsamples 7 x 9 to 13 x 18, the masked cross-attention cycles over 2 x 3, 4 x 5, 7 x 9 keys, and predict

@@ -533,6 +533,8 @@ def arch_from_mmseg(model: Cfg) -> Cfg:
     if isinstance(decode, list):  # a cascade's point selection is in the segmentor's train/test cfg (PointRend)
         decode = [dict(h, train_cfg=model.get("train_cfg"), test_cfg=model.get("test_cfg")) for h in decode]
     last = decode[-1] if isinstance(decode, list) else decode
+    # K-Net's IterativeDecodeHead has its class count and align_corners in its kernel generator
+    last = last.get("kernel_generate_head", last)
     neck = model.get("neck")
     align_corners = bool(last.get("align_corners", False))
     aux = _heads(model.get("auxiliary_head"), "head")
@@ -878,6 +880,100 @@ def _dpt(h: Cfg) -> Cfg:
 
 
 HEADS.update({"SegmenterMaskTransformerHead": _segmenter_mask, "DPTHead": _dpt})
+# ------------------------------------------------------------------------------------- SegNeXt (segnext)
+
+
+def _kernels(v: list) -> list:
+    return [int(k) if isinstance(k, int) else [int(x) for x in k] for k in v]
+
+
+def _mscan(b: Cfg) -> Cfg:
+    # init_cfg / pretrained only change initialisation; the stem always takes 3 channels
+    _rgb_only(b)
+    norm = dict(b.get("norm_cfg") or {"type": "SyncBN"})
+    norm.pop("requires_grad", None)
+    if norm.get("type") not in ("BN", "SyncBN") or set(norm) != {"type"}:
+        raise Unsupported(f"sszoo's MSCAN has BatchNorms with the default eps and momentum, not {b.get('norm_cfg')}")
+    if (b.get("act_cfg") or {"type": "GELU"}) != {"type": "GELU"}:
+        raise Unsupported(f"sszoo's MSCAN uses GELU, not {b['act_cfg']}")
+    depths = [int(d) for d in b.get("depths", (3, 4, 6, 3))]
+    sizes = _kernels(b.get("attention_kernel_sizes", [5, [1, 7], [1, 11], [1, 21]]))
+    pads = _kernels(b.get("attention_kernel_paddings", [2, [0, 3], [0, 5], [0, 10]]))
+    if int(b.get("num_stages", 4)) != len(depths) or len(sizes) != 4 or len(pads) != 4:
+        raise Unsupported("sszoo's MSCAN builds one stage per depth and MSCA's 5x5 + three strip branches")
+    return dict(kind="mscan", embed_dims=[int(c) for c in b.get("embed_dims", (64, 128, 256, 512))],
+                mlp_ratios=[float(r) for r in b.get("mlp_ratios", (4, 4, 4, 4))], depths=depths,
+                attention_kernel_sizes=sizes, attention_kernel_paddings=pads,
+                drop_rate=float(b.get("drop_rate", 0.0)), drop_path_rate=float(b.get("drop_path_rate", 0.0)))
+
+
+def _light_ham(h: Cfg) -> Cfg:
+    norm = dict(h.get("norm_cfg") or {})
+    norm.pop("requires_grad", None)
+    if norm.get("type") != "GN" or set(norm) != {"type", "num_groups"}:
+        raise Unsupported(f"sszoo's LightHamHead has GroupNorms (eps 1e-5), not {h.get('norm_cfg')}")
+    if (h.get("act_cfg") or {"type": "ReLU"}) != {"type": "ReLU"} or h.get("conv_cfg"):
+        raise Unsupported("sszoo's LightHamHead has plain convs and ReLU")
+    ham = h.get("ham_kwargs") or {}
+    if not ham.get("rand_init", True):
+        # the reference then registers a 'bases' buffer in its first forward: a state dict that changes
+        raise Unsupported("LightHamHead with rand_init=False")
+    # ham_kwargs' inv_t is overridden to 1 by the reference's NMF2D, so it changes nothing
+    return dict(kind="light_ham", **{**multi_head(h), **loss_fields(h)}, ham_channels=int(h.get("ham_channels", 512)),
+                md_s=int(ham.get("MD_S", 1)), md_r=int(ham.get("MD_R", 64)), train_steps=int(ham.get("train_steps", 6)),
+                eval_steps=int(ham.get("eval_steps", 7)), num_groups=int(norm["num_groups"]))
+
+
+BACKBONES.update({"MSCAN": _mscan})
+HEADS.update({"LightHamHead": _light_ham})
+# ------------------------------------------------------------------------------------------ K-Net (knet)
+
+_KNET_GENERATORS = ("fcn", "psp", "aspp", "uper")
+
+
+def _knet_stage(u: Cfg) -> Cfg:
+    """One KernelUpdateHead's arguments (refusing the variants sszoo does not build)."""
+    relu = {"type": "ReLU", "inplace": True}
+    ft = u.get("feat_transform_cfg")
+    if (u.get("type", "KernelUpdateHead") != "KernelUpdateHead" or int(u.get("feat_gather_stride", 1)) != 1
+            or int(u.get("mask_transform_stride", 1)) != 1 or dict(u.get("act_cfg") or relu) != relu
+            or dict(u.get("ffn_act_cfg") or relu) != relu):
+        raise Unsupported(f"sszoo's KernelUpdateHead has stride-1 gathering and ReLUs only, not {u}")
+    if ft is not None and (dict(ft) != {"conv_cfg": {"type": "Conv2d"}, "act_cfg": None}):
+        raise Unsupported(f"sszoo's KernelUpdateHead transforms features by a biased 1x1 conv only, not {ft}")
+    k = dict(u.get("kernel_updator_cfg") or {})
+    if (k.get("type") != "KernelUpdator" or dict(k.get("norm_cfg") or {"type": "LN"}) != {"type": "LN"}
+            or dict(k.get("act_cfg") or relu) != relu):
+        raise Unsupported(f"sszoo's K-Net has the KernelUpdator with LayerNorms and ReLU only, not {k}")
+    in_channels = int(k.get("in_channels", 256))
+    return dict(in_channels=int(u.get("in_channels", 256)), out_channels=int(u.get("out_channels", 256)),
+                num_heads=int(u.get("num_heads", 8)), feedforward_channels=int(u.get("feedforward_channels", 2048)),
+                num_ffn_fcs=int(u.get("num_ffn_fcs", 2)), num_mask_fcs=int(u.get("num_mask_fcs", 3)),
+                conv_kernel_size=int(u.get("conv_kernel_size", 1)), feat_transform=ft is not None,
+                with_ffn=bool(u.get("with_ffn", True)), dropout=float(u.get("dropout", 0.0)),
+                updator_in_channels=in_channels, updator_feat_channels=int(k.get("feat_channels", 64)),
+                updator_out_channels=int(k.get("out_channels") or in_channels),
+                gate_sigmoid=bool(k.get("gate_sigmoid", True)), gate_norm_act=bool(k.get("gate_norm_act", False)),
+                activate_out=bool(k.get("activate_out", False)))
+
+
+def _knet(h: Cfg) -> Cfg:
+    gen_cfg = h["kernel_generate_head"]
+    gen = _head(gen_cfg, "head")
+    if gen["kind"] not in _KNET_GENERATORS or "input_transform" in gen:
+        raise Unsupported(f"sszoo's K-Net generates kernels with an FCN, PSP, ASPP or UPerNet head, not {gen_cfg['type']}")
+    if gen_cfg.get("align_corners"):
+        raise Unsupported("K-Net's kernel update heads resize with align_corners=False; a generator with True differs")
+    stages = [_knet_stage(u) for u in h["kernel_update_head"]]
+    if len(stages) != int(h["num_stages"]) or any(s != stages[0] for s in stages):
+        raise Unsupported("sszoo's K-Net has num_stages identical kernel update heads")
+    if stages[0]["in_channels"] != gen["channels"]:
+        raise Unsupported("the kernel update heads' in_channels must be the generator's channels")
+    return dict(kind="knet", kernel_generate_head=gen, num_stages=len(stages), **stages[0],
+                loss_weight=gen.get("loss_weight", 1.0))
+
+
+HEADS.update({"IterativeDecodeHead": _knet})
 # ------------------------------------------------------------------------ Mask2Former (mask classification)
 
 

@@ -51,6 +51,25 @@ def _point_sample_in_input_dtype() -> None:
     point_head.point_sample = point_sample
 
 
+def _matrix_decomposition_in_input_dtype() -> None:
+    """SegNeXt's NMF draws its initial bases with ``torch.rand`` in the default dtype (float32) and multiplies
+    them with the map, which fails on a float64 map: in float64 cast the normalised bases to the map's dtype
+    as the iterations start (a no-op in float32). The draw itself (its numbers and its place in the global
+    generator's sequence) is unchanged; sszoo's NMF2D casts at the same point."""
+    from mmseg.models.decode_heads import ham_head
+
+    base = ham_head.Matrix_Decomposition_2D_Base
+    original = base.local_inference
+    if getattr(original, "casts_bases", False):
+        return
+
+    def local_inference(self, x, bases):
+        return original(self, x, bases.to(x.dtype))
+
+    local_inference.casts_bases = True
+    base.local_inference = local_inference
+
+
 def draw_parameters(module, g: torch.Generator) -> None:
     """The shared script's seeded parameters, drawn in registration order: He-scaled weights, BN affine a
     little off identity."""
@@ -129,6 +148,7 @@ def main():
     D = dump_module()  # the shared oracle script: config lookup, fixed-size checks, head lists
     register_all_modules()
     _point_sample_in_input_dtype()
+    _matrix_decomposition_in_input_dtype()
     cfg = Config.fromfile(D.find_config(a.config))
     mcfg = cfg.model
     mcfg.pop("pretrained", None)
@@ -143,7 +163,11 @@ def main():
         for head in ("decode_head", "auxiliary_head"):
             for h in (mcfg.get(head) if isinstance(mcfg.get(head), list) else [mcfg.get(head)]):
                 # STDC's detail head is binary (boundary or not) whatever the segmentation's class count
-                if isinstance(h, dict) and h.get("type") != "STDCHead":
+                if isinstance(h, dict) and h.get("type") == "IterativeDecodeHead":
+                    # K-Net's head takes no class count: its kernel generator and update heads have one
+                    for inner in [h.kernel_generate_head] + list(h.kernel_update_head):
+                        inner.num_classes = a.num_classes
+                elif isinstance(h, dict) and h.get("type") != "STDCHead":
                     h.num_classes = a.num_classes
     fixed = D.check_input_size(mcfg, a)
     tc = dict(mcfg.get("test_cfg") or {})

@@ -219,9 +219,10 @@ def expected_state(arch) -> dict[str, torch.Tensor]:
 
 
 def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> Optional[int]:
-    """The class count a checkpoint was trained for: the outputs of its (first) decode head's classifier, or for
-    Segmenter's mask transformer (no ``conv_seg``) its class embeddings (1 x K x D)."""
-    for key in ("decode_head.conv_seg.weight", "decode_head.0.conv_seg.weight"):
+    """The class count a checkpoint was trained for: the outputs of its (first) decode head's classifier (for K-Net
+    its kernel generator's), or for Segmenter's mask transformer (no ``conv_seg``) its class embeddings (1 x K x D)."""
+    for key in ("decode_head.conv_seg.weight", "decode_head.0.conv_seg.weight",
+                "decode_head.kernel_generate_head.conv_seg.weight"):
         if key in state:
             return int(state[key].shape[0])
     if "decode_head.cls_emb" in state:

@@ -47,6 +47,10 @@ HEADS.update({H.SegformerHeadConfig: H.SegformerHead})
 BACKBONES.update({B.BEiTConfig: B.BEiT, B.MAEConfig: B.MAE})
 NECKS.update({N.Feature2PyramidConfig: N.Feature2Pyramid})
 HEADS.update({H.SegmenterMaskHeadConfig: H.SegmenterMaskTransformerHead, H.DPTHeadConfig: H.DPTHead})
+# SegNeXt, K-Net
+BACKBONES.update({B.MSCANConfig: B.MSCAN})
+HEADS.update({H.LightHamHeadConfig: H.LightHamHead})
+HEADS.update({H.KNetHeadConfig: H.KNetHead})
 HEADS.update({H.Mask2FormerHeadConfig: H.Mask2FormerHead, H.MaskFormerHeadConfig: H.MaskFormerHead})
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:

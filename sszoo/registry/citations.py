@@ -364,6 +364,26 @@ CITATIONS["ranftl2021vision"] = """@inproceedings{ranftl2021vision,
   year={2021}
 }"""
 METHOD_CITATION.update({"dpt": "ranftl2021vision"})
+# SegNeXt (MSCAN backbone + LightHamHead)
+CITATIONS["guo2022segnext"] = """@inproceedings{guo2022segnext,
+  title={SegNeXt: Rethinking Convolutional Attention Design for Semantic Segmentation},
+  author={Guo, Meng-Hao and Lu, Cheng-Ze and Hou, Qibin and Liu, Zhengning and Cheng, Ming-Ming and Hu, Shi-Min},
+  booktitle={Advances in Neural Information Processing Systems},
+  volume={35},
+  pages={1140--1156},
+  year={2022}
+}"""
+METHOD_CITATION.update({"segnext": "guo2022segnext"})
+# K-Net (IterativeDecodeHead over FCN/PSP/ASPP/UPerNet kernel generators)
+CITATIONS["zhang2021knet"] = """@inproceedings{zhang2021knet,
+  title={K-Net: Towards Unified Image Segmentation},
+  author={Zhang, Wenwei and Pang, Jiangmiao and Chen, Kai and Loy, Chen Change},
+  booktitle={Advances in Neural Information Processing Systems},
+  volume={34},
+  pages={10326--10338},
+  year={2021}
+}"""
+METHOD_CITATION.update({"knet": "zhang2021knet"})
 
 # mask classification: Mask2Former and MaskFormer
 CITATIONS.update({

@@ -45,6 +45,8 @@ class TestProtocol:
     resize_logits_once: bool = False
     # slide mode: softmax each window's logits before summing them (sssegmentation's use_probs_before_resize)
     window_softmax: bool = False
+    # pad the normalised input to a multiple of this and crop the logits (the data preprocessor's test_cfg)
+    size_divisor: Optional[int] = None
 
 
 @dataclass(frozen=True)

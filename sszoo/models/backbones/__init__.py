@@ -37,3 +37,7 @@ __all__ += ["MiTConfig", "MixVisionTransformer"]
 # BEiT and MAE (relative position bias, layer scales; fixed input size)
 from .beit import BEiT, BEiTConfig, MAE, MAEConfig  # noqa: E402
 __all__ += ["BEiT", "BEiTConfig", "MAE", "MAEConfig"]
+# SegNeXt
+from .mscan import MSCAN, MSCANConfig
+
+__all__ += ["MSCAN", "MSCANConfig"]

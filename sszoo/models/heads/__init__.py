@@ -49,6 +49,12 @@ __all__ += ["SegformerHead", "SegformerHeadConfig"]
 from .segmenter import SegmenterMaskHeadConfig, SegmenterMaskTransformerHead  # noqa: E402
 from .dpt import DPTHead, DPTHeadConfig  # noqa: E402
 __all__ += ["SegmenterMaskTransformerHead", "SegmenterMaskHeadConfig", "DPTHead", "DPTHeadConfig"]
+from .ham_head import LightHamHead, LightHamHeadConfig
+
+__all__ += ["LightHamHead", "LightHamHeadConfig"]
+from .knet import KNetHead, KNetHeadConfig
+
+__all__ += ["KNetHead", "KNetHeadConfig"]
 from .mask2former import Mask2FormerHead, Mask2FormerHeadConfig
 __all__ += ["Mask2FormerHead", "Mask2FormerHeadConfig"]
 from .maskformer import MaskFormerHead, MaskFormerHeadConfig

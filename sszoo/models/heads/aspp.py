@@ -55,5 +55,9 @@ class ASPPHead(ClassifierHead):
         outs += [branch(x) for branch in self.aspp_modules]
         return self.bottleneck(torch.cat(outs, dim=1))
 
+    def forward_feature(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """The features before the classifier (K-Net's kernel generator reads them)."""
+        return self.aspp(features[self.in_index])
+
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        return self.cls_seg(self.aspp(features[self.in_index]))
+        return self.cls_seg(self.forward_feature(features))

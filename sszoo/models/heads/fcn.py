@@ -85,9 +85,13 @@ class FCNHead(ClassifierHead):
                    align_corners=align_corners if cfg.align_corners is None else cfg.align_corners,
                    input_transform=cfg.input_transform)
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+    def forward_feature(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """The features before the classifier (K-Net's kernel generator reads them)."""
         x = select_inputs(features, self.in_index, self.input_transform, self.align_corners)
         out = self.convs(x)
         if self.conv_cat is not None:
             out = self.conv_cat(torch.cat([x, out], dim=1))
-        return self.cls_seg(out)
+        return out
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.cls_seg(self.forward_feature(features))

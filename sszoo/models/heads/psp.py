@@ -40,8 +40,12 @@ class PSPHead(ClassifierHead):
         return cls(cfg.in_channels, cfg.channels, num_classes, in_index=cfg.in_index, pool_scales=cfg.pool_scales,
                    dropout=cfg.dropout, align_corners=align_corners)
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+    def forward_feature(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """The features before the classifier (K-Net's kernel generator reads them)."""
         x = features[self.in_index]
         size = x.shape[2:]
         outs = [x] + [resize(branch(x), size, self.align_corners) for branch in self.psp_modules]
-        return self.cls_seg(self.bottleneck(torch.cat(outs, dim=1)))
+        return self.bottleneck(torch.cat(outs, dim=1))
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.cls_seg(self.forward_feature(features))

@@ -56,6 +56,10 @@ class UPerHead(ClassifierHead):
         return self.bottleneck(torch.cat(outs, dim=1))
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.cls_seg(self.forward_feature(features))
+
+    def forward_feature(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """The features before the classifier (K-Net's kernel generator reads them)."""
         inputs = [features[i] for i in self.in_index]
         laterals = [conv(x) for conv, x in zip(self.lateral_convs, inputs)] + [self._ppm(inputs[-1])]
         # top-down: each level adds the (upsampled) sum of the coarser ones
@@ -64,4 +68,4 @@ class UPerHead(ClassifierHead):
         outs = [conv(x) for conv, x in zip(self.fpn_convs, laterals)] + [laterals[-1]]
         size = outs[0].shape[2:]
         outs = [outs[0]] + [resize(x, size, self.align_corners) for x in outs[1:]]
-        return self.cls_seg(self.fpn_bottleneck(torch.cat(outs, dim=1)))
+        return self.fpn_bottleneck(torch.cat(outs, dim=1))
