@@ -267,6 +267,16 @@ def _paper(key: str) -> str:
     return f"\"{field.get('title', key)}\"" + (f", {venue}" if venue else "") + f" {field.get('year', '')}".rstrip()
 
 
+def _resize_text(rc) -> str:
+    """The recipe's training resize: RandomResize of a base scale by a ratio range or, without a ratio range
+    (Mask2Former's RandomChoiceResize), a random shorter side from the listed sizes."""
+    if rc.ratio_range is None:
+        sides = list(rc.train_scale)
+        return f"random shorter side from {len(sides)} sizes {min(sides)}-{max(sides)}"
+    return (f"random resize of ({rc.train_scale[0]}, {rc.train_scale[1]}) x "
+            f"[{rc.ratio_range[0]:g}, {rc.ratio_range[1]:g}]")
+
+
 def render_card(e: ZooEntry, params: tuple[int, int]) -> str:
     """The markdown of one entry's card."""
     fw_name, fw_url = FRAMEWORK[e.source.framework]
@@ -293,8 +303,7 @@ def render_card(e: ZooEntry, params: tuple[int, int]) -> str:
             f"| crop (h x w) | {rc.crop[0]} x {rc.crop[1]} |", f"| batch | {batch} |", f"| schedule | {schedule} |",
             f"| optimizer | {_optimizer_text(rc)} |",
             f"| lr schedule | {_schedule_text(rc)} |",
-            f"| augmentation | random resize of ({rc.train_scale[0]}, {rc.train_scale[1]}) x "
-            f"[{rc.ratio_range[0]:g}, {rc.ratio_range[1]:g}], random crop (cat_max_ratio {rc.cat_max_ratio:g}), "
+            f"| augmentation | {_resize_text(rc)}, random crop (cat_max_ratio {rc.cat_max_ratio:g}), "
             f"horizontal flip |",
             f"| auxiliary loss weight | {rc.aux_loss_weight:g} |", f"| precision | {prec} |",
             f"| pretrained backbone | {rc.pretrained_backbone or '-'} |", "",
