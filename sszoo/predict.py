@@ -34,6 +34,7 @@ from .data.io import ImageReadError, read_rgb8
 
 from .cliargs import check_checkpoint_file, check_device, one_line, one_line_warnings, parse_pair
 from .hub import CheckpointError, load_pretrained, load_state_dict_strict
+from .hub.checkpoint import checkpoint_num_classes
 from .inference import PRECISIONS, Protocol, infer
 from .models import Segmentor, build_model
 from .registry import get_entry
@@ -65,11 +66,10 @@ def load_model(name: str, weights: Weights = True, *, num_classes: Optional[int]
     else:
         check_checkpoint_file(weights)  # a text file saved as .pth: one line instead of an unpickler traceback
         state = load_pretrained(entry, weights)
-        classifier = state.get("decode_head.conv_seg.weight")
-        if classifier is None:
+        found = checkpoint_num_classes(state)  # decode_head.conv_seg (or a mask classifier's cls_embed)
+        if found is None:
             raise CheckpointError(f"checkpoint {weights!r} has no decode_head.conv_seg.weight: it is not a "
                                   f"{entry.arch_name} segmentation checkpoint (a backbone-only file?)")
-        found = int(classifier.shape[0])
         if num_classes is not None and num_classes != found:
             raise CheckpointError(f"--num-classes {num_classes} does not match the checkpoint's classifier, which "
                                   f"has {found} classes; omit --num-classes to use the checkpoint's")

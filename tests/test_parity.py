@@ -20,6 +20,13 @@ WHOLE = [c for c in cases() if not c.startswith("slide_")]
 # input MMSegmentation's own float32 forward misses its float64 logits by 0.2 of the scale, and the thread
 # count alone moves sszoo's float32 logits by 2e-3. Its parity is the float64 check above.
 FLOAT32_BOUND = {"resnest": 0.25}  # one thread (pytest-xdist workers) measured 0.11 of the scale
+# Mask2Former (by decode-head kind) thresholds the previous layer's mask logits into the next cross-attention's
+# mask: float32 rounding (~3e-3 on logits of ~50) moves a key across the threshold wherever a logit is that near 0,
+# and one such flip moves the output by 0.5-2% of the scale (measured by flipping one entry in float64); the two
+# goldens measure 8e-4 and 7e-4 here, but another CPU's float32 rounding may flip an entry. Float64 is exact (0).
+# MaskFormer has no threshold, but its random DETR decoder amplifies float32 rounding to 1.7e-3-1.8e-3 of the scale
+# on the batch-2 golden (1 and 2 threads; 6e-4 on the other), too near the default 2e-3 to hold on every CPU.
+FLOAT32_HEAD_BOUND = {"mask2former": 0.05, "maskformer": 5e-3}
 # In float64 too it stays about 1e-6 of the scale (measured 5.8e-7 to 1.8e-6) rather than the others' 1e-13.
 # The cause is not traced yet; a likely one is its attention BatchNorms, calibrated on two pooled values per
 # channel, where one float32 ulp of a variance (the calibrated statistics are rounded to float32) is amplified
@@ -61,5 +68,6 @@ def test_logits_match_reference(case, tmp_path):
     bound64 = FLOAT64_BOUND.get(arch.backbone.kind, 1e-8) * scale
     assert diff <= bound64, f"{case}: float64 max|diff| {diff:.2e} > {bound64:.2e}"
     diff32 = (out32.double() - ref).abs().max().item()
-    bound32 = FLOAT32_BOUND.get(arch.backbone.kind, 2e-3) * scale
+    head_kind = getattr(arch.decode_heads[-1], "kind", "")
+    bound32 = FLOAT32_BOUND.get(arch.backbone.kind, FLOAT32_HEAD_BOUND.get(head_kind, 2e-3)) * scale
     assert diff32 <= bound32, f"{case}: float32 max|diff| {diff32:.2e} > {bound32:.2e}"

@@ -213,6 +213,16 @@ CASES = {
     # (STRIDED) to stay small.
     "san_vit_b16": ("san-vit-b16_coco-stuff164k-640x640", ["--height", "129", "--width", "161", "--num-classes", "5"]),
     "san_vit_b16_b2": ("san-vit-b16_coco-stuff164k-640x640", ["--height", "97", "--width", "113", "--batch", "2", "--num-classes", "4"]),
+    # Mask2Former (R-50; the configs test in whole mode). 49 x 69: ResNet maps 13 x 18, 7 x 9, 4 x 5, 2 x 3, so the
+    # deformable attention samples three odd-sized levels (many points fall outside and read zeros), the FPN step
+    # upsamples 7 x 9 to 13 x 18, the masked cross-attention cycles over 2 x 3, 4 x 5, 7 x 9 keys, and predict
+    # resizes the 13 x 18 masks to 49 x 69 before the sigmoid. Batch 2 at 33 x 45 (9 x 12 ... 2 x 2), Cityscapes.
+    "mask2former_r50_ade": ("mask2former_r50_8xb2-160k_ade20k-512x512", ["--height", "49", "--width", "69", "--num-classes", "5"]),
+    "mask2former_r50_cs_b2": ("mask2former_r50_8xb2-90k_cityscapes-512x1024", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
+    # MaskFormer (R-50; whole mode): the FPN's nearest upsamplings 2 x 3 -> 4 x 5 -> 7 x 9 -> 13 x 18 miss the
+    # finer odd sizes; the DETR decoder attends the 2 x 3 stride-32 map; batch 2 at 33 x 45 (2 x 2 memory)
+    "maskformer_r50_ade": ("maskformer_r50-d32_8xb2-160k_ade20k-512x512", ["--height", "49", "--width", "69", "--num-classes", "5"]),
+    "maskformer_r50_ade_b2": ("maskformer_r50-d32_8xb2-160k_ade20k-512x512", ["--height", "33", "--width", "45", "--batch", "2", "--num-classes", "4", "--seed", "1"]),
 }
 
 # Cases whose full golden would be megabytes (LRASPP's 385 px minimum: ~6 MB at float64): they keep the logits at

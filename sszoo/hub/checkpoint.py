@@ -227,12 +227,16 @@ def checkpoint_num_classes(state: Mapping[str, torch.Tensor]) -> Optional[int]:
             return int(state[key].shape[0])
     if "decode_head.cls_emb" in state:
         return int(state["decode_head.cls_emb"].shape[1])
+    # mask classification (MaskFormer, Mask2Former): the query classifier has one more output, "no object"
+    if "decode_head.cls_embed.weight" in state:
+        return int(state["decode_head.cls_embed.weight"].shape[0]) - 1
     return None
 
 
 def _is_classifier(key: str) -> bool:
-    # Segmenter's class count lives in its class embeddings and the class-wise LayerNorm of its masks
-    return key.endswith(("conv_seg.weight", "conv_seg.bias")) or key in (
+    # Segmenter's class count lives in its class embeddings and the class-wise LayerNorm of its masks;
+    # MaskFormer's / Mask2Former's in the query classifier cls_embed (K + 1 outputs)
+    return key.endswith(("conv_seg.weight", "conv_seg.bias", "cls_embed.weight", "cls_embed.bias")) or key in (
         "decode_head.cls_emb", "decode_head.mask_norm.weight", "decode_head.mask_norm.bias")
 
 

@@ -55,6 +55,7 @@ HEADS.update({H.SegmenterMaskHeadConfig: H.SegmenterMaskTransformerHead, H.DPTHe
 BACKBONES.update({B.MSCANConfig: B.MSCAN})
 HEADS.update({H.LightHamHeadConfig: H.LightHamHead})
 HEADS.update({H.KNetHeadConfig: H.KNetHead})
+HEADS.update({H.Mask2FormerHeadConfig: H.Mask2FormerHead, H.MaskFormerHeadConfig: H.MaskFormerHead})
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:
     return {f.default: c for c in table for f in dataclasses.fields(c) if f.name == "kind"}

@@ -166,7 +166,7 @@ class Segmentor(nn.Module):
         self._check_input(x)
         feats = self.forward_features(x)
         heads = self.decode_heads
-        logits = heads[0].predict(feats)
+        logits = heads[0].predict(feats, **_img_size(heads[0], x))
         for head in heads[1:]:
             logits = head.predict(feats, logits)
         # The 8x upsampling runs in float32 even under autocast: rounding the full-size logits to fp16/bf16
@@ -218,6 +218,14 @@ def _valid(head: nn.Module, valid) -> dict:
     if valid is None or "valid" not in inspect.signature(head.loss).parameters:
         return {}
     return {"valid": valid}
+
+
+def _img_size(head: nn.Module, x: torch.Tensor) -> dict:
+    """``{"img_size": (H, W)}`` of the input for a head whose ``predict`` takes it (Mask2Former's resizes its mask
+    logits to the input before the sigmoid, as the reference's), else nothing."""
+    if "img_size" not in inspect.signature(head.predict).parameters:
+        return {}
+    return {"img_size": tuple(x.shape[2:])}
 
 
 def _logits(output):

@@ -394,3 +394,22 @@ CITATIONS["xu2023side"] = """@inproceedings{xu2023side,
   year={2023}
 }"""
 METHOD_CITATION.update({"san": "xu2023side"})
+# mask classification: Mask2Former and MaskFormer
+CITATIONS.update({
+    "cheng2022masked": """@inproceedings{cheng2022masked,
+  title={Masked-attention Mask Transformer for Universal Image Segmentation},
+  author={Cheng, Bowen and Misra, Ishan and Schwing, Alexander G. and Kirillov, Alexander and Girdhar, Rohit},
+  booktitle={Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern Recognition},
+  pages={1290--1299},
+  year={2022}
+}""",
+    "cheng2021per": """@inproceedings{cheng2021per,
+  title={Per-Pixel Classification is Not All You Need for Semantic Segmentation},
+  author={Cheng, Bowen and Schwing, Alexander G. and Kirillov, Alexander},
+  booktitle={Advances in Neural Information Processing Systems},
+  volume={34},
+  pages={17864--17875},
+  year={2021}
+}""",
+})
+METHOD_CITATION.update({"mask2former": "cheng2022masked", "maskformer": "cheng2021per"})

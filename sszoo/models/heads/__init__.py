@@ -57,3 +57,7 @@ from .knet import KNetHead, KNetHeadConfig
 
 __all__ += ["KNetHead", "KNetHeadConfig"]
 __all__ += ["SideAdapterCLIPHead", "SideAdapterCLIPHeadConfig"]
+from .mask2former import Mask2FormerHead, Mask2FormerHeadConfig
+__all__ += ["Mask2FormerHead", "Mask2FormerHeadConfig"]
+from .maskformer import MaskFormerHead, MaskFormerHeadConfig
+__all__ += ["MaskFormerHead", "MaskFormerHeadConfig"]
