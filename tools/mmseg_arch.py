@@ -776,3 +776,94 @@ def _poolformer(b: Cfg) -> Cfg:
 
 
 BACKBONES.update({"mmpretrain.ConvNeXt": _convnext, "mmpretrain.PoolFormer": _poolformer})
+# ------------------------------------------------------------------------ Mask2Former (mask classification)
+
+
+def _drop_free(cfg: Cfg, keys: tuple[str, ...], what: str) -> None:
+    """Dropout probabilities that must be zero (sszoo's mask-classification heads build none)."""
+    for k in keys:
+        if float(cfg.get(k) or 0.0):
+            raise Unsupported(f"sszoo's {what} has no dropout, not {k}={cfg[k]}")
+
+
+def _ffn(f: Cfg, embed: int, what: str) -> int:
+    """An MMCV FFN of two ReLU layers with identity (the hidden width is returned)."""
+    if (int(f.get("num_fcs", 2)) != 2 or int(f.get("embed_dims", 256)) != embed
+            or (f.get("act_cfg") or {"type": "ReLU"}).get("type") != "ReLU" or not f.get("add_identity", True)
+            or f.get("dropout_layer") or float(f.get("layer_scale_init_value", 0.0))):
+        raise Unsupported(f"sszoo's {what} FFN has two ReLU layers and an identity, not {f}")
+    _drop_free(f, ("ffn_drop",), what)
+    return int(f.get("feedforward_channels", 1024))
+
+
+def _sine(p: Cfg, what: str) -> int:
+    if (not p.get("normalize") or float(p.get("scale", 2 * 3.141592653589793)) != 2 * 3.141592653589793
+            or float(p.get("temperature", 10000)) != 10000 or float(p.get("offset", 0.0))
+            or float(p.get("eps", 1e-6)) != 1e-6 or p.get("type", "SinePositionalEncoding") != "SinePositionalEncoding"):
+        raise Unsupported(f"sszoo's {what} uses the normalised sine position encoding, not {p}")
+    return int(p["num_feats"])
+
+
+def _mask_losses(h: Cfg, num_classes: int) -> Cfg:
+    """The class / mask / dice loss weights and the point sampling of the mask losses (training only)."""
+    cls, mask, dice = h.get("loss_cls") or {}, h.get("loss_mask") or {}, h.get("loss_dice") or {}
+    weights = [float(w) for w in cls.get("class_weight") or [1.0] * (num_classes + 1)]
+    if (cls.get("type") != "mmdet.CrossEntropyLoss" or cls.get("use_sigmoid") or len(weights) != num_classes + 1
+            or any(w != 1.0 for w in weights[:-1]) or mask.get("type") != "mmdet.CrossEntropyLoss"
+            or not mask.get("use_sigmoid") or dice.get("type") != "mmdet.DiceLoss" or not dice.get("use_sigmoid", True)
+            or not dice.get("activate", True) or not dice.get("naive_dice") or float(dice.get("eps", 1.0)) != 1.0
+            or any(x.get("reduction", "mean") != "mean" for x in (cls, mask, dice))):
+        raise Unsupported(f"sszoo's mask-classification losses are softmax CE + sigmoid BCE + naive dice, not {h}")
+    t = h.get("train_cfg") or {}
+    return dict(cls_weight=float(cls.get("loss_weight", 1.0)), mask_weight=float(mask.get("loss_weight", 1.0)),
+                dice_weight=float(dice.get("loss_weight", 1.0)), no_object_weight=weights[-1],
+                num_points=int(t.get("num_points", 12544)), oversample_ratio=float(t.get("oversample_ratio", 3.0)),
+                importance_sample_ratio=float(t.get("importance_sample_ratio", 0.75)))
+
+
+def _mask2former(h: Cfg) -> Cfg:
+    pd, td = h["pixel_decoder"], h["transformer_decoder"]
+    if pd.get("type") != "mmdet.MSDeformAttnPixelDecoder":
+        raise Unsupported(f"sszoo's Mask2FormerHead has the MSDeformAttnPixelDecoder, not {pd.get('type')}")
+    feat = int(h["feat_channels"])
+    levels = int(h.get("num_transformer_feat_level", 3))
+    norm, act = pd.get("norm_cfg") or {}, pd.get("act_cfg") or {"type": "ReLU"}
+    if norm.get("type") != "GN" or act.get("type") != "ReLU":
+        raise Unsupported(f"sszoo's MSDeformAttnPixelDecoder has GroupNorm + ReLU convs, not {norm} / {act}")
+    enc = pd["encoder"]
+    sa, el = enc["layer_cfg"]["self_attn_cfg"], enc["layer_cfg"]
+    if (int(sa.get("num_levels", 4)) != levels or int(sa.get("embed_dims", 256)) != feat or not sa.get("batch_first")
+            or sa.get("norm_cfg") or float(sa.get("value_proj_ratio", 1.0)) != 1.0
+            or (el.get("norm_cfg") or {"type": "LN"}) != {"type": "LN"}):
+        raise Unsupported(f"sszoo's pixel-decoder encoder has no variant {el}")
+    _drop_free(sa, ("dropout",), "MSDeformAttnPixelDecoder")
+    layer = td["layer_cfg"]
+    for a in (layer["self_attn_cfg"], layer["cross_attn_cfg"]):
+        if int(a.get("embed_dims", 256)) != feat or not a.get("batch_first") or a.get("dropout_layer"):
+            raise Unsupported(f"sszoo's Mask2Former decoder attention has no variant {a}")
+        _drop_free(a, ("attn_drop", "proj_drop", "dropout"), "Mask2Former decoder")
+    heads = int(layer["cross_attn_cfg"].get("num_heads", 8))
+    if (int(layer["self_attn_cfg"].get("num_heads", 8)) != heads
+            or (layer.get("norm_cfg") or {"type": "LN"}) != {"type": "LN"}
+            or (td.get("post_norm_cfg") or {"type": "LN"}) != {"type": "LN"} or td.get("init_cfg")):
+        raise Unsupported(f"sszoo's Mask2Former decoder has no variant {td}")
+    pos = _sine(pd.get("positional_encoding") or {"num_feats": 128, "normalize": True}, "pixel decoder")
+    if _sine(h.get("positional_encoding") or {"num_feats": 128, "normalize": True}, "Mask2FormerHead") != pos:
+        raise Unsupported("sszoo's Mask2FormerHead has one sine encoding for the pixel decoder and the decoder")
+    num_classes = int(h["num_classes"])
+    return dict(kind="mask2former", in_channels=[int(c) for c in h["in_channels"]],
+                # the head's own ``strides`` argument is swallowed by MMDetection's **kwargs: the pixel decoder's count
+                strides=[int(s) for s in pd.get("strides", (4, 8, 16, 32))],
+                feat_channels=feat, out_channels=int(h["out_channels"]), num_queries=int(h.get("num_queries", 100)),
+                num_transformer_feat_level=levels,
+                enforce_decoder_input_project=bool(h.get("enforce_decoder_input_project", False)),
+                num_groups=int(norm.get("num_groups", 32)), pos_num_feats=pos,
+                encoder_layers=int(enc["num_layers"]), encoder_heads=int(sa.get("num_heads", 8)),
+                encoder_points=int(sa.get("num_points", 4)),
+                encoder_ffn_channels=_ffn(el["ffn_cfg"], feat, "pixel-decoder encoder"),
+                num_outs=int(pd.get("num_outs", 3)), decoder_layers=int(td["num_layers"]), decoder_heads=heads,
+                decoder_ffn_channels=_ffn(layer["ffn_cfg"], feat, "Mask2Former decoder"),
+                **_mask_losses(h, num_classes))
+
+
+HEADS.update({"Mask2FormerHead": _mask2former})

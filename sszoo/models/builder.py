@@ -40,6 +40,7 @@ HEADS: dict[type, type[nn.Module]] = {
     H.STDCHeadConfig: H.STDCHead, H.DDRHeadConfig: H.DDRHead, H.PIDHeadConfig: H.PIDHead,
 }
 HEADS.update({H.SETRUPHeadConfig: H.SETRUPHead, H.SETRMLAHeadConfig: H.SETRMLAHead})
+HEADS.update({H.Mask2FormerHeadConfig: H.Mask2FormerHead})
 
 
 def _kinds(table: dict[type, type]) -> dict[str, type]:

@@ -43,3 +43,5 @@ __all__ = ["ANNHead", "ANNHeadConfig", "APCHead", "APCHeadConfig", "ASPPHead", "
 __all__ += ["OCRHead", "OCRHeadConfig", "LRASPPHead", "LRASPPHeadConfig", "DSFCNHead", "DSFCNHeadConfig", "STDCHead",
             "STDCHeadConfig", "DDRHead", "DDRHeadConfig", "PIDHead", "PIDHeadConfig"]
 __all__ += ["SETRUPHead", "SETRUPHeadConfig", "SETRMLAHead", "SETRMLAHeadConfig"]
+from .mask2former import Mask2FormerHead, Mask2FormerHeadConfig
+__all__ += ["Mask2FormerHead", "Mask2FormerHeadConfig"]

@@ -1,0 +1,379 @@
+"""Mask2Former's head (Cheng et al., "Masked-attention Mask Transformer for Universal Image Segmentation",
+CVPR 2022), as MMSegmentation 1.2.2 builds it (its ``Mask2FormerHead`` wraps MMDetection 3.3.0's).
+
+- Pixel decoder (MMDetection's ``MSDeformAttnPixelDecoder``): the ``num_transformer_feat_level`` coarsest
+  backbone maps, each projected by a 1x1 conv + GroupNorm (``input_convs``, coarsest first), go through
+  ``encoder_layers`` deformable-attention encoder layers as one token sequence (sine position encoding plus a
+  learned ``level_encoding``; reference points at the pixel centres). The finer maps then join FPN-like: a
+  1x1 ``lateral_conv`` + GN plus the upsampled coarser output, a 3x3 ``output_conv`` + GN + ReLU. The finest
+  output gives ``mask_feature`` (1x1 conv); the first ``num_outs`` outputs feed the transformer decoder.
+- Transformer decoder: ``num_queries`` learned queries (``query_feat``, with positions ``query_embed``), per
+  layer masked cross-attention to one level (round robin, coarsest first, plus ``level_embed`` and its sine
+  positions), self-attention, FFN, each followed by a LayerNorm (post-norm). After the initial queries and
+  after every layer the shared ``post_norm`` gives class logits (``cls_embed``, K + 1 with "no object") and
+  mask logits (``mask_embed`` MLP dotted with ``mask_feature``). The next layer's attention mask is the mask
+  logits resized to that level's size and thresholded (``sigmoid < 0.5`` masks a key); a query whose keys are
+  all masked attends to all of them instead, as the reference does.
+- Semantic inference (the reference's ``predict``): the last layer's masks are resized to the input's size,
+  then per class ``sum_q softmax(cls)[q, c] * sigmoid(mask)[q]`` without the "no object" class.
+
+Numerics follow the reference where it leaves float64: the sine position encodings and the pixel decoder's
+reference points are computed in float32 whatever the model's dtype (as MMDetection does), then promoted.
+Attention is the explicit ``softmax(q k^T * sqrt(1/d)) v`` of ``torch.nn.MultiheadAttention`` with
+``need_weights`` (what the reference runs), not ``F.scaled_dot_product_attention``: with an attention mask
+thresholded from the previous layer a 1e-13 difference can move a key across the threshold only with
+vanishing probability, but float64 parity asks for the same operations anyway.
+
+Keys: ``pixel_decoder.{input_convs,encoder.layers,level_encoding,lateral_convs,output_convs,mask_feature}``,
+``transformer_decoder.{layers.{i}.{self_attn,cross_attn}.attn.*,ffn,norms},post_norm}``, ``query_embed``,
+``query_feat``, ``level_embed``, ``cls_embed``, ``mask_embed``; registered in the reference's order.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from ._msda import MultiScaleDeformableAttention
+
+
+@dataclass(frozen=True)
+class Mask2FormerHeadConfig:
+    in_channels: tuple[int, ...] = (256, 512, 1024, 2048)
+    strides: tuple[int, ...] = (4, 8, 16, 32)
+    feat_channels: int = 256
+    out_channels: int = 256  # mask_feature's channels (the mask embedding's size)
+    num_queries: int = 100
+    num_transformer_feat_level: int = 3
+    enforce_decoder_input_project: bool = False
+    num_groups: int = 32  # the pixel decoder's GroupNorms
+    pos_num_feats: int = 128  # sine position encoding: 2 x this many channels
+    encoder_layers: int = 6
+    encoder_heads: int = 8
+    encoder_points: int = 4
+    encoder_ffn_channels: int = 1024
+    num_outs: int = 3
+    decoder_layers: int = 9
+    decoder_heads: int = 8
+    decoder_ffn_channels: int = 2048
+    # training only (the matching and losses): weights of the class, mask (BCE) and dice terms, the
+    # "no object" class weight, and the point sampling of the mask losses
+    cls_weight: float = 2.0
+    mask_weight: float = 5.0
+    dice_weight: float = 5.0
+    no_object_weight: float = 0.1
+    num_points: int = 12544
+    oversample_ratio: float = 3.0
+    importance_sample_ratio: float = 0.75
+    loss_weight: float = 1.0  # weight of this head's loss in the training total
+    kind: str = "mask2former"
+
+
+def sine_position_encoding(batch: int, height: int, width: int, num_feats: int, device: torch.device,
+                           temperature: float = 10000, scale: float = 2 * math.pi, eps: float = 1e-6) -> torch.Tensor:
+    """MMDetection's normalised ``SinePositionalEncoding`` of an unpadded N x H x W map: float32 N x 2F x H x W,
+    the y channels then the x channels, each interleaving sin and cos. Computed in float32 with the reference's
+    operations (its cumulative sums of ones are these aranges exactly)."""
+    y = torch.arange(1, height + 1, dtype=torch.float32, device=device).view(1, -1, 1).repeat(batch, 1, width)
+    x = torch.arange(1, width + 1, dtype=torch.float32, device=device).view(1, 1, -1).repeat(batch, height, 1)
+    y = y / (y[:, -1:, :] + eps) * scale
+    x = x / (x[:, :, -1:] + eps) * scale
+    dim_t = torch.arange(num_feats, dtype=torch.float32, device=device)
+    dim_t = temperature ** (2 * (dim_t // 2) / num_feats)
+    pos_x = x[:, :, :, None] / dim_t
+    pos_y = y[:, :, :, None] / dim_t
+    pos_x = torch.stack((pos_x[:, :, :, 0::2].sin(), pos_x[:, :, :, 1::2].cos()), dim=4).view(batch, height, width, -1)
+    pos_y = torch.stack((pos_y[:, :, :, 0::2].sin(), pos_y[:, :, :, 1::2].cos()), dim=4).view(batch, height, width, -1)
+    return torch.cat((pos_y, pos_x), dim=3).permute(0, 3, 1, 2)
+
+
+def _promoted_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a + b`` in the promoted dtype, cast explicitly (the float32 encodings meet float64 or float16 tensors)."""
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    return a.to(dtype) + b.to(dtype)
+
+
+class ConvGN(nn.Module):
+    """MMCV's ConvModule with a GroupNorm (``conv``, ``gn``) and an optional ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, num_groups: int, *, bias: bool,
+                 relu: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+        self.gn = nn.GroupNorm(num_groups, out_channels)
+        self.activate = nn.ReLU(inplace=True) if relu else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.gn(self.conv(x)))
+
+
+class FFN(nn.Module):
+    """MMCV's ``FFN`` with ReLU and its identity shortcut: ``x + layers(x)`` (``layers.0.0`` and ``layers.1``)."""
+
+    def __init__(self, embed_dims: int, hidden: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Sequential(nn.Linear(embed_dims, hidden), nn.ReLU(inplace=True), nn.Dropout(0.0)),
+                                    nn.Linear(hidden, embed_dims), nn.Dropout(0.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.layers(x)
+
+
+class _Attention(nn.Module):
+    """``torch.nn.MultiheadAttention``'s parameters and its ``need_weights`` forward (batch first; separate
+    q, k and v projections, a boolean mask where True hides a key)."""
+
+    def __init__(self, embed_dims: int, num_heads: int) -> None:
+        super().__init__()
+        if embed_dims % num_heads:
+            raise ValueError(f"embed_dims {embed_dims} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims, embed_dims))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dims))
+        self.out_proj = nn.Linear(embed_dims, embed_dims)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``q`` N x L x C, ``k``/``v`` N x S x C, ``mask`` (N * heads) x L x S (batch-major, as the reference)."""
+        n, lq, c = q.shape
+        d = c // self.num_heads
+        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = self.in_proj_bias.chunk(3)
+
+        def heads(t: torch.Tensor) -> torch.Tensor:  # N x L x C -> (N * heads) x L x d
+            return t.view(n, -1, self.num_heads, d).transpose(1, 2).reshape(n * self.num_heads, -1, d)
+
+        q, k, v = heads(F.linear(q, w_q, b_q)), heads(F.linear(k, w_k, b_k)), heads(F.linear(v, w_v, b_v))
+        scores = torch.bmm(q * math.sqrt(1.0 / float(d)), k.transpose(-2, -1))
+        if mask is not None:
+            scores = scores.masked_fill(mask, float("-inf"))
+        out = torch.bmm(torch.softmax(scores, dim=-1), v)
+        out = out.view(n, self.num_heads, lq, d).transpose(1, 2).reshape(n, lq, c)
+        return self.out_proj(out)
+
+
+class MultiheadAttention(nn.Module):
+    """MMCV's ``MultiheadAttention`` (key ``attn.*``): positions added to query and key, identity shortcut."""
+
+    def __init__(self, embed_dims: int, num_heads: int) -> None:
+        super().__init__()
+        self.attn = _Attention(embed_dims, num_heads)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, query_pos: torch.Tensor,
+                key_pos: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return query + self.attn(query + query_pos, key + key_pos, value, mask)
+
+
+class DeformableEncoderLayer(nn.Module):
+    """Deformable self-attention over all levels' tokens, LayerNorm, FFN, LayerNorm (``norms.0/1``)."""
+
+    def __init__(self, embed_dims: int, num_heads: int, num_levels: int, num_points: int, ffn_channels: int) -> None:
+        super().__init__()
+        self.self_attn = MultiScaleDeformableAttention(embed_dims, num_heads, num_levels, num_points)
+        self.ffn = FFN(embed_dims, ffn_channels)
+        self.norms = nn.ModuleList(nn.LayerNorm(embed_dims) for _ in range(2))
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, reference_points: torch.Tensor,
+                spatial_shapes: Sequence[tuple[int, int]]) -> torch.Tensor:
+        x = self.norms[0](self.self_attn(x, x, pos, reference_points, spatial_shapes))
+        return self.norms[1](self.ffn(x))
+
+
+class _Encoder(nn.Module):
+    """Holds ``layers`` (the key ``pixel_decoder.encoder.layers.{i}``)."""
+
+    def __init__(self, layers: list[nn.Module]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+
+def reference_points(height: int, width: int, stride: int, device: torch.device) -> torch.Tensor:
+    """MMDetection's pixel-centre points of one level, normalised to [0, 1]: float32 (h * w) x 2 as (x, y),
+    computed as the reference does (centres in input pixels divided by the map's extent in input pixels)."""
+    xs = ((torch.arange(width, device=device) + 0.5) * stride).to(torch.float32)
+    ys = ((torch.arange(height, device=device) + 0.5) * stride).to(torch.float32)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    points = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=-1)
+    factor = torch.tensor([width * stride, height * stride], device=device)  # int64, as the reference's
+    return points / factor
+
+
+class MSDeformAttnPixelDecoder(nn.Module):
+    """MMDetection's ``MSDeformAttnPixelDecoder``: returns (``mask_feature``, the first ``num_outs`` maps)."""
+
+    def __init__(self, in_channels: Sequence[int], strides: Sequence[int], feat_channels: int, out_channels: int, *,
+                 num_levels: int = 3, num_outs: int = 3, num_groups: int = 32, pos_num_feats: int = 128,
+                 num_layers: int = 6, num_heads: int = 8, num_points: int = 4, ffn_channels: int = 1024) -> None:
+        super().__init__()
+        n_in = len(in_channels)
+        if not 1 <= num_levels <= n_in or len(strides) != n_in:
+            raise ValueError(f"need 1 <= num_levels ({num_levels}) <= len(in_channels) ({n_in}) = len(strides)")
+        self.strides, self.num_levels, self.num_outs, self.pos_num_feats = tuple(strides), num_levels, num_outs, pos_num_feats
+        self.input_convs = nn.ModuleList(ConvGN(in_channels[i], feat_channels, 1, num_groups, bias=True, relu=False)
+                                         for i in range(n_in - 1, n_in - num_levels - 1, -1))
+        self.encoder = _Encoder([DeformableEncoderLayer(feat_channels, num_heads, num_levels, num_points, ffn_channels)
+                                 for _ in range(num_layers)])
+        self.level_encoding = nn.Embedding(num_levels, feat_channels)
+        # built from the finest remaining level down to 0, but indexed by level in forward (as the reference)
+        rest = range(n_in - num_levels - 1, -1, -1)
+        self.lateral_convs = nn.ModuleList(ConvGN(in_channels[i], feat_channels, 1, num_groups, bias=False, relu=False)
+                                           for i in rest)
+        self.output_convs = nn.ModuleList(ConvGN(feat_channels, feat_channels, 3, num_groups, bias=False, relu=True)
+                                          for _ in rest)
+        self.mask_feature = nn.Conv2d(feat_channels, out_channels, 1)
+
+    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        n = feats[0].shape[0]
+        n_in = len(feats)
+        tokens, pos, points, shapes = [], [], [], []
+        for i in range(self.num_levels):
+            lvl = n_in - i - 1
+            feat = feats[lvl]
+            h, w = int(feat.shape[2]), int(feat.shape[3])
+            x = self.input_convs[i](feat)
+            p = _promoted_sum(self.level_encoding.weight[i].view(1, -1, 1, 1),
+                              sine_position_encoding(n, h, w, self.pos_num_feats, feat.device))
+            tokens.append(x.flatten(2).permute(0, 2, 1))
+            pos.append(p.flatten(2).permute(0, 2, 1))
+            points.append(reference_points(h, w, self.strides[lvl], feat.device))
+            shapes.append((h, w))
+        x = torch.cat(tokens, dim=1)
+        pos = torch.cat(pos, dim=1)
+        ref = torch.cat(points, dim=0)[None, :, None].repeat(n, 1, self.num_levels, 1)
+        for layer in self.encoder.layers:
+            x = layer(x, pos, ref, shapes)
+        memory = x.permute(0, 2, 1)
+        outs = [m.reshape(n, -1, h, w) for m, (h, w) in zip(memory.split([h * w for h, w in shapes], dim=-1), shapes)]
+        for i in range(n_in - self.num_levels - 1, -1, -1):
+            cur = self.lateral_convs[i](feats[i])
+            y = cur + F.interpolate(outs[-1], size=cur.shape[-2:], mode="bilinear", align_corners=False)
+            outs.append(self.output_convs[i](y))
+        return self.mask_feature(outs[-1]), outs[:self.num_outs]
+
+
+class Mask2FormerDecoderLayer(nn.Module):
+    """Masked cross-attention, self-attention, FFN, each followed by a LayerNorm. The parameters register as
+    the reference's (``self_attn`` before ``cross_attn``), which runs them the other way round."""
+
+    def __init__(self, embed_dims: int, num_heads: int, ffn_channels: int) -> None:
+        super().__init__()
+        self.self_attn = MultiheadAttention(embed_dims, num_heads)
+        self.cross_attn = MultiheadAttention(embed_dims, num_heads)
+        self.ffn = FFN(embed_dims, ffn_channels)
+        self.norms = nn.ModuleList(nn.LayerNorm(embed_dims) for _ in range(3))
+
+    def forward(self, query: torch.Tensor, memory: torch.Tensor, query_pos: torch.Tensor, memory_pos: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        query = self.norms[0](self.cross_attn(query, memory, memory, query_pos, memory_pos, mask))
+        query = self.norms[1](self.self_attn(query, query, query, query_pos, query_pos))
+        return self.norms[2](self.ffn(query))
+
+
+class Mask2FormerTransformerDecoder(nn.Module):
+    """``layers`` and the ``post_norm`` shared by every prediction."""
+
+    def __init__(self, num_layers: int, embed_dims: int, num_heads: int, ffn_channels: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(Mask2FormerDecoderLayer(embed_dims, num_heads, ffn_channels)
+                                    for _ in range(num_layers))
+        self.post_norm = nn.LayerNorm(embed_dims)
+
+
+class Mask2FormerHead(nn.Module):
+    """Pixel decoder + masked-attention transformer decoder; :meth:`forward` gives every prediction (for the
+    losses), :meth:`predict` the per-class semantic map at the input's size."""
+
+    align_corners = False  # the reference's predict resizes the masks with align_corners=False whatever the config
+
+    def __init__(self, cfg: Mask2FormerHeadConfig, num_classes: int) -> None:
+        super().__init__()
+        if len(cfg.in_channels) != len(cfg.strides):
+            raise ValueError("in_channels and strides must have the same length")
+        c = cfg.feat_channels
+        self.cfg = cfg
+        self.num_classes = num_classes
+        self.num_levels = cfg.num_transformer_feat_level
+        self.num_heads = cfg.decoder_heads
+        self.pixel_decoder = MSDeformAttnPixelDecoder(
+            cfg.in_channels, cfg.strides, c, cfg.out_channels, num_levels=self.num_levels, num_outs=cfg.num_outs,
+            num_groups=cfg.num_groups, pos_num_feats=cfg.pos_num_feats, num_layers=cfg.encoder_layers,
+            num_heads=cfg.encoder_heads, num_points=cfg.encoder_points, ffn_channels=cfg.encoder_ffn_channels)
+        # the decoder works in feat_channels (MMDetection's embed_dims of the decoder layers equal it in every config)
+        self.transformer_decoder = Mask2FormerTransformerDecoder(cfg.decoder_layers, c, cfg.decoder_heads,
+                                                                 cfg.decoder_ffn_channels)
+        self.decoder_input_projs = nn.ModuleList(
+            nn.Conv2d(c, c, 1) if cfg.enforce_decoder_input_project else nn.Identity() for _ in range(self.num_levels))
+        self.query_embed = nn.Embedding(cfg.num_queries, c)
+        self.query_feat = nn.Embedding(cfg.num_queries, c)
+        self.level_embed = nn.Embedding(self.num_levels, c)
+        self.cls_embed = nn.Linear(c, num_classes + 1)
+        self.mask_embed = nn.Sequential(nn.Linear(c, c), nn.ReLU(inplace=True), nn.Linear(c, c), nn.ReLU(inplace=True),
+                                        nn.Linear(c, cfg.out_channels))
+
+    @classmethod
+    def from_config(cls, cfg: Mask2FormerHeadConfig, num_classes: int, align_corners: bool) -> "Mask2FormerHead":
+        return cls(cfg, num_classes)
+
+    def _predict_masks(self, query: torch.Tensor, mask_feature: torch.Tensor,
+                       attn_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Class logits, mask logits and the next cross-attention's mask (True: hidden) from the queries."""
+        query = self.transformer_decoder.post_norm(query)
+        cls_pred = self.cls_embed(query)
+        mask_pred = torch.einsum("bqc,bchw->bqhw", self.mask_embed(query), mask_feature)
+        attn = F.interpolate(mask_pred, attn_size, mode="bilinear", align_corners=False)
+        attn = attn.flatten(2).unsqueeze(1).repeat((1, self.num_heads, 1, 1)).flatten(0, 1)
+        return cls_pred, mask_pred, (attn.sigmoid() < 0.5).detach()
+
+    def forward(self, features: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Class logits (N x Q x (K + 1)) and mask logits (N x Q x H/4 x W/4) of the initial queries and of
+        every decoder layer."""
+        n = features[0].shape[0]
+        mask_feature, maps = self.pixel_decoder(features)
+        memories, memory_pos, sizes = [], [], []
+        for i in range(self.num_levels):
+            h, w = int(maps[i].shape[2]), int(maps[i].shape[3])
+            memories.append(self.decoder_input_projs[i](maps[i]).flatten(2).permute(0, 2, 1)
+                            + self.level_embed.weight[i].view(1, 1, -1))
+            pos = sine_position_encoding(n, h, w, self.cfg.pos_num_feats, maps[i].device)
+            memory_pos.append(pos.to(torch.promote_types(pos.dtype, maps[i].dtype)).flatten(2).permute(0, 2, 1))
+            sizes.append((h, w))
+        query = self.query_feat.weight.unsqueeze(0).repeat((n, 1, 1))
+        query_pos = self.query_embed.weight.unsqueeze(0).repeat((n, 1, 1))
+        cls_pred, mask_pred, attn_mask = self._predict_masks(query, mask_feature, sizes[0])
+        cls_preds, mask_preds = [cls_pred], [mask_pred]
+        for i, layer in enumerate(self.transformer_decoder.layers):
+            lvl = i % self.num_levels
+            # a query that would see no key at all sees every key instead
+            attn_mask = attn_mask & (attn_mask.sum(-1) != attn_mask.shape[-1]).unsqueeze(-1)
+            query = layer(query, memories[lvl], query_pos, memory_pos[lvl], attn_mask)
+            cls_pred, mask_pred, attn_mask = self._predict_masks(query, mask_feature, sizes[(i + 1) % self.num_levels])
+            cls_preds.append(cls_pred)
+            mask_preds.append(mask_pred)
+        return cls_preds, mask_preds
+
+    def predict(self, features: list[torch.Tensor], *, img_size: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """Per-class scores N x K x H x W at ``img_size`` (the network input's H x W, which the segmentor
+        passes): the last layer's masks resized there, sigmoid, weighted by the class probabilities."""
+        if img_size is None:
+            raise TypeError("Mask2FormerHead.predict needs img_size, the input's (H, W): the masks are resized "
+                            "to it before the sigmoid")
+        cls_preds, mask_preds = self(features)
+        masks = F.interpolate(mask_preds[-1], size=tuple(img_size), mode="bilinear", align_corners=False)
+        scores = F.softmax(cls_preds[-1], dim=-1)[..., :-1]
+        return torch.einsum("bqc,bqhw->bchw", scores, masks.sigmoid())
+
+    def loss(self, output, label: torch.Tensor, *, ignore_index: int = 255) -> dict[str, torch.Tensor]:
+        raise NotImplementedError("Mask2Former's training loss (Hungarian matching of queries to masks) is not "
+                                  "implemented in sszoo yet")
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace ``cls_embed`` with a freshly initialised one of ``num_classes`` + 1 ("no object") outputs."""
+        old = self.cls_embed
+        self.cls_embed = nn.Linear(old.in_features, num_classes + 1).to(old.weight.device, old.weight.dtype)
+        self.num_classes = num_classes
