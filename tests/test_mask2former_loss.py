@@ -128,3 +128,53 @@ def test_gradients_flow_to_the_predictions(golden):
     sum(losses.values()).backward()
     assert cls.grad.abs().sum() > 0 and masks.grad.abs().sum() > 0
     assert torch.all(masks.grad[:, 2] == 0)  # the all-ignored image has no target: its masks get no gradient
+
+
+def test_segmentor_trains_mask2former_with_this_loss():
+    """Wiring: Segmentor.loss (the trainer's call) sums the head's weighted reference terms (loss weight 1.0),
+    which are mask_classification_losses of forward_heads' outputs with the same random points."""
+    from sszoo.models import ArchConfig, build_model
+    from sszoo.models.backbones.resnet import ResNetConfig
+    from sszoo.models.heads.mask2former import Mask2FormerHeadConfig
+
+    head = Mask2FormerHeadConfig(in_channels=(64, 128, 256, 512), feat_channels=32, out_channels=32, num_queries=5,
+                                 num_groups=8, pos_num_feats=16, encoder_layers=1, encoder_heads=4,
+                                 encoder_ffn_channels=64, decoder_layers=2, decoder_heads=4, decoder_ffn_channels=64,
+                                 num_points=200)
+    backbone = ResNetConfig(depth=18, deep_stem=False, strides=(1, 2, 2, 2), dilations=(1, 1, 1, 1))
+    torch.manual_seed(0)
+    model = build_model(ArchConfig(backbone=backbone, decode_head=head, num_classes=4)).double()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    label = torch.randint(0, 4, (2, 64, 64))
+    label[1, :20] = 255
+    outputs = model.forward_heads(x)
+    cls_preds, mask_preds = outputs.decode[0]
+    assert len(cls_preds) == len(mask_preds) == 3 and mask_preds[0].shape == (2, 5, 16, 16)
+    torch.manual_seed(7)
+    losses = model.loss(outputs, label)
+    torch.manual_seed(7)
+    terms = mask_classification_losses(cls_preds, mask_preds, label, 255, model.decode_head.loss_settings())
+    assert set(terms) == {f"{p}loss_{t}" for p in ("", "d0.", "d1.") for t in ("cls", "mask", "dice")}
+    torch.testing.assert_close(losses["decode"], torch.stack(list(terms.values())).sum(), rtol=1e-14, atol=0)
+    losses["total"].backward()
+    assert model.decode_head.cls_embed.weight.grad.abs().sum() > 0
+    assert model.decode_head.query_feat.weight.grad.abs().sum() > 0
+
+
+def test_converter_refuses_other_matchers():
+    """tools/mmseg_arch.py: the matcher's cost weights must be the loss weights (sszoo has no separate ones)."""
+    import copy
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(root, "tools"))
+    from mmseg_arch import Unsupported, arch_from_mmseg
+
+    with open(os.path.join(root, "tools", "reference", "mmseg_configs.json")) as f:
+        configs = json.load(f)["configs"]
+    model = configs["configs/mask2former/mask2former_r50_8xb2-90k_cityscapes-512x1024.py"]["model"]
+    arch_from_mmseg(copy.deepcopy(model))  # converts as it is
+    for edit in ("weight", "eps"):
+        m = copy.deepcopy(model)
+        m["decode_head"]["train_cfg"]["assigner"]["match_costs"][2][edit] = 3.0
+        with pytest.raises(Unsupported, match="matcher"):
+            arch_from_mmseg(m)
