@@ -20,7 +20,8 @@ auxiliary ``d{i}.loss_*`` terms):
    the ``importance_sample_ratio`` share with the smallest ``|logit|`` kept, the rest drawn uniformly), or
    MaskFormer's sigmoid focal loss (target ``1 - mask`` through the reference's one-hot, i.e. the mask) and
    Dice loss on the predictions bilinearly upsampled to the label's size; both divided by the number of
-   targets in the batch (each image counts at least 1).
+   targets in the batch (each image counts at least 1; in distributed training the mean of that count over
+   the processes, as MMDetection's ``reduce_mean``).
 
 Random numbers (Mask2Former only) are drawn from torch's global generator with ``torch.rand`` in the
 reference's order: for each decoder layer in turn, one ``(1, num_points, 2)`` draw per image (the matching
@@ -45,6 +46,8 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..distributed import world_size
 
 _EPS = torch.finfo(torch.float32).eps  # MMDetection's weight_reduce_loss adds it to every avg_factor
 MASK_LOSS_KINDS = ("mask2former", "maskformer")
@@ -276,6 +279,17 @@ def assign_queries(cfg: MaskClassificationLoss, cls_score: torch.Tensor, mask_pr
 # the losses
 
 
+def _reduce_mean(t: torch.Tensor) -> torch.Tensor:
+    """MMDetection's ``reduce_mean``: each process's value divided by the world size, then summed (``t`` itself
+    in a single process)."""
+    n = world_size()
+    if n == 1:
+        return t
+    t = t.clone() / n
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
+    return t
+
+
 def _work_dtype(t: torch.Tensor) -> torch.dtype:
     return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
 
@@ -305,7 +319,8 @@ def _layer_losses(cfg: MaskClassificationLoss, cls_scores: torch.Tensor, mask_pr
     ce = F.cross_entropy(cls_scores.flatten(0, 1), labels_t, weight=class_weight, reduction="none")
     loss_cls = cfg.cls_weight * (ce.sum() / (class_weight[labels_t].sum() + _EPS))
 
-    num_masks = cls_scores.new_tensor(float(avg_factor))
+    # MMDetection's reduce_mean: under torch.distributed the mean over the processes of their target counts
+    num_masks = _reduce_mean(cls_scores.new_tensor(float(avg_factor)))
     preds = torch.cat(matched_preds)
     masks = torch.cat(matched_masks)
     if masks.shape[0] == 0:  # nothing matched in the batch: zero losses that keep the graph
