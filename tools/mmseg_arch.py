@@ -1094,6 +1094,18 @@ def _mask_losses(h: Cfg, num_classes: int) -> Cfg:
             or any(x.get("reduction", "mean") != "mean" for x in (cls, mask, dice))):
         raise Unsupported(f"sszoo's mask-classification losses are softmax CE + sigmoid BCE + naive dice, not {h}")
     t = h.get("train_cfg") or {}
+    # sszoo's matcher (sszoo/models/mask_losses.py) uses the loss weights as its cost weights, as every config does
+    costs = (t.get("assigner") or {}).get("match_costs") or []
+    expected = [("mmdet.ClassificationCost", float(cls.get("loss_weight", 1.0))),
+                ("mmdet.CrossEntropyLossCost", float(mask.get("loss_weight", 1.0))),
+                ("mmdet.DiceCost", float(dice.get("loss_weight", 1.0)))]
+    if ((t.get("assigner") or {}).get("type") != "mmdet.HungarianAssigner"
+            or (t.get("sampler") or {}).get("type") != "mmdet.MaskPseudoSampler"
+            or [(c.get("type"), float(c.get("weight", 1.0))) for c in costs] != expected
+            or not costs[1].get("use_sigmoid", True) or not costs[2].get("pred_act")
+            or float(costs[2].get("eps", 1e-3)) != 1.0 or not costs[2].get("naive_dice", True)):
+        raise Unsupported(f"sszoo's Mask2Former matcher is HungarianAssigner with the loss weights as cost weights, "
+                          f"not {t}")
     return dict(cls_weight=float(cls.get("loss_weight", 1.0)), mask_weight=float(mask.get("loss_weight", 1.0)),
                 dice_weight=float(dice.get("loss_weight", 1.0)), no_object_weight=weights[-1],
                 num_points=int(t.get("num_points", 12544)), oversample_ratio=float(t.get("oversample_ratio", 3.0)),

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..mask_losses import MaskClassificationLoss, mask_classification_losses
 from ._msda import MultiScaleDeformableAttention
 
 
@@ -382,9 +383,25 @@ class Mask2FormerHead(nn.Module):
         scores = F.softmax(cls_preds[-1], dim=-1)[..., :-1]
         return torch.einsum("bqc,bqhw->bchw", scores, masks.sigmoid())
 
+    def loss_settings(self) -> MaskClassificationLoss:
+        """The matcher and loss settings of :mod:`sszoo.models.mask_losses` for this head. The matching cost
+        weights are the loss weights (ClassificationCost 2, CrossEntropyLossCost 5, DiceCost 5 with eps 1 in
+        every MMSegmentation config; tools/mmseg_arch.py refuses others)."""
+        c = self.cfg
+        return MaskClassificationLoss(kind="mask2former", cls_weight=c.cls_weight, mask_weight=c.mask_weight,
+                                      dice_weight=c.dice_weight, no_object_weight=c.no_object_weight,
+                                      cost_cls=c.cls_weight, cost_mask=c.mask_weight, cost_dice=c.dice_weight,
+                                      num_points=c.num_points, oversample_ratio=c.oversample_ratio,
+                                      importance_sample_ratio=c.importance_sample_ratio)
+
     def loss(self, output, label: torch.Tensor, *, ignore_index: int = 255) -> dict[str, torch.Tensor]:
-        raise NotImplementedError("Mask2Former's training loss (Hungarian matching of queries to masks) is not "
-                                  "implemented in sszoo yet")
+        """The reference's ``loss_by_feat`` terms (``loss_cls``, ``loss_mask``, ``loss_dice`` of the last layer,
+        ``d{i}.loss_*`` of the initial queries and the earlier layers), each already weighted, for
+        :meth:`forward`'s output and B x H x W label maps (one target mask per class present, ``ignore_index``
+        excluded). Draws the reference's random points from torch's global generator
+        (:func:`sszoo.models.mask_losses.mask_classification_losses`)."""
+        cls_preds, mask_preds = output
+        return mask_classification_losses(cls_preds, mask_preds, label, ignore_index, self.loss_settings())
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace ``cls_embed`` with a freshly initialised one of ``num_classes`` + 1 ("no object") outputs."""
