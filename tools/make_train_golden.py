@@ -89,6 +89,11 @@ CASES = {
     # (Twins': eta_min = lr, a constant lr); Twins' drop path (0.2), PoolFormer's frozen first patch embedding
     "twins_svt_s_fpn": ("twins_svt-s_fpn_fpnhead_8xb4-80k_ade20k-512x512", 4, 2, 37, 43, 47),
     "poolformer_s12_fpn": ("fpn_poolformer_s12_8xb4-40k_ade20k-512x512", 4, 2, 37, 43, 53),
+    # Mask2Former R-50: AdamW with the backbone's lr x 0.1, decay_mult 0 on the norms and the query / level
+    # embeddings, clipping at max norm 0.01; the loss of all 10 prediction layers (Hungarian matching and the
+    # point-sampled mask losses, whose torch.rand points both sides draw after the step's seed); 100 queries
+    # (the config's), labels of 2-3 classes per image (MASK_CLASSES) so that the matching assigns a few queries
+    "mask2former_r50": ("mask2former_r50_8xb2-90k_cityscapes-512x1024", 4, 2, 33, 45, 59),
 }
 # cases whose recipe warms up: MMEngine's LinearLR(start_factor, begin=0, end=W) then PolyLR(begin=W, end=ITERS),
 # with W shortened from the config's 200 so that the three steps see the warm-up and the poly decay
@@ -101,7 +106,9 @@ LR = {"bisenetv1_r18_d32": 0.025}
 # MultiStepLR's milestones (counted from its begin) become SHORT_MILESTONES. Every parameter's lr at every step and
 # its weight decay are recorded (the groups differ in both).
 OWN_RECIPE = {"swin_t_upernet", "vit_deit_s16_upernet", "convnext_t_upernet", "segformer_mit_b0", "pspnet_r50_d8_rsb",
-              "deeplabv3plus_r50_d8_mapillary", "twins_svt_s_fpn", "poolformer_s12_fpn"}
+              "deeplabv3plus_r50_d8_mapillary", "twins_svt_s_fpn", "poolformer_s12_fpn", "mask2former_r50"}
+# mask-classification cases: the classes each image's label map holds (the rest ignored or absent)
+MASK_CLASSES = {"mask2former_r50": ((0, 2, 3), (1, 3))}
 # one step more: the warm-up's first lr (tiny), its end (the base lr), then the decay or the milestone
 OWN_RECIPE_STEPS = 4
 WARMUP_END = 2
@@ -110,7 +117,7 @@ SHORT_MILESTONES = [1]
 # step here and in the test: both sides draw the same numbers when their modules draw in the same order and dtype
 POINT_SEED = 4321
 FULL_TENSORS = ("decode_head.conv_seg.weight", "decode_head.conv_seg.bias", "auxiliary_head.conv_seg.weight",
-                "decode_head.0.conv_seg.weight", "decode_head.1.fc_seg.weight",
+                "decode_head.0.conv_seg.weight", "decode_head.cls_embed.weight", "decode_head.level_embed.weight", "decode_head.1.fc_seg.weight",
                 "decode_head.1.conv_seg.weight", "backbone.conv1.weight",
                 "backbone.stem.0.weight", "backbone.layer4.1.bn2.running_mean", "backbone.layer4.1.bn2.running_var",
                 # BiSeNetV1: BatchNorm statistics of globally pooled (1 x 1) maps, an auxiliary classifier
@@ -137,6 +144,37 @@ def recorded_dropout2d(seed: int, masks: list):
         yield
     finally:
         F.dropout2d = real
+
+
+@contextlib.contextmanager
+def float64_loss_by_feat(head, assignments: list):
+    """Run ``head.loss_by_feat`` (MMDetection's Mask2Former loss) in float64, as
+    tools/make_mask2former_loss_golden.py does: its ``.float()`` casts of the targets would meet float64
+    predictions in ``grid_sample`` / ``einsum``, so during the call ``Tensor.float`` converts to float64 and the
+    default dtype is float64 (its ``torch.rand`` points are then float64, as sszoo's for a float64 model). The
+    forward is not patched. Every (layer, image)'s ``assigned_gt_inds`` is appended to ``assignments``."""
+    real_loss, real_assign = head.loss_by_feat, head.assigner.assign
+
+    def assign(*args, **kwargs):
+        result = real_assign(*args, **kwargs)
+        assignments.append(result.gt_inds.clone())
+        return result
+
+    def loss_by_feat(*args, **kwargs):
+        old_dtype, old_float = torch.get_default_dtype(), torch.Tensor.float
+        torch.set_default_dtype(torch.float64)
+        torch.Tensor.float = lambda self, *a, **k: self.to(torch.float64)
+        try:
+            return real_loss(*args, **kwargs)
+        finally:
+            torch.Tensor.float = old_float
+            torch.set_default_dtype(old_dtype)
+
+    head.loss_by_feat, head.assigner.assign = loss_by_feat, assign
+    try:
+        yield
+    finally:
+        del head.loss_by_feat, head.assigner.assign
 
 
 def _aux_weight(aux) -> float:
@@ -227,6 +265,14 @@ def make_case(name: str) -> dict:
     label = torch.randint(0, k, (n, h, w), generator=g)
     label[torch.rand(n, h, w, generator=g) < 0.15] = 255   # some ignored pixels
     label[:, :, -5:] = 255                                   # and a padded-looking border
+    if name in MASK_CLASSES:  # few classes per image: one target mask per class present
+        for i, classes in enumerate(MASK_CLASSES[name]):
+            keep = label[i] != 255
+            label[i][keep] = torch.tensor(classes)[label[i][keep] % len(classes)]
+    mask_head = type(model.decode_head).__name__ == "Mask2FormerHead"
+    if mask_head:
+        # the config's class weights are for its 19 classes (+ "no object" 0.1); for k classes the same
+        model.decode_head.loss_cls.class_weight = [1.0] * k + [0.1]
     samples = []
     for i in range(n):
         s = SegDataSample()
@@ -256,7 +302,7 @@ def make_case(name: str) -> dict:
     param_lrs = {names[id(p)]: [] for g in groups for p in g["params"] if id(p) in names}
 
     steps = OWN_RECIPE_STEPS if name in OWN_RECIPE else STEPS
-    losses, lrs, masks = [], [], []
+    losses, lrs, masks, assignments = [], [], [], []
     for step in range(steps):
         # the base lr's schedule (the schedulers keep each group's unscheduled lr as its initial_lr)
         lrs.append(lr * groups[0]["lr"] / groups[0]["initial_lr"] if name in OWN_RECIPE else groups[0]["lr"])
@@ -265,8 +311,12 @@ def make_case(name: str) -> dict:
                 if id(p) in names:
                     param_lrs[names[id(p)]].append(g["lr"])
         torch.manual_seed(POINT_SEED + step)
-        with recorded_dropout2d(DROPOUT_SEED + step, masks):
+        recorded: list = []
+        with recorded_dropout2d(DROPOUT_SEED + step, masks), \
+                (float64_loss_by_feat(model.decode_head, recorded) if mask_head else contextlib.nullcontext()):
             loss_dict = model.loss(x, samples)
+        if step == 0:
+            assignments = recorded
         total, _ = model.parse_losses(loss_dict)
         # every decode-head term (EncNet adds loss_se; a cascade's are decode_0.*, decode_1.*), every
         # auxiliary term, and the total
@@ -285,6 +335,12 @@ def make_case(name: str) -> dict:
     info = dict(dtype="float64", config=config, num_classes=k, batch=n, height=h, width=w, seed=seed,
                 calib_shape=list(calib), steps=steps, iters=ITERS, dropout_seed=DROPOUT_SEED, point_seed=POINT_SEED,
                 align_corners=bool(last_head.align_corners))
+    if mask_head:  # (its R-50 stem's 7 x 7 weight, 75 KB, is left out of the tensors to keep the file small)
+        # the reference's loss terms (the test checks sszoo's head returns the same keys); the recipe's paramwise_cfg
+        # and sszoo's architecture record, so that the test runs before the zoo entries are generated
+        from mmseg_arch import arch_from_mmseg
+        info.update(loss_keys=sorted(loss_dict), paramwise_cfg=cfg.optim_wrapper.paramwise_cfg.to_dict(),
+                    arch=arch_from_mmseg(cfg.model.to_dict()))
     aux_weight = _aux_weight(cfg.model.get("auxiliary_head"))
     if name in OWN_RECIPE:
         # the recipe as sszoo's TrainConfig fields (the test checks the zoo entry's), and the shortened schedule
@@ -296,8 +352,10 @@ def make_case(name: str) -> dict:
                     warmup_start_factor=start_factor, aux_weight=aux_weight)
     return {"info": json.dumps(info), "input": x, "label": label, "losses": torch.tensor(losses, dtype=torch.float64),
             "lrs": torch.tensor(lrs, dtype=torch.float64), "norms": json.dumps(norms),
-            "delta_norms": json.dumps(delta_norms), "tensors": {kk: final[kk] for kk in FULL_TENSORS if kk in final},
-            "dropout_masks": masks, "param_lrs": json.dumps(param_lrs)}
+            "delta_norms": json.dumps(delta_norms), "tensors": {kk: final[kk] for kk in FULL_TENSORS
+                                                 if kk in final and not (mask_head and kk == "backbone.conv1.weight")},
+            "dropout_masks": masks, "param_lrs": json.dumps(param_lrs),
+            **({"assigned": torch.stack(assignments).reshape(-1, n, assignments[0].numel())} if mask_head else {})}
 
 
 class _Scripted:
