@@ -272,7 +272,8 @@ def make_case(name: str) -> dict:
     mask_head = type(model.decode_head).__name__ == "Mask2FormerHead"
     if mask_head:
         # the config's class weights are for its 19 classes (+ "no object" 0.1); for k classes the same
-        model.decode_head.loss_cls.class_weight = [1.0] * k + [0.1]
+        # (the head keeps its own copy, made at construction, for the loss's avg_factor: set both)
+        model.decode_head.loss_cls.class_weight = model.decode_head.class_weight = [1.0] * k + [0.1]
     samples = []
     for i in range(n):
         s = SegDataSample()
@@ -336,10 +337,13 @@ def make_case(name: str) -> dict:
                 calib_shape=list(calib), steps=steps, iters=ITERS, dropout_seed=DROPOUT_SEED, point_seed=POINT_SEED,
                 align_corners=bool(last_head.align_corners))
     if mask_head:  # (its R-50 stem's 7 x 7 weight, 75 KB, is left out of the tensors to keep the file small)
-        # the reference's loss terms (the test checks sszoo's head returns the same keys); the recipe's paramwise_cfg
+        # the parameters the config freezes (its backbone's norm_cfg requires_grad=False: the BN weights and biases;
+        # their running statistics still update), the reference's loss terms (the test checks sszoo's head returns
+        # the same keys); the recipe's paramwise_cfg
         # and sszoo's architecture record, so that the test runs before the zoo entries are generated
         from mmseg_arch import arch_from_mmseg
-        info.update(loss_keys=sorted(loss_dict), paramwise_cfg=cfg.optim_wrapper.paramwise_cfg.to_dict(),
+        info.update(frozen=sorted(kk for kk, p in model.named_parameters() if not p.requires_grad),
+                    loss_keys=sorted(loss_dict), paramwise_cfg=cfg.optim_wrapper.paramwise_cfg.to_dict(),
                     arch=arch_from_mmseg(cfg.model.to_dict()))
     aux_weight = _aux_weight(cfg.model.get("auxiliary_head"))
     if name in OWN_RECIPE:
