@@ -119,10 +119,7 @@ def _run_case(case: str):
     elif "recipe" in info:
         # a case trained with its config's own optimizer and schedule (tools/make_train_golden.py's OWN_RECIPE):
         # the zoo entry's recipe must be the config's, the schedule shortened as there
-        # (Mask2Former's recipe resizes to a random shorter side, which sszoo's augmentation does not reproduce and
-        # config_from_entry refuses without a scale and ratio range; the step on a fixed batch does not use them)
-        resize = dict(scale=(info["width"], info["height"]), ratio_range=(1.0, 1.0)) if "loss_keys" in info else {}
-        cfg = config_from_entry(entry, data="unused", work_dir="unused", num_classes=info["num_classes"], **resize,
+        cfg = config_from_entry(entry, data="unused", work_dir="unused", num_classes=info["num_classes"],
                                 **{k: tuple(v) if isinstance(v, list) else v for k, v in info["short"].items()})
         got = {k: list(getattr(cfg, k)) if isinstance(getattr(cfg, k), tuple) else getattr(cfg, k)
                for k in info["recipe"]}

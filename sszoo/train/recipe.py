@@ -151,16 +151,10 @@ def config_from_entry(entry: ZooEntry, data: str, work_dir: str, **overrides: An
         iters = r.iters if r.iters else None
     if iters is None:
         raise ValueError(f"{entry.name}: the recipe is given in epochs ({r.epochs}); pass --iters N")
-    ratio_range = over.pop("ratio_range", r.ratio_range)
-    if ratio_range is None:
-        # Mask2Former's RandomChoiceResize (a random shorter side from train_scale's list) is not a base scale
-        # times a ratio; sszoo's augmentation does not reproduce it
-        raise ValueError(f"{entry.name}: the recipe resizes to a random shorter side from {r.train_scale}, which "
-                         "sszoo's trainer does not reproduce; pass scale=(w, h) and ratio_range=(low, high)")
     base = dict(
         model=entry.name, data=data, dataset=entry.dataset.key, work_dir=work_dir,
         num_classes=entry.num_classes, iters=int(iters), batch_size=r.batch_size, crop=tuple(r.crop),
-        scale=scale, test_scale=tuple(over.pop("test_scale", scale)), ratio_range=tuple(ratio_range),
+        scale=scale, test_scale=tuple(over.pop("test_scale", scale)), ratio_range=tuple(r.ratio_range),
         cat_max_ratio=r.cat_max_ratio, photometric=r.photometric, bn_momentum=r.bn_momentum, optimizer=r.optimizer,
         lr=r.lr, momentum=r.momentum,
         weight_decay=r.weight_decay, poly_power=r.poly_power, min_lr=r.min_lr, warmup_iters=r.warmup_iters,
