@@ -183,3 +183,30 @@ def test_image_resize_equals_opencv_and_windows_agree(photo, size):
     half = resize_image(big, (4, 5))
     mean = (big.int().view(3, 4, 2, 5, 2).sum(dim=(2, 4)) + 2) // 4
     assert torch.equal(half.int(), mean)
+
+
+def test_shortest_edge_scale_by_hand():
+    from sszoo.train.augment import shortest_edge_scale
+
+    # Cityscapes 1024 x 2048 with Mask2Former's shorter side 614: 614 x 1228 (cap 4096 not reached)
+    assert shortest_edge_scale(1024, 2048, 614, 4096) == (1228, 614)
+    # portrait, and the cap: 2000 x 500 with side 1024 -> 4096 x 1024, capped to 2048 -> 2048 x 512
+    assert shortest_edge_scale(2000, 500, 1024, 2048) == (512, 2048)
+    # rounding half up: 333 x 500 with side 256 -> 256 x 384.38 -> (384, 256)
+    assert shortest_edge_scale(333, 500, 256, None) == (384, 256)
+
+
+def test_random_choice_resize_recipe_draws_listed_shorter_sides():
+    from sszoo.registry import get_entry, list_models
+    from sszoo.train.augment import AugmentConfig, TrainAugment
+    from sszoo.train.recipe import config_from_entry
+
+    entry = get_entry(list_models("mask2former_r50*cityscapes*")[0])
+    cfg = config_from_entry(entry, data="unused", work_dir="unused")
+    assert cfg.short_sides == tuple(entry.recipe.train_scale) and cfg.max_size == 4096
+    assert 512 in cfg.short_sides and 2048 in cfg.short_sides
+    aug = TrainAugment(AugmentConfig(crop=(4000, 8000), scale=cfg.scale, short_sides=(8, 12), max_size=None,
+                                     photometric=False, flip_prob=0.0))
+    img = torch.zeros(3, 20, 40, dtype=torch.uint8)
+    seen = {aug(img, torch.zeros(20, 40, dtype=torch.long), np.random.default_rng(s))[0].shape[1] for s in range(20)}
+    assert seen == {8, 12}  # the crop is larger than the image: the output is the resized image itself

@@ -507,6 +507,8 @@ def facts_entries() -> list[dict]:
                         min_lr=rec["min_lr"] if rec["min_lr"] is not None else 0.0,
                         aux_loss_weight=aux_weight(r["config"], rec["aux_loss_weight"]),
                         train_scale=rec["train_scale"], ratio_range=rec["ratio_range"],
+                        resize_max_size=next((int(t["max_size"]) for t in rec["train_pipeline"]
+                                              if t.get("type") == "RandomChoiceResize" and t.get("max_size")), None),
                         cat_max_ratio=rec["cat_max_ratio"], precision="fp16" if fp16 else "fp32",
                         photometric=any(t.get("type") == "PhotoMetricDistortion" for t in rec["train_pipeline"]),
                         bn_momentum=bn_momentum(r["config"], c["model"]),

@@ -105,7 +105,8 @@ class TrainRecipe:
     min_lr: float = 1e-4
     aux_loss_weight: float = 0.4
     train_scale: tuple[int, int] = (2048, 1024)   # RandomResize base scale (w, h)
-    ratio_range: tuple[float, float] = (0.5, 2.0)
+    ratio_range: Optional[tuple[float, float]] = (0.5, 2.0)  # None: train_scale lists shorter sides to pick from
+    resize_max_size: Optional[int] = None         # the longer-side cap of those (ResizeShortestEdge's max_size)
     cat_max_ratio: float = 0.75
     photometric: bool = True      # PhotoMetricDistortion in the train pipeline (CGNet's 680x680 recipe has none)
     bn_momentum: Optional[float] = None  # BatchNorm momentum when not PyTorch's 0.1 (Fast-SCNN: 0.01)

@@ -19,6 +19,8 @@ All randomness comes from a ``numpy.random.Generator`` passed in, so a sample is
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +34,10 @@ class AugmentConfig:
     crop: tuple[int, int]                      # (h, w)
     scale: tuple[int, int]                     # base scale (w, h) of the random resize
     ratio_range: tuple[float, float] = (0.5, 2.0)
+    # RandomChoiceResize + ResizeShortestEdge instead (Mask2Former, MaskFormer, SAN): a shorter side drawn
+    # from these, the longer edge capped at max_size
+    short_sides: tuple[int, ...] = ()
+    max_size: Optional[int] = None
     cat_max_ratio: float = 0.75
     flip_prob: float = 0.5
     photometric: bool = True
@@ -161,6 +167,18 @@ def photometric_distortion(img: torch.Tensor, rng: np.random.Generator, cfg: Aug
     return img
 
 
+def shortest_edge_scale(h: int, w: int, side: int, max_size: Optional[int]) -> tuple[int, int]:
+    """MMSegmentation's ``ResizeShortestEdge`` scale (w, h) for an h x w image: the shorter side becomes ``side``,
+    then both shrink so that the longer is at most ``max_size``; rounded half up. The image is then resized
+    keeping its ratio to fit that scale (mmcv's ``Resize(keep_ratio=True)``), as there."""
+    scale = side / min(h, w)
+    new_h, new_w = (float(side), scale * w) if h < w else (scale * h, float(side))
+    if max_size and max(new_h, new_w) > max_size:
+        f = max_size / max(new_h, new_w)
+        new_h, new_w = new_h * f, new_w * f
+    return int(new_w + 0.5), int(new_h + 0.5)
+
+
 # -------------------------------------------------------------------------------------------- pipeline
 class TrainAugment:
     """Callable ``(image, label, rng) -> (image, label)`` applying the reference training pipeline.
@@ -176,9 +194,13 @@ class TrainAugment:
     def __call__(self, image: torch.Tensor, label: torch.Tensor,
                  rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
-        lo, hi = cfg.ratio_range
-        ratio = rng.random() * (hi - lo) + lo
-        target = (int(cfg.scale[0] * ratio), int(cfg.scale[1] * ratio))
+        if cfg.short_sides:
+            side = cfg.short_sides[int(rng.integers(len(cfg.short_sides)))]
+            target = shortest_edge_scale(image.shape[1], image.shape[2], side, cfg.max_size)
+        else:
+            lo, hi = cfg.ratio_range
+            ratio = rng.random() * (hi - lo) + lo
+            target = (int(cfg.scale[0] * ratio), int(cfg.scale[1] * ratio))
         size = rescale_size(image.shape[1], image.shape[2], target)
         # resize lazily: only the chosen crop window of the image is ever computed
         rows, cols = nearest_index(label.shape[0], size[0]), nearest_index(label.shape[1], size[1])

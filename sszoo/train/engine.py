@@ -310,6 +310,7 @@ class Trainer:
                 log(f"the checkpoint already completed all {cfg.iters} iterations")
 
         aug = TrainAugment(AugmentConfig(crop=tuple(cfg.crop), scale=tuple(cfg.scale), ratio_range=cfg.ratio_range,
+                                         short_sides=tuple(cfg.short_sides), max_size=cfg.max_size,
                                          cat_max_ratio=cfg.cat_max_ratio, flip_prob=cfg.flip_prob,
                                          photometric=cfg.photometric, ignore_index=cfg.ignore_index))
         sampler = StepBatchSampler(len(train_set), cfg.batch_size, cfg.iters, seed=cfg.seed, start=start,

@@ -35,6 +35,8 @@ class TrainConfig:
     scale: tuple[int, int]                   # RandomResize base scale (w, h); ratio_range multiplies it
     test_scale: tuple[int, int]              # evaluation resize scale (w, h)
     ratio_range: tuple[float, float] = (0.5, 2.0)
+    short_sides: tuple[int, ...] = ()        # instead: a random shorter side from these (RandomChoiceResize)
+    max_size: Optional[int] = None           # ... with the longer side capped (ResizeShortestEdge)
     cat_max_ratio: float = 0.75
     bn_momentum: Optional[float] = None      # BatchNorm momentum of every BN layer; None keeps PyTorch's 0.1
     flip_prob: float = 0.5
@@ -145,7 +147,9 @@ def config_from_entry(entry: ZooEntry, data: str, work_dir: str, **overrides: An
     """
     r = entry.recipe
     over = {k: v for k, v in overrides.items() if v is not None}
-    scale = tuple(over.pop("scale", r.train_scale))
+    # RandomChoiceResize recipes (no ratio range) list shorter sides; their base scale is the test scale
+    choice = r.ratio_range is None
+    scale = tuple(over.pop("scale", tuple(entry.test.scale) if choice else r.train_scale))
     iters = over.pop("iters", None)
     if iters is None:
         iters = r.iters if r.iters else None
@@ -154,7 +158,8 @@ def config_from_entry(entry: ZooEntry, data: str, work_dir: str, **overrides: An
     base = dict(
         model=entry.name, data=data, dataset=entry.dataset.key, work_dir=work_dir,
         num_classes=entry.num_classes, iters=int(iters), batch_size=r.batch_size, crop=tuple(r.crop),
-        scale=scale, test_scale=tuple(over.pop("test_scale", scale)), ratio_range=tuple(r.ratio_range),
+        scale=scale, test_scale=tuple(over.pop("test_scale", scale)), ratio_range=(0.5, 2.0) if choice else tuple(r.ratio_range),
+        short_sides=tuple(r.train_scale) if choice else (), max_size=r.resize_max_size,
         cat_max_ratio=r.cat_max_ratio, photometric=r.photometric, bn_momentum=r.bn_momentum, optimizer=r.optimizer,
         lr=r.lr, momentum=r.momentum,
         weight_decay=r.weight_decay, poly_power=r.poly_power, min_lr=r.min_lr, warmup_iters=r.warmup_iters,
