@@ -117,7 +117,7 @@ def test_citations_include_mixed_precision_for_fp16_entries(rendered):
                       "convnext": "liu2022convnet", "poolformer": "yu2022metaformer", "segnext": "guo2022segnext",
                       "vit": "dosovitskiy2020image", "setr": "zheng2021rethinking", "segmenter": "strudel2021segmenter",
                       "dpt": "ranftl2021vision", "beit": "bao2021beit", "mae": "he2022masked", "knet": "zhang2021knet",
-                      "maskformer": "cheng2021per", "mask2former": "cheng2022masked",
+                      "maskformer": "cheng2021per", "mask2former": "cheng2022masked", "san": "xu2023side",
                       }[e.method]
         assert CITATIONS[method_key] in text
         if e.method in ("resnest", "mobilenet_v2"):  # and the head's paper: resnest_s101_d8_{fcn,pspnet,...}

@@ -62,7 +62,12 @@ def test_entry_matches_its_facts(r):
     assert e.test.mode == tc.get("mode", "whole")
     if e.test.mode == "slide":
         assert list(e.test.crop) == list(tc["crop_size"]) and list(e.test.stride) == list(tc["stride"])
-    assert list(e.test.scale) == list(c["test_resize"]["scale"])
+    if c["test_resize"] is not None:
+        assert list(e.test.scale) == list(c["test_resize"]["scale"])
+    else:  # SAN tests with ResizeShortestEdge(short, max_size): the keep-ratio resize to (max_size, short)
+        t = next(t for t in c["test_pipeline"] if t["type"] == "ResizeShortestEdge")
+        short = min(t["scale"]) if isinstance(t["scale"], list) else t["scale"]
+        assert list(e.test.scale) == [t["max_size"], short] and "ResizeShortestEdge" in e.source.notes
     assert e.test.align_corners == e.arch.align_corners
 
 

@@ -99,12 +99,10 @@ def _run_case(case: str):
     if float64:
         model.double()
     model.train()
-    # Mask2Former R-50's backbone norm_cfg has requires_grad=False (its BN weights and biases stay at the pretrained
-    # values; the statistics update). sszoo's architecture record does not carry that setting yet, so it is applied
-    # here from the golden's list: without it sszoo's trainer would train them.
-    for k, p in model.named_parameters():
-        if k in info.get("frozen", ()):
-            p.requires_grad_(False)
+    # the parameters the reference does not train (Mask2Former R-50's backbone BatchNorms: norm_cfg requires_grad=False,
+    # ResNetConfig.norm_frozen; PoolFormer's first patch embedding) are sszoo's frozen ones
+    if "frozen" in info:  # the goldens that list them (the others are checked below: frozen ones do not move)
+        assert sorted(k for k, p in model.named_parameters() if not p.requires_grad) == sorted(info["frozen"])
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if entry is None:
         # the recipe the golden recorded (the config's optim_wrapper, paramwise_cfg through sszoo's converter), the

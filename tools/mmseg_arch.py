@@ -22,7 +22,8 @@ class Unsupported(KeyError):
 
 
 def _resnet(b: Cfg) -> Cfg:
-    return dict(kind="resnet", depth=int(b["depth"]), deep_stem=b["type"] == "ResNetV1c" or bool(b.get("deep_stem")),
+    frozen = (b.get("norm_cfg") or {}).get("requires_grad") is False
+    return dict(**({"norm_frozen": True} if frozen else {}), kind="resnet", depth=int(b["depth"]), deep_stem=b["type"] == "ResNetV1c" or bool(b.get("deep_stem")),
                 strides=list(b.get("strides", (1, 2, 2, 2))), dilations=list(b.get("dilations", (1, 1, 1, 1))),
                 contract_dilation=bool(b.get("contract_dilation", False)),
                 multi_grid=list(b["multi_grid"]) if b.get("multi_grid") else None)

@@ -32,6 +32,9 @@ class ResNetConfig:
     dilations: tuple[int, int, int, int] = (1, 1, 2, 4)
     contract_dilation: bool = True
     multi_grid: tuple[int, ...] | None = None
+    # BatchNorm weights and biases not trained (MMCV's norm_cfg requires_grad=False: Mask2Former's R-50/101);
+    # their running statistics still update in training
+    norm_frozen: bool = False
     kind: str = "resnet"
 
     @property
@@ -137,8 +140,13 @@ class ResNet(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: ResNetConfig) -> "ResNet":
-        return cls(cfg.depth, deep_stem=cfg.deep_stem, strides=cfg.strides, dilations=cfg.dilations,
-                   contract_dilation=cfg.contract_dilation, multi_grid=cfg.multi_grid)
+        net = cls(cfg.depth, deep_stem=cfg.deep_stem, strides=cfg.strides, dilations=cfg.dilations,
+                  contract_dilation=cfg.contract_dilation, multi_grid=cfg.multi_grid)
+        if cfg.norm_frozen:
+            for m in net.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.requires_grad_(False)
+        return net
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x) if self.deep_stem else self.relu(self.bn1(self.conv1(x)))
