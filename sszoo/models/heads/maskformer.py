@@ -30,6 +30,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..mask_losses import MaskClassificationLoss, mask_classification_losses
 from .mask2former import FFN, ConvGN, MultiheadAttention, sine_position_encoding
 
 
@@ -167,9 +168,22 @@ class MaskFormerHead(nn.Module):
         scores = F.softmax(cls_preds[-1], dim=-1)[..., :-1]
         return torch.einsum("bqc,bqhw->bchw", scores, masks.sigmoid())
 
+    def loss_settings(self) -> MaskClassificationLoss:
+        """The matcher and loss settings of :mod:`sszoo.models.mask_losses` for this head: focal mask loss and
+        Dice at full mask resolution, matched with ClassificationCost + FocalLossCost + DiceCost whose weights
+        are the loss weights (1, 20, 1 in every MMSegmentation MaskFormer config)."""
+        c = self.cfg
+        return MaskClassificationLoss(kind="maskformer", cls_weight=c.cls_weight, mask_weight=c.mask_weight,
+                                      dice_weight=c.dice_weight, no_object_weight=c.no_object_weight,
+                                      cost_cls=c.cls_weight, cost_mask=c.mask_weight, cost_dice=c.dice_weight,
+                                      focal_alpha=c.focal_alpha, focal_gamma=c.focal_gamma)
+
     def loss(self, output, label: torch.Tensor, *, ignore_index: int = 255) -> dict[str, torch.Tensor]:
-        raise NotImplementedError("MaskFormer's training loss (Hungarian matching of queries to masks) is not "
-                                  "implemented in sszoo yet")
+        """The reference's ``loss_by_feat`` terms of every decoder layer (``loss_cls``, ``loss_mask``,
+        ``loss_dice``, then ``d{i}.*``), each weighted, for :meth:`forward`'s output and B x H x W label maps
+        (:func:`sszoo.models.mask_losses.mask_classification_losses`, checked against MMDetection's)."""
+        cls_preds, mask_preds = output
+        return mask_classification_losses(cls_preds, mask_preds, label, ignore_index, self.loss_settings())
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace ``cls_embed`` with a freshly initialised one of ``num_classes`` + 1 ("no object") outputs."""
