@@ -302,7 +302,7 @@ def render_card(e: ZooEntry, params: tuple[int, int]) -> str:
                   f"[{rc.ratio_range[0]:g}, {rc.ratio_range[1]:g}]")
     retrain = (f"Train it again with `python -m sszoo.train --model {e.name} --data DATA_ROOT` (see docs/train.md)."
                if e.arch.text_encoder is None else
-               "sszoo serves it for inference only: its Hungarian-matched mask losses are not built.")
+               "sszoo serves it for inference only: SAN's training losses are not built.")
     out += ["## Training recipe", "", "| setting | value |", "| --- | --- |",
             f"| crop (h x w) | {rc.crop[0]} x {rc.crop[1]} |", f"| batch | {batch} |", f"| schedule | {schedule} |",
             f"| optimizer | {_optimizer_text(rc)} |",
