@@ -47,6 +47,11 @@ PRESETS = {
     "realtime": dict(device="cpu", models=None, train_models=[], precision=["fp32"], variants=["eager", "fold"],
                      size="test", calib_size="512x1024", iters=3, warmup=1, throughput_batch=0,
                      peers=["mmseg", "onnxruntime"], max_batch=False, tag="realtime-cpu"),
+    # The transformer and mask-classification methods (issue 14) on the CPU at 512 x 512, against MMSegmentation
+    # with the same weights: models=None picks one ADE20K entry per method (TRANSFORMER_METHODS), the smallest.
+    "transformers": dict(device="cpu", models=None, train_models=[], precision=["fp32"], variants=["eager"],
+                         size="512x512", iters=3, warmup=1, throughput_batch=0, peers=["mmseg"], max_batch=False,
+                         tag="transformers-cpu"),
     # Issue 6's GPU table: R-50-D8 and R-101-D8 of the four methods, fp16 and bf16.
     "gpu": dict(device="cuda", models=[f"{a}_r{d}_d8_cityscapes" for d in (50, 101) for a in ARCHS], train_models=None,
                 precision=["fp16", "bf16"], variants=["eager", "opt", "compile", "graphs", "helper"], size="1024x2048",
@@ -60,14 +65,19 @@ REALTIME_METHODS = ("fastscnn", "cgnet", "erfnet", "mobilenet_v3", "mobilenet_v2
                     "icnet", "stdc", "ddrnet", "pidnet")
 
 
-def realtime_models() -> list[str]:
-    """Per real-time method, its Cityscapes entry with the fewest parameters (fastest), by name order on ties."""
+# the methods of the transformer table (BEiT/MAE accept only 640/512 inputs, SETR and SAN are large: left out)
+TRANSFORMER_METHODS = ("segformer", "swin", "twins", "convnext", "poolformer", "segnext", "vit", "segmenter", "dpt",
+                       "knet", "maskformer", "mask2former")
+
+
+def realtime_models(methods: tuple[str, ...] = REALTIME_METHODS, dataset: str = "cityscapes") -> list[str]:
+    """Per method, its ``dataset`` entry with the fewest parameters (fastest), by name order on ties."""
     from sszoo.models import build_model
     from sszoo.registry import list_entries
 
     picked = []
-    for method in REALTIME_METHODS:
-        entries = [e for e in list_entries() if e.method == method and e.dataset.key == "cityscapes"]
+    for method in methods:
+        entries = [e for e in list_entries() if e.method == method and e.dataset.key == dataset]
         if not entries:
             continue
 
@@ -146,6 +156,8 @@ def resolve_args(argv: Optional[list[str]]) -> argparse.Namespace:
             setattr(args, key, parse_size(getattr(args, key)))
     if args.preset == "realtime" and not args.models:
         args.models = realtime_models()
+    if args.preset == "transformers" and not args.models:
+        args.models = realtime_models(TRANSFORMER_METHODS, "ade20k")
     if args.peers is None and "peers" in preset:
         args.peers = list(preset["peers"])
     if not args.models:
