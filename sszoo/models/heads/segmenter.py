@@ -85,7 +85,9 @@ class SegmenterMaskTransformerHead(ClassifierHead):
         patches = F.normalize(self.patch_proj(x[:, :-k]), dim=2, p=2)
         classes = F.normalize(self.classes_proj(x[:, -k:]), dim=2, p=2)
         masks = self.mask_norm(patches @ classes.transpose(1, 2))  # N x hw x K
-        return masks.permute(0, 2, 1).reshape(b, k, h, w)
+        # contiguous: a view of the permuted masks is channels_last, whose bilinear upsampling to the image is ~40x
+        # slower on the CPU (and keeps the 150-class logits in that layout)
+        return masks.permute(0, 2, 1).contiguous().view(b, k, h, w)
 
     def reset_classifier(self, num_classes: int) -> None:
         """Fresh class embeddings (the reference's init: std 0.02) and class-wise LayerNorm for ``num_classes``."""
