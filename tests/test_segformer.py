@@ -152,7 +152,7 @@ def test_key_names_and_registration_order_are_the_reference():
 def test_stochastic_depth_rates_as_the_reference():
     """float32 linspace(0, 0.1) over the 8 layers of B0, the same rate in a layer's attention and its FFN."""
     model = MixVisionTransformer(**B0, drop_path_rate=0.1)
-    rates = [(b.attn.dropout_layer.p, b.ffn.dropout_layer.p) for stage in model.layers for b in stage[1]]
+    rates = [(b.attn.dropout_layer.drop_prob, b.ffn.dropout_layer.drop_prob) for stage in model.layers for b in stage[1]]
     expected = [r.item() for r in torch.linspace(0, 0.1, 8)]
     assert rates == [(r, r) for r in expected]
     model.eval()  # identity in eval mode

@@ -176,8 +176,8 @@ def test_drop_path():
     torch.testing.assert_close(y[kept], x[kept] / 0.75)
     # the reference's rates: float32 linspace over all layers; the last layer gets the configured rate
     model = _tiny(PCPVT, drop_path_rate=0.3)
-    assert model.layers[3][0].drop_path.p == torch.linspace(0, 0.3, 6)[5].item()
-    assert model.layers[0][0].drop_path.p == 0.0
+    assert model.layers[3][0].drop_path.drop_prob == torch.linspace(0, 0.3, 6)[5].item()
+    assert model.layers[0][0].drop_path.drop_prob == 0.0
 
 
 def test_converter_refuses_what_is_not_built():

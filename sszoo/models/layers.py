@@ -62,6 +62,28 @@ class SeparableConvBNReLU(nn.Module):
         return self.pointwise_conv(self.depthwise_conv(x))
 
 
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth per sample (MMCV's ``DropPath``): in training, zero a sample's residual branch with
+    probability ``p`` and scale the kept ones by ``1 / (1 - p)``, from one ``torch.rand`` per sample in ``x``'s
+    dtype (the reference's draw, so seeded runs drop the same samples); no draw at ``p == 0`` or in eval mode."""
+    if p == 0.0 or not training:
+        return x
+    keep = 1.0 - p
+    mask = (keep + torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)).floor_()
+    return x.div(keep) * mask
+
+
+class DropPath(nn.Module):
+    """:func:`drop_path` as a module (the transformer backbones' residual branches)."""
+
+    def __init__(self, drop_prob: float = 0.0) -> None:
+        super().__init__()
+        self.drop_prob = float(drop_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.drop_prob, self.training)
+
+
 def pool_matrix(n, s: int, like: torch.Tensor) -> torch.Tensor:
     """The s x n matrix of adaptive average pooling along one axis of n pixels to s bins.
 

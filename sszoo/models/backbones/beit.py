@@ -36,7 +36,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .vit import FFN, drop_path
+from ..layers import drop_path
+from .vit import FFN
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..layers import DropPath
+
 # MMPretrain's named architectures (depths, channels per stage) that MMSegmentation's configs use, and the rest
 ARCHS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "atto": ((2, 2, 6, 2), (40, 80, 160, 320)),
@@ -63,23 +65,6 @@ class ConvNeXtConfig:
             raise ValueError(f"unknown ConvNeXt arch {arch!r}; expected one of {sorted(ARCHS)}")
         depths, channels = ARCHS[arch]
         return cls(depths=depths, channels=channels, **kwargs)
-
-
-class DropPath(nn.Module):
-    """Stochastic depth per sample (MMCV's ``DropPath``): in training, zero a sample's residual branch with
-    probability ``drop_prob`` and scale the kept ones by 1 / (1 - drop_prob); the identity in eval mode.
-    Draws no random numbers at probability 0, as the reference (which puts an ``nn.Identity`` there)."""
-
-    def __init__(self, drop_prob: float = 0.0) -> None:
-        super().__init__()
-        self.drop_prob = float(drop_prob)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.drop_prob
-        noise = keep + torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)
-        return x.div(keep) * noise.floor()
 
 
 class LayerNorm2d(nn.LayerNorm):

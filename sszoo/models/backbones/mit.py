@@ -44,7 +44,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .twins import DropPath
+from ..layers import DropPath
 
 
 @dataclass(frozen=True)

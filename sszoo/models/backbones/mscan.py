@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .convnext import DropPath
+from ..layers import DropPath
 
 KernelSpec = tuple  # an int (square kernel) or an (h, w) pair, as the reference's lists
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .convnext import DropPath
+from ..layers import DropPath
 
 # MMPretrain's named architectures: blocks per stage, widths, MLP ratios, layer-scale initial value
 ARCHS: dict[str, dict] = {

@@ -41,6 +41,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..layers import DropPath
+
 
 @dataclass(frozen=True)
 class SwinConfig:
@@ -74,24 +76,6 @@ class SwinConfig:
     def output_stride(self) -> int:
         """The stride of the last stage's map: the patch size times every merging stride (32)."""
         return math.prod(self.strides)
-
-
-class DropPath(nn.Module):
-    """Stochastic depth per sample (mmcv's ``DropPath``): in training, zero a sample's residual branch with
-    probability ``drop_prob`` and scale the kept ones by 1 / (1 - drop_prob). Draws nothing when the
-    probability is 0 (the first block), as the reference."""
-
-    def __init__(self, drop_prob: float = 0.0) -> None:
-        super().__init__()
-        self.drop_prob = float(drop_prob)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.drop_prob
-        shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-        noise = keep + torch.rand(shape, dtype=x.dtype, device=x.device)
-        return x.div(keep) * noise.floor()
 
 
 def _corner_pad(size: int, kernel: int, stride: int) -> int:

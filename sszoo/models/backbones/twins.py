@@ -42,6 +42,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..layers import DropPath
+
 
 @dataclass(frozen=True)
 class PCPVTConfig:
@@ -94,22 +96,6 @@ class SVTConfig(PCPVTConfig):
     window_sizes: tuple[int, ...] = (7, 7, 7, 7)
     norm_after_stage: bool = True
     kind: str = "svt"
-
-
-class DropPath(nn.Module):
-    """Stochastic depth: in training, zero a sample's branch with probability ``p`` and scale the kept ones by
-    ``1 / (1 - p)`` (MMCV's ``DropPath``); the identity in eval mode or with ``p == 0``."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = float(p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        keep = 1.0 - self.p
-        mask = torch.floor(keep + torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device))
-        return x / keep * mask
 
 
 class PatchEmbed(nn.Module):

@@ -38,6 +38,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..layers import drop_path
+
 
 @dataclass(frozen=True)
 class ViTConfig:
@@ -147,15 +149,6 @@ class MultiheadAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, identity: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         return identity + self.attn(x, attn_mask)
-
-
-def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Stochastic depth per sample (MMCV's ``DropPath``): keep with probability 1 - p, rescaled."""
-    if p == 0.0 or not training:
-        return x
-    keep = 1 - p
-    mask = (keep + torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)).floor_()
-    return x.div(keep) * mask
 
 
 class QuickGELU(nn.Module):
