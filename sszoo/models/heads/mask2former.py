@@ -301,7 +301,41 @@ class Mask2FormerTransformerDecoder(nn.Module):
         self.post_norm = nn.LayerNorm(embed_dims)
 
 
-class Mask2FormerHead(nn.Module):
+class MaskClassificationHead(nn.Module):
+    """What MaskFormer and Mask2Former share once :meth:`forward` has given every decoder layer's class logits
+    (N x Q x (K + 1), the last "no object") and mask logits (N x Q x h x w): the semantic prediction, the
+    training loss (from the subclass's :meth:`loss_settings`) and the classifier reset."""
+
+    def predict(self, features: list[torch.Tensor], *, img_size: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """Per-class scores N x K x H x W at ``img_size`` (the network input's H x W, which the segmentor
+        passes): the last layer's masks resized there, sigmoid, weighted by the class probabilities."""
+        if img_size is None:
+            raise TypeError(f"{type(self).__name__}.predict needs img_size, the input's (H, W): the masks are "
+                            "resized to it before the sigmoid")
+        cls_preds, mask_preds = self(features)
+        masks = F.interpolate(mask_preds[-1], size=tuple(img_size), mode="bilinear", align_corners=False)
+        scores = F.softmax(cls_preds[-1], dim=-1)[..., :-1]
+        return torch.einsum("bqc,bqhw->bchw", scores, masks.sigmoid())
+
+    def loss_settings(self) -> MaskClassificationLoss:
+        raise NotImplementedError
+
+    def loss(self, output, label: torch.Tensor, *, ignore_index: int = 255) -> dict[str, torch.Tensor]:
+        """The reference's ``loss_by_feat`` terms (``loss_cls``, ``loss_mask``, ``loss_dice`` of the last layer,
+        ``d{i}.loss_*`` of the earlier ones), each already weighted, for :meth:`forward`'s output and B x H x W
+        label maps (one target mask per class present, ``ignore_index`` excluded). Draws the reference's random
+        points from torch's global generator (:func:`sszoo.models.mask_losses.mask_classification_losses`)."""
+        cls_preds, mask_preds = output
+        return mask_classification_losses(cls_preds, mask_preds, label, ignore_index, self.loss_settings())
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace ``cls_embed`` with a freshly initialised one of ``num_classes`` + 1 ("no object") outputs."""
+        old = self.cls_embed
+        self.cls_embed = nn.Linear(old.in_features, num_classes + 1).to(old.weight.device, old.weight.dtype)
+        self.num_classes = num_classes
+
+
+class Mask2FormerHead(MaskClassificationHead):
     """Pixel decoder + masked-attention transformer decoder; :meth:`forward` gives every prediction (for the
     losses), :meth:`predict` the per-class semantic map at the input's size."""
 
@@ -372,17 +406,6 @@ class Mask2FormerHead(nn.Module):
             mask_preds.append(mask_pred)
         return cls_preds, mask_preds
 
-    def predict(self, features: list[torch.Tensor], *, img_size: Optional[Sequence[int]] = None) -> torch.Tensor:
-        """Per-class scores N x K x H x W at ``img_size`` (the network input's H x W, which the segmentor
-        passes): the last layer's masks resized there, sigmoid, weighted by the class probabilities."""
-        if img_size is None:
-            raise TypeError("Mask2FormerHead.predict needs img_size, the input's (H, W): the masks are resized "
-                            "to it before the sigmoid")
-        cls_preds, mask_preds = self(features)
-        masks = F.interpolate(mask_preds[-1], size=tuple(img_size), mode="bilinear", align_corners=False)
-        scores = F.softmax(cls_preds[-1], dim=-1)[..., :-1]
-        return torch.einsum("bqc,bqhw->bchw", scores, masks.sigmoid())
-
     def loss_settings(self) -> MaskClassificationLoss:
         """The matcher and loss settings of :mod:`sszoo.models.mask_losses` for this head. The matching cost
         weights are the loss weights (ClassificationCost 2, CrossEntropyLossCost 5, DiceCost 5 with eps 1 in
@@ -393,18 +416,3 @@ class Mask2FormerHead(nn.Module):
                                       cost_cls=c.cls_weight, cost_mask=c.mask_weight, cost_dice=c.dice_weight,
                                       num_points=c.num_points, oversample_ratio=c.oversample_ratio,
                                       importance_sample_ratio=c.importance_sample_ratio)
-
-    def loss(self, output, label: torch.Tensor, *, ignore_index: int = 255) -> dict[str, torch.Tensor]:
-        """The reference's ``loss_by_feat`` terms (``loss_cls``, ``loss_mask``, ``loss_dice`` of the last layer,
-        ``d{i}.loss_*`` of the initial queries and the earlier layers), each already weighted, for
-        :meth:`forward`'s output and B x H x W label maps (one target mask per class present, ``ignore_index``
-        excluded). Draws the reference's random points from torch's global generator
-        (:func:`sszoo.models.mask_losses.mask_classification_losses`)."""
-        cls_preds, mask_preds = output
-        return mask_classification_losses(cls_preds, mask_preds, label, ignore_index, self.loss_settings())
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace ``cls_embed`` with a freshly initialised one of ``num_classes`` + 1 ("no object") outputs."""
-        old = self.cls_embed
-        self.cls_embed = nn.Linear(old.in_features, num_classes + 1).to(old.weight.device, old.weight.dtype)
-        self.num_classes = num_classes

@@ -24,14 +24,14 @@ Keys: ``pixel_decoder.{lateral_convs,output_convs,last_feat_conv,mask_feature}``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..mask_losses import MaskClassificationLoss, mask_classification_losses
-from .mask2former import FFN, ConvGN, MultiheadAttention, sine_position_encoding
+from ..mask_losses import MaskClassificationLoss
+from .mask2former import FFN, ConvGN, MaskClassificationHead, MultiheadAttention, sine_position_encoding
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ class DetrTransformerDecoder(nn.Module):
         return outs
 
 
-class MaskFormerHead(nn.Module):
+class MaskFormerHead(MaskClassificationHead):
     """FPN pixel decoder + DETR decoder; :meth:`forward` gives every layer's predictions (for the losses),
     :meth:`predict` the per-class semantic map at the input's size."""
 
@@ -158,16 +158,6 @@ class MaskFormerHead(nn.Module):
         mask_preds = [torch.einsum("bqc,bchw->bqhw", self.mask_embed(q), mask_feature) for q in outs]
         return cls_preds, mask_preds
 
-    def predict(self, features: list[torch.Tensor], *, img_size: Optional[Sequence[int]] = None) -> torch.Tensor:
-        """Per-class scores N x K x H x W at ``img_size`` (the network input's H x W, which the segmentor passes)."""
-        if img_size is None:
-            raise TypeError("MaskFormerHead.predict needs img_size, the input's (H, W): the masks are resized "
-                            "to it before the sigmoid")
-        cls_preds, mask_preds = self(features)
-        masks = F.interpolate(mask_preds[-1], size=tuple(img_size), mode="bilinear", align_corners=False)
-        scores = F.softmax(cls_preds[-1], dim=-1)[..., :-1]
-        return torch.einsum("bqc,bqhw->bchw", scores, masks.sigmoid())
-
     def loss_settings(self) -> MaskClassificationLoss:
         """The matcher and loss settings of :mod:`sszoo.models.mask_losses` for this head: focal mask loss and
         Dice at full mask resolution, matched with ClassificationCost + FocalLossCost + DiceCost whose weights
@@ -177,16 +167,3 @@ class MaskFormerHead(nn.Module):
                                       dice_weight=c.dice_weight, no_object_weight=c.no_object_weight,
                                       cost_cls=c.cls_weight, cost_mask=c.mask_weight, cost_dice=c.dice_weight,
                                       focal_alpha=c.focal_alpha, focal_gamma=c.focal_gamma)
-
-    def loss(self, output, label: torch.Tensor, *, ignore_index: int = 255) -> dict[str, torch.Tensor]:
-        """The reference's ``loss_by_feat`` terms of every decoder layer (``loss_cls``, ``loss_mask``,
-        ``loss_dice``, then ``d{i}.*``), each weighted, for :meth:`forward`'s output and B x H x W label maps
-        (:func:`sszoo.models.mask_losses.mask_classification_losses`, checked against MMDetection's)."""
-        cls_preds, mask_preds = output
-        return mask_classification_losses(cls_preds, mask_preds, label, ignore_index, self.loss_settings())
-
-    def reset_classifier(self, num_classes: int) -> None:
-        """Replace ``cls_embed`` with a freshly initialised one of ``num_classes`` + 1 ("no object") outputs."""
-        old = self.cls_embed
-        self.cls_embed = nn.Linear(old.in_features, num_classes + 1).to(old.weight.device, old.weight.dtype)
-        self.num_classes = num_classes
