@@ -48,6 +48,21 @@ class Conv(nn.Module):
         return self.conv(x)
 
 
+class ConvGN(nn.Module):
+    """MMCV's ConvModule with a GroupNorm (``conv``, ``gn``) and an optional ReLU ("same" zero padding;
+    the mask-classification pixel decoders and SegNeXt's Hamburger)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, num_groups: int, *, bias: bool,
+                 relu: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+        self.gn = nn.GroupNorm(num_groups, out_channels)
+        self.activate = nn.ReLU(inplace=True) if relu else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.gn(self.conv(x)))
+
+
 class SeparableConvBNReLU(nn.Module):
     """Depthwise k x k ConvBNReLU followed by a pointwise 1 x 1 ConvBNReLU."""
 

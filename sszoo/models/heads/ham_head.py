@@ -39,7 +39,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..layers import ClassifierHead, Conv, resize
+from ..layers import ClassifierHead, Conv, ConvGN, resize
 
 
 @dataclass(frozen=True)
@@ -56,19 +56,6 @@ class LightHamHeadConfig:
     dropout: float = 0.1
     loss_weight: float = 1.0  # weight of this head's loss in the training total
     kind: str = "light_ham"
-
-
-class ConvGN(nn.Module):
-    """1x1 Conv2d (no bias) -> GroupNorm (eps 1e-5) -> optional ReLU (MMCV's ConvModule with GN: ``conv``, ``gn``)."""
-
-    def __init__(self, in_channels: int, out_channels: int, num_groups: int, relu: bool = True) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
-        self.gn = nn.GroupNorm(num_groups, out_channels)
-        self.activate = nn.ReLU(inplace=True) if relu else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activate(self.gn(self.conv(x)))
 
 
 class NMF2D(nn.Module):
@@ -125,7 +112,7 @@ class Hamburger(nn.Module):
         super().__init__()
         self.ham_in = Conv(channels, channels, 1)
         self.ham = nmf
-        self.ham_out = ConvGN(channels, channels, num_groups, relu=False)
+        self.ham_out = ConvGN(channels, channels, 1, num_groups, bias=False, relu=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         enjoy = F.relu(self.ham_in(x))
@@ -147,9 +134,9 @@ class LightHamHead(ClassifierHead):
         self._init_classifier(channels, num_classes, dropout)
         self.in_index = tuple(in_index)
         self.align_corners = align_corners
-        self.squeeze = ConvGN(sum(in_channels), ham_channels, num_groups)
+        self.squeeze = ConvGN(sum(in_channels), ham_channels, 1, num_groups, bias=False, relu=True)
         self.hamburger = Hamburger(ham_channels, NMF2D(ham_channels, md_s, md_r, train_steps, eval_steps), num_groups)
-        self.align = ConvGN(ham_channels, channels, num_groups)
+        self.align = ConvGN(ham_channels, channels, 1, num_groups, bias=False, relu=True)
 
     @classmethod
     def from_config(cls, cfg: LightHamHeadConfig, num_classes: int, align_corners: bool) -> "LightHamHead":

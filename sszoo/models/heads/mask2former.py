@@ -40,6 +40,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..layers import ConvGN
 from ..mask_losses import MaskClassificationLoss, mask_classification_losses
 from ._msda import MultiScaleDeformableAttention
 
@@ -100,20 +101,6 @@ def _promoted_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a + b`` in the promoted dtype, cast explicitly (the float32 encodings meet float64 or float16 tensors)."""
     dtype = torch.promote_types(a.dtype, b.dtype)
     return a.to(dtype) + b.to(dtype)
-
-
-class ConvGN(nn.Module):
-    """MMCV's ConvModule with a GroupNorm (``conv``, ``gn``) and an optional ReLU."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, num_groups: int, *, bias: bool,
-                 relu: bool) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
-        self.gn = nn.GroupNorm(num_groups, out_channels)
-        self.activate = nn.ReLU(inplace=True) if relu else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activate(self.gn(self.conv(x)))
 
 
 class FFN(nn.Module):

@@ -31,7 +31,8 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..mask_losses import MaskClassificationLoss
-from .mask2former import FFN, ConvGN, MaskClassificationHead, MultiheadAttention, sine_position_encoding
+from ..layers import ConvGN
+from .mask2former import FFN, MaskClassificationHead, MultiheadAttention, sine_position_encoding
 
 
 @dataclass(frozen=True)
