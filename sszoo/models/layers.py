@@ -77,6 +77,19 @@ class SeparableConvBNReLU(nn.Module):
         return self.pointwise_conv(self.depthwise_conv(x))
 
 
+class InProjections(nn.Module):
+    """The parameters of ``torch.nn.MultiheadAttention`` in its registration order (packed q/k/v
+    ``in_proj_weight``, ``in_proj_bias``, then ``out_proj``), which MMCV's ``MultiheadAttention`` wrapper keeps
+    under ``attn.attn.*`` in the reference's checkpoints; the modules that own them compute the attention."""
+
+    def __init__(self, embed_dims: int, bias: bool = True) -> None:
+        super().__init__()
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims, embed_dims))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dims)) if bias else None
+        self.out_proj = nn.Linear(embed_dims, embed_dims, bias=bias)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+
+
 def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Stochastic depth per sample (MMCV's ``DropPath``): in training, zero a sample's residual branch with
     probability ``p`` and scale the kept ones by ``1 / (1 - p)``, from one ``torch.rand`` per sample in ``x``'s

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..layers import DropPath
+from ..layers import DropPath, InProjections
 
 
 @dataclass(frozen=True)
@@ -113,19 +113,6 @@ class OverlapPatchEmbed(nn.Module):
         return self.norm(x.flatten(2).transpose(1, 2)), hw
 
 
-class _MultiheadProjections(nn.Module):
-    """The parameters of ``nn.MultiheadAttention`` in its registration order (packed q/k/v ``in_proj_weight``,
-    ``in_proj_bias``, then ``out_proj``), under the names MMCV's wrapper gives them (``attn.attn.*``); the
-    attention itself is computed by :class:`EfficientAttention`."""
-
-    def __init__(self, embed_dims: int, bias: bool) -> None:
-        super().__init__()
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims, embed_dims))
-        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dims)) if bias else None
-        self.out_proj = nn.Linear(embed_dims, embed_dims, bias=bias)
-        nn.init.xavier_uniform_(self.in_proj_weight)
-
-
 class EfficientAttention(nn.Module):
     """SegFormer's efficient self-attention: every token attends to the map reduced by an ``sr_ratio`` strided
     conv (+ LayerNorm); keys and values share one projection of the reduced map (the reference's packed
@@ -139,7 +126,7 @@ class EfficientAttention(nn.Module):
         self.num_heads = num_heads
         self.sr_ratio = sr_ratio
         # registration order as the reference: attn (torch's MHA), proj_drop, dropout_layer, sr, norm
-        self.attn = _MultiheadProjections(embed_dims, qkv_bias)
+        self.attn = InProjections(embed_dims, qkv_bias)
         self.proj_drop = nn.Dropout(0.0)
         self.dropout_layer = DropPath(drop_path)
         if sr_ratio > 1:

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..layers import DropPath
+from ..layers import DropPath, InProjections
 
 
 @dataclass(frozen=True)
@@ -136,18 +136,6 @@ class FFN(nn.Module):
         return self.dropout_layer(self.layers(x))
 
 
-class _Projections(nn.Module):
-    """The parameters of ``nn.MultiheadAttention`` (packed q/k/v ``in_proj_*``, then ``out_proj``), under the
-    names MMCV's wrapper gives them (``attn.attn.*``); the attention itself is computed by the caller."""
-
-    def __init__(self, embed_dims: int, bias: bool) -> None:
-        super().__init__()
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims, embed_dims))
-        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dims)) if bias else None
-        self.out_proj = nn.Linear(embed_dims, embed_dims, bias=bias)
-        nn.init.xavier_uniform_(self.in_proj_weight)
-
-
 class GlobalSubsampledAttention(nn.Module):
     """GSA: every token attends to the map sub-sampled by an ``sr_ratio`` strided conv (+ LayerNorm); with
     ``sr_ratio`` 1 plain global attention. Keys and values share one projection of the reduced map."""
@@ -157,7 +145,7 @@ class GlobalSubsampledAttention(nn.Module):
         if embed_dims % num_heads:
             raise ValueError(f"embed_dims {embed_dims} is not a multiple of num_heads {num_heads}")
         self.num_heads = num_heads
-        self.attn = _Projections(embed_dims, qkv_bias)
+        self.attn = InProjections(embed_dims, qkv_bias)
         self.dropout_layer = DropPath(drop_path)
         self.sr_ratio = sr_ratio
         if sr_ratio > 1:

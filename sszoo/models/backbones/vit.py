@@ -38,7 +38,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..layers import drop_path
+from ..layers import InProjections, drop_path
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class PatchEmbed(nn.Module):
         return x, hw
 
 
-class _InProjAttention(nn.Module):
+class _InProjAttention(InProjections):
     """``torch.nn.MultiheadAttention``'s parameters (``in_proj_weight``, ``in_proj_bias``, ``out_proj``, in its
     registration order) with a batch-first self-attention forward. ``fused`` False computes the reference's
     explicit ``softmax(q k^T / sqrt(d)) v`` instead of ``F.scaled_dot_product_attention``. ``attn_mask``, if
@@ -118,14 +118,10 @@ class _InProjAttention(nn.Module):
     fused: bool = True
 
     def __init__(self, embed_dims: int, num_heads: int, bias: bool = True) -> None:
-        super().__init__()
         if embed_dims % num_heads:
             raise ValueError(f"embed_dims {embed_dims} is not divisible by num_heads {num_heads}")
+        super().__init__(embed_dims, bias)
         self.num_heads = num_heads
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims, embed_dims))
-        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dims)) if bias else None
-        self.out_proj = nn.Linear(embed_dims, embed_dims, bias=bias)
-        nn.init.xavier_uniform_(self.in_proj_weight)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         b, n, c = x.shape

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..layers import ConvGN
+from ..layers import ConvGN, InProjections
 from ..mask_losses import MaskClassificationLoss, mask_classification_losses
 from ._msda import MultiScaleDeformableAttention
 
@@ -115,20 +115,16 @@ class FFN(nn.Module):
         return x + self.layers(x)
 
 
-class _Attention(nn.Module):
+class _Attention(InProjections):
     """``torch.nn.MultiheadAttention``'s parameters and its ``need_weights`` forward (batch first; separate
     q, k and v projections, a boolean mask where True hides a key; ``attn_drop`` on the attention weights)."""
 
     def __init__(self, embed_dims: int, num_heads: int, attn_drop: float = 0.0) -> None:
-        super().__init__()
-        self.attn_drop = attn_drop
         if embed_dims % num_heads:
             raise ValueError(f"embed_dims {embed_dims} is not divisible by num_heads {num_heads}")
+        super().__init__(embed_dims, bias=True)
+        self.attn_drop = attn_drop
         self.num_heads = num_heads
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims, embed_dims))
-        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dims))
-        self.out_proj = nn.Linear(embed_dims, embed_dims)
-        nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
